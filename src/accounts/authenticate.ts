@@ -1,0 +1,109 @@
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import { AppError } from '../server/errors.ts';
+import type { SessionRecord, UserId } from '../state/types.ts';
+import { readSessionCookie } from './session-cookie.ts';
+import type { SessionManager } from './session-manager.ts';
+
+export type Principal =
+  | { via: 'session'; userId: UserId; username: string; session: SessionRecord }
+  | { via: 'bearer'; userId: UserId; username: string; tokenId: string };
+
+/** Checks an access token on this server alone (signature, claims, revocation). */
+export interface AccessTokenVerifier {
+  verify(token: string): Promise<{ userId: UserId; username: string; tokenId: string }>;
+}
+
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * Works out who a request is from: a bearer access token, else the session cookie. Resolved at
+ * most once per request (memoised), so a route and a hook asking twice cost one store read.
+ */
+export class Authenticator {
+  readonly #resolved = new WeakMap<FastifyRequest, Promise<SessionRecord | null>>();
+  #tokens: AccessTokenVerifier | undefined;
+
+  constructor(
+    private readonly sessions: SessionManager,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  useTokenVerifier(verifier: AccessTokenVerifier): void {
+    this.#tokens = verifier;
+  }
+
+  static bearerToken(request: FastifyRequest): string | undefined {
+    const header = request.headers.authorization;
+    if (!header || !header.startsWith('Bearer ')) return undefined;
+    return header.slice(7).trim() || undefined;
+  }
+
+  /** The cookie session (a signed-in user's or a visitor's), or null. */
+  session(request: FastifyRequest): Promise<SessionRecord | null> {
+    let pending = this.#resolved.get(request);
+    if (!pending) {
+      pending = this.#resolveSession(request);
+      this.#resolved.set(request, pending);
+    }
+    return pending;
+  }
+
+  /** The signed-in user, or 401. */
+  async requireUser(request: FastifyRequest): Promise<Principal> {
+    const principal = await this.optionalUser(request);
+    if (!principal) throw new AppError('not_authenticated', 'Sign in first (session cookie or bearer token).');
+    return principal;
+  }
+
+  async optionalUser(request: FastifyRequest): Promise<Principal | null> {
+    const bearer = Authenticator.bearerToken(request);
+    if (bearer !== undefined) {
+      if (!this.#tokens) throw new AppError('invalid_token', 'Bearer tokens are not accepted here.');
+      const claims = await this.#tokens.verify(bearer);
+      return { via: 'bearer', ...claims };
+    }
+    const session = await this.session(request);
+    if (!session?.userId || !session.username) return null;
+    return { via: 'session', userId: session.userId, username: session.username, session };
+  }
+
+  async #resolveSession(request: FastifyRequest): Promise<SessionRecord | null> {
+    const token = readSessionCookie(request);
+    if (!token) return null;
+    const userAgent = request.headers['user-agent'] ?? '';
+    const outcome = await this.sessions.resolve(token, userAgent);
+    if (outcome.kind === 'user_agent_mismatch') {
+      this.log.warn(
+        { event: 'session_user_agent_mismatch', sessionId: outcome.session.id, userId: outcome.session.userId, reqId: request.id },
+        'session presented with another user agent; revoked',
+      );
+      return null;
+    }
+    return outcome.kind === 'ok' ? outcome.session : null;
+  }
+}
+
+/**
+ * CSRF defence for cookie-authenticated requests: an unsafe request that a browser marks as coming
+ * from another site is refused. Bearer requests are exempt (a browser never adds that header on
+ * its own). Clients that send neither Origin nor Sec-Fetch-Site are not browsers and pass.
+ */
+export function assertSameOrigin(request: FastifyRequest): void {
+  if (!UNSAFE.has(request.method) || Authenticator.bearerToken(request) !== undefined) return;
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    throw new AppError('csrf_rejected', 'Cross-site requests may not change anything here.');
+  }
+  const origin = request.headers.origin;
+  if (origin !== undefined) {
+    let originHost: string | undefined;
+    try {
+      originHost = new URL(origin).host;
+    } catch {
+      originHost = undefined;
+    }
+    if (originHost !== request.host) {
+      throw new AppError('csrf_rejected', `Requests from ${origin} may not change anything here.`);
+    }
+  }
+}

@@ -1,0 +1,128 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { App } from '../server/app-type.ts';
+import type { ServerContext } from '../server/context.ts';
+import { AppError } from '../server/errors.ts';
+import { NoContent, responses } from '../server/schemas.ts';
+import type { SessionId, SessionRecord, UserId } from '../state/types.ts';
+import { burnPasswordCheck, checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.ts';
+import { loginLimits, RateLimiter } from './rate-limiter.ts';
+import { Credentials, Registration, SessionList, SessionParams, UserReply } from './schemas.ts';
+import { clearSessionCookie, setSessionCookie } from './session-cookie.ts';
+
+const tags = ['accounts'];
+
+/** Registration, login, logout, the current user and the user's sessions. */
+export function accountRoutes(app: App, ctx: ServerContext): void {
+  const { users, sessions, auth, config } = ctx;
+  const loginLimiter = new RateLimiter(ctx.state.keys, 'login', config.loginWindowMs);
+
+  /** Starts a fresh session for the user (a new id every time); the previous one dies. */
+  async function signIn(request: FastifyRequest, reply: FastifyReply, user: { id: UserId; username: string }) {
+    const previous = await auth.session(request);
+    const { token, session } = await sessions.start(user, request.headers['user-agent'] ?? '');
+    if (previous) {
+      if (previous.userId === null) await runSignInHooks(previous, session);
+      await sessions.end(previous.id);
+    }
+    setSessionCookie(request, reply, token);
+    return session;
+  }
+
+  async function runSignInHooks(visitor: SessionRecord, user: SessionRecord) {
+    for (const hook of ctx.signInHooks) await hook(visitor, user);
+  }
+
+  app.post(
+    '/api/auth/register',
+    { schema: { tags, body: Registration, response: responses({ 201: UserReply }, [400, 409, 429]) } },
+    async (request, reply) => {
+      const { username, password } = request.body;
+      checkPasswordPolicy(password, username);
+      const user = await users.insert(username, await hashPassword(password));
+      if (!user) throw new AppError('username_taken', `The username "${username}" is taken; choose another.`);
+      await signIn(request, reply, user);
+      return reply.code(201).send({ user: { id: user.id, username: user.username } });
+    },
+  );
+
+  app.post(
+    '/api/auth/login',
+    { schema: { tags, body: Credentials, response: responses({ 200: UserReply }, [400, 401, 429]) } },
+    async (request, reply) => {
+      const { username, password } = request.body;
+      await loginLimiter.hit(loginLimits(config, username, request.ip));
+      const user = await users.byUsername(username);
+      if (!user) {
+        await burnPasswordCheck(password);
+        throw new AppError('invalid_credentials', 'Wrong username or password.');
+      }
+      if (!(await verifyPassword(password, user.passwordHash))) {
+        throw new AppError('invalid_credentials', 'Wrong username or password.');
+      }
+      await signIn(request, reply, user);
+      return { user: { id: user.id, username: user.username } };
+    },
+  );
+
+  app.post(
+    '/api/auth/logout',
+    { schema: { tags, response: responses({ 204: NoContent }) } },
+    async (request, reply) => {
+      const session = await auth.session(request);
+      if (session) await sessions.end(session.id);
+      clearSessionCookie(request, reply);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get(
+    '/api/me',
+    { schema: { tags, response: responses({ 200: UserReply }, [401]) } },
+    async (request) => {
+      const principal = await auth.requireUser(request);
+      return { user: { id: principal.userId, username: principal.username } };
+    },
+  );
+
+  app.get(
+    '/api/auth/sessions',
+    { schema: { tags, response: responses({ 200: SessionList }, [401]) } },
+    async (request) => {
+      const principal = await auth.requireUser(request);
+      const currentId = principal.via === 'session' ? principal.session.id : undefined;
+      const list = await sessions.listForUser(principal.userId);
+      return {
+        sessions: list.map((s) => ({
+          id: s.id,
+          current: s.id === currentId,
+          createdAt: new Date(s.createdAt).toISOString(),
+          lastSeenAt: new Date(s.lastSeenAt).toISOString(),
+          userAgent: s.userAgent,
+        })),
+      };
+    },
+  );
+
+  app.delete(
+    '/api/auth/sessions/:id',
+    { schema: { tags, params: SessionParams, response: responses({ 204: NoContent }, [401, 404]) } },
+    async (request, reply) => {
+      const principal = await auth.requireUser(request);
+      const owned = (await sessions.listForUser(principal.userId)).some((s) => s.id === request.params.id);
+      if (!owned) throw new AppError('not_found', 'You have no session with that id.');
+      await sessions.end(request.params.id as SessionId);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post(
+    '/api/auth/logout-all',
+    { schema: { tags, response: responses({ 204: NoContent }, [401]) } },
+    async (request, reply) => {
+      const principal = await auth.requireUser(request);
+      await Promise.all(ctx.logoutEverywhereHooks.map((hook) => hook(principal.userId)));
+      clearSessionCookie(request, reply);
+      return reply.code(204).send();
+    },
+  );
+}

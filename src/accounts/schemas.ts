@@ -1,0 +1,34 @@
+import { Type } from 'typebox';
+import { PASSWORD_MAX, USERNAME_PATTERN } from './passwords.ts';
+
+export const User = Type.Object({ id: Type.String(), username: Type.String() });
+export const UserReply = Type.Object({ user: User });
+
+export const Credentials = Type.Object(
+  {
+    username: Type.String({ minLength: 1, maxLength: 64 }),
+    password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX }),
+  },
+  { additionalProperties: false },
+);
+
+export const Registration = Type.Object(
+  {
+    username: Type.String({
+      pattern: USERNAME_PATTERN,
+      description: '3 to 32 characters from a-z, 0-9, _ and -',
+    }),
+    password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX, description: 'at least 10 characters' }),
+  },
+  { additionalProperties: false },
+);
+
+export const SessionInfo = Type.Object({
+  id: Type.String(),
+  current: Type.Boolean(),
+  createdAt: Type.String({ format: 'date-time' }),
+  lastSeenAt: Type.String({ format: 'date-time' }),
+  userAgent: Type.String(),
+});
+export const SessionList = Type.Object({ sessions: Type.Array(SessionInfo) });
+export const SessionParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });

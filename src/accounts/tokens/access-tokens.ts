@@ -1,0 +1,130 @@
+import { randomUUID, sign, verify } from 'node:crypto';
+import { AppError } from '../../server/errors.ts';
+import type { KeyStore, UserId } from '../../state/types.ts';
+import type { AccessTokenVerifier } from '../authenticate.ts';
+import type { KeyRing } from './key-ring.ts';
+import { ALGORITHM } from './signing-keys.ts';
+
+export interface AccessTokenPolicy {
+  issuer: string;
+  audience: string;
+  ttlSeconds: number;
+}
+
+interface Claims {
+  iss: string;
+  aud: string | string[];
+  sub: string;
+  name: string;
+  iat: number;
+  exp: number;
+  nbf?: number;
+  jti: string;
+}
+
+const CLOCK_SKEW_SECONDS = 60;
+const CACHE_LIMIT = 10_000;
+const b64url = (value: string | Buffer) => Buffer.from(value).toString('base64url');
+const invalid = (why: string) => new AppError('invalid_token', `The access token is not valid: ${why}.`);
+
+/** The key under which "log out everywhere" records the time before which tokens are refused. */
+export const revokedBeforeKey = (userId: string) => `tokens-revoked-before:${userId}`;
+
+/**
+ * RS256 access tokens, signed and verified with node:crypto. Verification is strict: one allowed
+ * algorithm (never `none`, never an HMAC keyed with a public key), a known kid, `jku`/`x5u`/`jwk`
+ * headers ignored, 60 s of clock skew at most. A token whose signature was checked once is kept in
+ * a bounded cache (keyed by the whole token, signature included), so repeat requests skip the RSA
+ * work; claims are still checked on every request, and so is revocation: one KeyStore read.
+ */
+export class AccessTokens implements AccessTokenVerifier {
+  /** Tokens whose signature was checked, with the kid that signed them. */
+  readonly #verified = new Map<string, { claims: Claims; kid: string }>();
+
+  constructor(
+    private readonly keys: KeyRing,
+    private readonly revocations: KeyStore,
+    private readonly policy: AccessTokenPolicy,
+  ) {}
+
+  issue(user: { id: UserId; username: string }): { token: string; expiresIn: number } {
+    const key = this.keys.signer();
+    const now = Math.floor(Date.now() / 1000);
+    const claims: Claims = {
+      iss: this.policy.issuer,
+      aud: this.policy.audience,
+      sub: user.id,
+      name: user.username,
+      iat: now,
+      exp: now + this.policy.ttlSeconds,
+      jti: randomUUID(),
+    };
+    const input = `${b64url(JSON.stringify({ alg: ALGORITHM, typ: 'JWT', kid: key.kid }))}.${b64url(JSON.stringify(claims))}`;
+    const signature = sign('sha256', Buffer.from(input), key.privateKey);
+    return { token: `${input}.${b64url(signature)}`, expiresIn: this.policy.ttlSeconds };
+  }
+
+  async verify(token: string): Promise<{ userId: UserId; username: string; tokenId: string }> {
+    let entry = this.#verified.get(token);
+    // A cached signature counts only while its key does: a removed key ends its tokens at once.
+    if (entry && !this.keys.isLive(entry.kid)) {
+      this.#verified.delete(token);
+      entry = undefined;
+    }
+    if (!entry) {
+      entry = await this.#verifySignature(token);
+      if (this.#verified.size >= CACHE_LIMIT) this.#verified.delete(this.#verified.keys().next().value!);
+      this.#verified.set(token, entry);
+    }
+    const { claims } = entry;
+    this.#checkClaims(claims);
+    const revokedBefore = await this.revocations.get(revokedBeforeKey(claims.sub));
+    if (revokedBefore !== null && claims.iat <= Number(revokedBefore)) throw invalid('it was revoked');
+    return { userId: claims.sub as UserId, username: claims.name, tokenId: claims.jti };
+  }
+
+  async #verifySignature(token: string): Promise<{ claims: Claims; kid: string }> {
+    if (token.length > 4096) throw invalid('too long');
+    const parts = token.split('.');
+    if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) throw invalid('malformed');
+    const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
+    const header = parseJson(headerPart) as { alg?: unknown; kid?: unknown; crit?: unknown };
+    if (header.alg !== ALGORITHM) throw invalid(`algorithm ${String(header.alg)} is not accepted`);
+    if (header.crit !== undefined) throw invalid('unsupported critical header');
+    if (typeof header.kid !== 'string') throw invalid('no key id');
+    const key = await this.keys.verifier(header.kid);
+    if (!key) throw invalid('unknown key id');
+    const ok = verify('sha256', Buffer.from(`${headerPart}.${payloadPart}`), key.publicKey, Buffer.from(signaturePart, 'base64url'));
+    if (!ok) throw invalid('bad signature');
+    const claims = parseJson(payloadPart) as Partial<Claims>;
+    for (const field of ['iss', 'sub', 'name', 'jti'] as const) {
+      if (typeof claims[field] !== 'string') throw invalid(`claim ${field} missing`);
+    }
+    for (const field of ['iat', 'exp'] as const) {
+      if (typeof claims[field] !== 'number') throw invalid(`claim ${field} missing`);
+    }
+    if (claims.nbf !== undefined && typeof claims.nbf !== 'number') throw invalid('claim nbf malformed');
+    if (claims.iss !== this.policy.issuer) throw invalid('wrong issuer');
+    const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    if (!audiences.includes(this.policy.audience)) throw invalid('wrong audience');
+    return { claims: claims as Claims, kid: header.kid };
+  }
+
+  #checkClaims(claims: Claims): void {
+    const now = Date.now() / 1000;
+    if (now >= claims.exp + CLOCK_SKEW_SECONDS) throw invalid('expired');
+    if (claims.nbf !== undefined && now < claims.nbf - CLOCK_SKEW_SECONDS) throw invalid('not valid yet');
+    if (claims.iat > now + CLOCK_SKEW_SECONDS) throw invalid('issued in the future');
+    if (claims.exp - claims.iat > this.policy.ttlSeconds + CLOCK_SKEW_SECONDS) throw invalid('lifetime too long');
+  }
+}
+
+function parseJson(part: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // Fall through to the same answer as any other malformed token.
+  }
+  throw invalid('malformed');
+}

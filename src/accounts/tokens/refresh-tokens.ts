@@ -1,0 +1,66 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { inTransaction } from '../../records/pool.ts';
+import { AppError } from '../../server/errors.ts';
+import type { UserId } from '../../state/types.ts';
+
+const hash = (token: string) => createHash('sha256').update(token).digest('base64url');
+const refused = () => new AppError('invalid_token', 'The refresh token is not valid; sign in again.');
+
+export type RotateOutcome = { kind: 'rotated'; userId: UserId; token: string } | { kind: 'reused'; userId: UserId };
+
+/**
+ * Opaque refresh tokens, single use and rotating (Auth0's pattern). Only their sha256 is stored.
+ * Each login starts a family; every refresh marks the token used and issues its successor in the
+ * same family. A used token presented again means it was stolen or replayed: the whole family is
+ * revoked, the newest token included.
+ */
+export class RefreshTokens {
+  constructor(
+    private readonly db: pg.Pool,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  async issue(userId: UserId, familyId: string = randomUUID(), client: pg.Pool | pg.PoolClient = this.db): Promise<string> {
+    const token = `rt_${randomBytes(32).toString('base64url')}`;
+    await client.query(
+      `INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
+       VALUES ($1, $2, $3, now() + $4 * interval '1 second')`,
+      [hash(token), familyId, userId, this.ttlSeconds],
+    );
+    return token;
+  }
+
+  /** Uses the token once and returns its successor; a second use revokes the family. */
+  async rotate(token: string): Promise<RotateOutcome> {
+    const outcome = await inTransaction(this.db, async (client) => {
+      // The guarded UPDATE is the single-use check: of two concurrent uses, exactly one matches.
+      const used = await client.query<{ family_id: string; user_id: UserId }>(
+        `UPDATE refresh_tokens SET used_at = now()
+         WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+         RETURNING family_id, user_id`,
+        [hash(token)],
+      );
+      const row = used.rows[0];
+      if (row) return { kind: 'rotated' as const, userId: row.user_id, token: await this.issue(row.user_id, row.family_id, client) };
+      const known = await client.query<{ family_id: string; user_id: UserId; used_at: Date | null }>(
+        'SELECT family_id, user_id, used_at FROM refresh_tokens WHERE token_hash = $1',
+        [hash(token)],
+      );
+      const stale = known.rows[0];
+      if (!stale) throw refused();
+      if (stale.used_at) {
+        await client.query('UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL', [
+          stale.family_id,
+        ]);
+        return { kind: 'reused' as const, userId: stale.user_id };
+      }
+      throw refused();
+    });
+    return outcome;
+  }
+
+  async revokeAllForUser(userId: UserId): Promise<void> {
+    await this.db.query('UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL', [userId]);
+  }
+}

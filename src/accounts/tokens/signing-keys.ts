@@ -1,0 +1,121 @@
+import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
+import { exportJWK, type JWK } from 'jose';
+import pg from 'pg';
+
+/** The only algorithm we sign and accept. Chosen by measurement (bench/jwt-verify.ts): RS256 has the
+ * cheapest asymmetric verify here (~32 us with node:crypto, vs ~94 ES256 and ~127 EdDSA). */
+export const ALGORITHM = 'RS256';
+/** The NOTIFY channel that tells every server to reload keys after a rotation. */
+export const KEYS_CHANNEL = 'statewise_keys';
+const KEYS_LOCK = 7_301_002;
+
+export interface SigningKey {
+  kid: string;
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  publicJwk: JWK;
+  createdAt: Date;
+  retiredAt: Date | null;
+  expiresAt: Date | null;
+}
+
+interface KeyRow {
+  kid: string;
+  private_pem: string;
+  public_jwk: JWK;
+  created_at: Date;
+  retired_at: Date | null;
+  expires_at: Date | null;
+}
+
+const generate = promisify(generateKeyPair);
+
+/**
+ * The key table: create, rotate and remove keys. Used by the app servers (first start creates a
+ * key) and by `npm run keys`. Rotation never signs anyone out: the retired key keeps verifying
+ * until the last token it signed has expired (`verifyForMs`), then leaves the JWKS.
+ */
+export class SigningKeyTable {
+  constructor(private readonly db: pg.Pool) {}
+
+  async all(): Promise<SigningKey[]> {
+    const { rows } = await this.db.query<KeyRow>(
+      `SELECT kid, private_pem, public_jwk, created_at, retired_at, expires_at FROM signing_keys
+       WHERE expires_at IS NULL OR expires_at > now() ORDER BY created_at DESC`,
+    );
+    return rows.map((row) => ({
+      kid: row.kid,
+      privateKey: createPrivateKey(row.private_pem),
+      publicKey: createPublicKey(createPrivateKey(row.private_pem)),
+      publicJwk: row.public_jwk,
+      createdAt: row.created_at,
+      retiredAt: row.retired_at,
+      expiresAt: row.expires_at,
+    }));
+  }
+
+  /** Creates the first key if there is none (safe when several servers start at once). */
+  async ensureOne(): Promise<void> {
+    await this.#locked(async (client) => {
+      const { rowCount } = await client.query('SELECT 1 FROM signing_keys WHERE retired_at IS NULL');
+      if (!rowCount) await this.#insert(client);
+    });
+  }
+
+  /** A new key signs from now on; the others retire and verify for `verifyForMs` more. */
+  async rotate(verifyForMs: number): Promise<string> {
+    return this.#locked(async (client) => {
+      await client.query(
+        `UPDATE signing_keys SET retired_at = now(), expires_at = now() + $1 * interval '1 millisecond'
+         WHERE retired_at IS NULL`,
+        [verifyForMs],
+      );
+      return this.#insert(client);
+    });
+  }
+
+  /** Removes a key at once: tokens signed with it are refused from now on. */
+  async remove(kid: string): Promise<boolean> {
+    return this.#locked(async (client) => {
+      const { rowCount } = await client.query(
+        `UPDATE signing_keys SET retired_at = coalesce(retired_at, now()), expires_at = now() WHERE kid = $1`,
+        [kid],
+      );
+      return (rowCount ?? 0) > 0;
+    });
+  }
+
+  async #insert(client: pg.PoolClient): Promise<string> {
+    const { privateKey, publicKey } = await generate('rsa', { modulusLength: 2048 });
+    // Dated and hex so that a kid reads well in `npm run keys -- list` and never starts with '-'
+    // (base64url can, and a command line would take it for an option).
+    const kid = `${new Date().toISOString().slice(0, 10)}-${randomBytes(8).toString('hex')}`;
+    const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: ALGORITHM, use: 'sig' };
+    await client.query('INSERT INTO signing_keys (kid, alg, private_pem, public_jwk) VALUES ($1, $2, $3, $4)', [
+      kid,
+      ALGORITHM,
+      privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      publicJwk,
+    ]);
+    return kid;
+  }
+
+  /** Runs `work` in a transaction under the keys lock, then tells every server to reload. */
+  async #locked<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.db.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [KEYS_LOCK]);
+      const result = await work(client);
+      await client.query(`NOTIFY ${KEYS_CHANNEL}`);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+}

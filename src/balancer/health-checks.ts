@@ -1,0 +1,67 @@
+import { Agent } from 'undici';
+import { errorCode, refusedConnection } from './retry-rules.ts';
+import type { UpstreamSet, UpstreamState } from './upstreams.ts';
+
+/** A check that takes longer than this counts as failed: a ready server answers in milliseconds. */
+const CHECK_TIMEOUT_MS = 1000;
+
+/**
+ * Active health checks: GET <url>/readyz on every server every `intervalMs`. One success admits a
+ * server; two failures in a row (or one refused connection) take it out. A draining server answers
+ * 503, so it leaves the rotation before its listener closes.
+ */
+export class HealthChecks {
+  // Its own small pool: checks never queue behind proxied traffic, which would make a busy server
+  // look dead. One connection per server is enough, since checks of one server never overlap.
+  readonly #agent = new Agent({ connections: 1, connect: { timeout: CHECK_TIMEOUT_MS } });
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(
+    private readonly upstreams: UpstreamSet,
+    private readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    this.#timer = setInterval(() => this.checkAll(), this.intervalMs);
+    this.#timer.unref();
+    this.checkAll();
+  }
+
+  checkAll(): void {
+    for (const upstream of this.upstreams.all()) void this.check(upstream);
+  }
+
+  async check(upstream: UpstreamState): Promise<void> {
+    if (upstream.checking || this.#stopped) return;
+    upstream.checking = true;
+    try {
+      const { statusCode, body } = await this.#agent.request({
+        origin: upstream.url,
+        path: '/readyz',
+        method: 'GET',
+        headersTimeout: CHECK_TIMEOUT_MS,
+        bodyTimeout: CHECK_TIMEOUT_MS,
+      });
+      await body.dump();
+      if (this.#stopped) return;
+      if (statusCode >= 200 && statusCode < 300) this.upstreams.passed(upstream);
+      else this.upstreams.failed(upstream, `/readyz answered ${statusCode}`, false);
+    } catch (error) {
+      if (this.#stopped) return;
+      this.upstreams.failed(
+        upstream,
+        `/readyz failed (${errorCode(error)})`,
+        refusedConnection(error),
+      );
+    } finally {
+      upstream.checking = false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#agent.destroy();
+  }
+}

@@ -1,0 +1,23 @@
+import { Type } from 'typebox';
+
+export const MAX_AMOUNT_CENTS = 100_000_000;
+
+const Amount = Type.Integer({ minimum: 1, maximum: MAX_AMOUNT_CENTS, description: 'integer cents, 1 to 100000000' });
+
+export const AmountBody = Type.Object({ amountCents: Amount }, { additionalProperties: false });
+export const TransferBody = Type.Object(
+  { toUsername: Type.String({ minLength: 1, maxLength: 64 }), amountCents: Amount },
+  { additionalProperties: false },
+);
+
+export const TransactionSchema = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  amountCents: Type.Integer(),
+  balanceAfterCents: Type.Integer(),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+export const Balance = Type.Object({ balanceCents: Type.Integer() });
+export const Movement = Type.Object({ balanceCents: Type.Integer(), transaction: TransactionSchema });
+export const TransactionList = Type.Object({ transactions: Type.Array(TransactionSchema) });
+export const IdempotencyHeader = Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }, { additionalProperties: true });

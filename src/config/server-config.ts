@@ -1,0 +1,98 @@
+import { ConfigError, readEnv } from './read-env.ts';
+import type { StoreKind } from '../state/types.ts';
+
+export type Mode = 'stateless' | 'stateful';
+
+/**
+ * Everything an app server needs, read once from the environment at start. The supervisor sets
+ * these for its children; beyond one machine, set them yourself (see README "Running elsewhere").
+ */
+export interface ServerConfig {
+  /** @default 's1' (SW_SERVER_ID) */
+  serverId: string;
+  /** @default 3000 (SW_PORT; 0 = any free port) */
+  port: number;
+  /** @default '127.0.0.1' (SW_HOST) */
+  host: string;
+  mode: Mode;
+  /** Where session state lives. stateful mode always uses 'memory'. */
+  store: StoreKind;
+  databaseUrl: string;
+  redisUrl: string | undefined;
+  /** Sliding idle timeout of a login session. @default 30 min */
+  sessionIdleMs: number;
+  /** Absolute lifetime of a login session, whatever its activity. @default 12 h */
+  sessionAbsoluteMs: number;
+  /** Revoke a session presented with another User-Agent than it was created with. @default true */
+  sessionBindUserAgent: boolean;
+  /** Largest request body accepted, in bytes. @default 65536 */
+  bodyLimit: number;
+  /** How long a draining server waits for in-flight requests before it exits. @default 10000 */
+  shutdownGraceMs: number;
+  /** How long /readyz reports false before the listener closes, so balancers notice. @default 0 */
+  drainDelayMs: number;
+  /** Access token lifetime in seconds (at most 900). @default 900 */
+  accessTokenTtlSeconds: number;
+  /** Refresh token lifetime in seconds. @default 30 days */
+  refreshTokenTtlSeconds: number;
+  /** JWT issuer and audience. */
+  jwtIssuer: string;
+  jwtAudience: string;
+  /** Login/token attempts allowed per username in one window. @default 10 */
+  loginLimit: number;
+  /** Login/token/refresh attempts allowed per client address in one window. @default 100 */
+  loginIpLimit: number;
+  /** @default 60000 */
+  loginWindowMs: number;
+  logLevel: string;
+  /** Fault tests only: a pause inside each checkout step's transaction, so a kill lands mid-step. @default 0 */
+  sagaStepDelayMs: number;
+}
+
+export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const read = readEnv(env);
+  const mode = read.oneOf('SW_MODE', ['stateless', 'stateful'] as const, 'stateless');
+  const store =
+    mode === 'stateful'
+      ? 'memory'
+      : read.oneOf('SW_STORE', ['memory', 'postgres', 'redis'] as const, 'postgres');
+  const redisUrl = read.optionalString('SW_REDIS_URL');
+  if (store === 'redis' && !redisUrl) {
+    throw new ConfigError(
+      'SW_REDIS_URL',
+      'is required with SW_STORE=redis; set it to e.g. redis://127.0.0.1:6379',
+    );
+  }
+  const accessTokenTtlSeconds = read.int('SW_ACCESS_TOKEN_TTL_SECONDS', 900, { min: 1, max: 900 });
+  return {
+    serverId: read.string('SW_SERVER_ID', 's1'),
+    port: read.int('SW_PORT', 3000, { min: 0, max: 65535 }),
+    host: read.string('SW_HOST', '127.0.0.1'),
+    mode,
+    store,
+    databaseUrl: read.requiredString(
+      'SW_DATABASE_URL',
+      'set it to a PostgreSQL URL such as postgres://user:pass@127.0.0.1:5432/statewise (npm start sets it for you)',
+    ),
+    redisUrl,
+    sessionIdleMs: read.int('SW_SESSION_IDLE_MS', 30 * 60_000, { min: 1 }),
+    sessionAbsoluteMs: read.int('SW_SESSION_ABSOLUTE_MS', 12 * 3_600_000, { min: 1 }),
+    sessionBindUserAgent: read.bool('SW_SESSION_BIND_USER_AGENT', true),
+    bodyLimit: read.int('SW_BODY_LIMIT', 65_536, { min: 1024 }),
+    shutdownGraceMs: read.int('SW_SHUTDOWN_GRACE_MS', 10_000, { min: 0 }),
+    drainDelayMs: read.int('SW_DRAIN_DELAY_MS', 0, { min: 0 }),
+    accessTokenTtlSeconds,
+    refreshTokenTtlSeconds: read.int('SW_REFRESH_TOKEN_TTL_SECONDS', 30 * 86_400, { min: 1 }),
+    jwtIssuer: read.string('SW_JWT_ISSUER', 'statewise'),
+    jwtAudience: read.string('SW_JWT_AUDIENCE', 'statewise-api'),
+    loginLimit: read.int('SW_LOGIN_LIMIT', 10, { min: 1 }),
+    loginIpLimit: read.int('SW_LOGIN_IP_LIMIT', 100, { min: 1 }),
+    loginWindowMs: read.int('SW_LOGIN_WINDOW_MS', 60_000, { min: 1 }),
+    sagaStepDelayMs: read.int('SW_SAGA_STEP_DELAY_MS', 0, { min: 0, max: 10_000 }),
+    logLevel: read.oneOf(
+      'SW_LOG_LEVEL',
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,
+      'warn',
+    ),
+  };
+}

@@ -1,0 +1,96 @@
+import FindMyWay from 'find-my-way';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, isAppError } from './errors.ts';
+
+/**
+ * The one place where anything thrown becomes an HTTP response. Client mistakes map to their 4xx
+ * code; anything unexpected is logged and answered with a generic 500 that leaks nothing.
+ */
+export function toAppError(error: unknown): AppError {
+  if (isAppError(error)) return error;
+  const e = error as Partial<FastifyError> & { type?: string };
+  if (e.validation) return new AppError('invalid_input', describeValidation(e));
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AppError('body_too_large', 'The request body is larger than this server accepts.');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new AppError('unsupported_media_type', 'Send the body as application/json.');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new AppError('invalid_json', 'The body is empty; send a JSON object or no content-type.');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new AppError('invalid_input', 'The content-length does not match the body.');
+  }
+  if (error instanceof SyntaxError || e.statusCode === 400) {
+    return new AppError('invalid_json', `The body is not valid JSON: ${e.message ?? 'parse error'}`);
+  }
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return new AppError('invalid_input', e.message ?? 'Invalid request.');
+  }
+  return new AppError('internal_error', 'Something went wrong on the server; it has been logged.', {
+    cause: error,
+  });
+}
+
+function describeValidation(error: Partial<FastifyError>): string {
+  const first = error.validation?.[0];
+  if (!first) return error.message ?? 'Invalid input.';
+  const where = error.validationContext ?? 'body';
+  const path = first.instancePath ? `${where}${first.instancePath.replaceAll('/', '.')}` : where;
+  const missing = (first.params as { missingProperty?: string } | undefined)?.missingProperty;
+  if (missing) return `${path}.${missing} is required.`;
+  return `${path} ${first.message ?? 'is invalid'}.`;
+}
+
+/** Any Fastify reply (HTTP/1 or 2, any type provider): only these methods are used. */
+interface ReplyLike {
+  header(name: string, value: string): unknown;
+  code(status: number): unknown;
+  type(contentType: string): unknown;
+  send(payload?: unknown): unknown;
+}
+
+export function sendAppError<R extends ReplyLike>(reply: R, error: AppError): R {
+  if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
+  reply.code(error.status);
+  reply.type('application/json');
+  reply.send(error.toBody());
+  return reply;
+}
+
+/** Installs the error handler and a not-found handler that tells 404 from 405. */
+export function installErrorHandling(app: FastifyInstance): void {
+  // A shadow router of every registered route: lets the not-found handler see whether the path
+  // exists under another method (405) or not at all (404).
+  const routes = FindMyWay();
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) {
+      try {
+        routes.on(method as 'GET', route.url, () => {});
+      } catch {
+        // The same method and path twice (HEAD added by fastify): already known.
+      }
+    }
+  });
+
+  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const appError = toAppError(error);
+    if (appError.status >= 500) request.log.error({ err: error }, 'request failed');
+    return sendAppError(reply, appError);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'].filter(
+      (m) => m !== request.method && routes.find(m as 'GET', path) !== null,
+    );
+    if (allowed.length > 0) {
+      reply.header('allow', allowed.join(', '));
+      return sendAppError(
+        reply,
+        new AppError('method_not_allowed', `${request.method} is not allowed here; use ${allowed.join(' or ')}.`),
+      );
+    }
+    return sendAppError(reply, new AppError('not_found', `No route for ${request.method} ${path}.`));
+  });
+}

@@ -1,0 +1,99 @@
+import type { App } from '../server/app-type.ts';
+import type { ServerContext } from '../server/context.ts';
+import { AppError } from '../server/errors.ts';
+import { responses } from '../server/schemas.ts';
+import { cartOwners } from './cart-owner.ts';
+import { MAX_LINE_QTY, type Carts } from './cart.ts';
+import type { Menu, MenuSnapshot } from './menu.ts';
+import { AddItem, CartSchema, ItemParams, SetQty } from './schemas.ts';
+
+const tags = ['shop'];
+
+/**
+ * The cart routes. Every write is validated first (schema, then the item against the menu), so a
+ * refused request changes nothing and starts no session; then ONE atomic operation on one line.
+ */
+export function cartRoutes(app: App, ctx: ServerContext, carts: Carts, menu: Menu): void {
+  const owners = cartOwners(ctx);
+
+  async function onMenu(itemId: string): Promise<MenuSnapshot> {
+    const snapshot = await menu.read();
+    if (!snapshot.byId.has(itemId))
+      throw new AppError(
+        'not_found',
+        `There is no "${itemId}" on the menu; GET /api/menu lists the items.`,
+      );
+    return snapshot;
+  }
+
+  app.get(
+    '/api/cart',
+    { schema: { tags, response: responses({ 200: CartSchema }, [401]) } },
+    async (request) => {
+      const owner = await owners.current(request);
+      const snapshot = await menu.read();
+      return owner ? carts.view(owner, snapshot) : { items: [], totalCents: 0 };
+    },
+  );
+
+  app.post(
+    '/api/cart/items',
+    {
+      schema: {
+        tags,
+        description: 'Adds qty (1..99) to the line.',
+        body: AddItem,
+        response: responses({ 200: CartSchema }, [400, 401, 404, 409]),
+      },
+    },
+    async (request, reply) => {
+      const { itemId, qty } = request.body;
+      const snapshot = await onMenu(itemId);
+      const owner = await owners.forWrite(request, reply);
+      if ((await carts.add(owner, itemId, qty)) === null) {
+        throw new AppError(
+          'conflict',
+          `A cart line holds at most ${MAX_LINE_QTY}; this add would pass it, so nothing was added.`,
+        );
+      }
+      return carts.view(owner, snapshot);
+    },
+  );
+
+  app.put(
+    '/api/cart/items/:itemId',
+    {
+      schema: {
+        tags,
+        description: 'Sets the line (0..99); 0 removes it.',
+        params: ItemParams,
+        body: SetQty,
+        response: responses({ 200: CartSchema }, [400, 401, 404]),
+      },
+    },
+    async (request, reply) => {
+      const snapshot = await onMenu(request.params.itemId);
+      const owner = await owners.forWrite(request, reply);
+      await carts.set(owner, request.params.itemId, request.body.qty);
+      return carts.view(owner, snapshot);
+    },
+  );
+
+  app.delete(
+    '/api/cart/items/:itemId',
+    {
+      schema: {
+        tags,
+        params: ItemParams,
+        response: responses({ 200: CartSchema }, [400, 401, 404]),
+      },
+    },
+    async (request) => {
+      const snapshot = await onMenu(request.params.itemId);
+      const owner = await owners.current(request);
+      if (!owner) return { items: [], totalCents: 0 };
+      await carts.remove(owner, request.params.itemId);
+      return carts.view(owner, snapshot);
+    },
+  );
+}

@@ -1,0 +1,111 @@
+import type { HashStore, SessionRecord, UserId } from '../state/types.ts';
+import type { MenuSnapshot } from './menu.ts';
+
+export interface CartLine {
+  itemId: string;
+  name: string;
+  qty: number;
+  priceCents: number;
+}
+
+export interface CartView {
+  items: CartLine[];
+  totalCents: number;
+}
+
+/** A cart lives a week after its last change (every write renews it). */
+export const CART_TTL_MS = 7 * 24 * 3_600_000;
+/** One add or set moves a line by 1..99. */
+export const MAX_QTY_PER_CHANGE = 99;
+/**
+ * A line is not capped at 99: many adds may sum past it (500 adds of 1 make 500). It is capped at
+ * this sanity bound; an add that would pass it is undone (one more atomic add) and refused.
+ */
+export const MAX_LINE_QTY = 9_999;
+
+/** Whose cart: a signed-in user's (it follows them across sessions) or a visitor session's. */
+export type CartOwner = { userId: UserId } | { session: SessionRecord };
+
+export const cartKey = (owner: CartOwner): string =>
+  'userId' in owner ? `cart:u:${owner.userId}` : `cart:s:${owner.session.id}`;
+
+/**
+ * Carts in the session-state store: a hash of item id to quantity. Each change is ONE atomic
+ * operation on one line (HINCRBY, HSET, HDEL or their PostgreSQL and memory equivalents), never a
+ * read-modify-write of the whole cart, so concurrent changes from any server all count.
+ */
+export class Carts {
+  constructor(private readonly hashes: HashStore) {}
+
+  /** Adds `qty` to the line; null (and nothing changed) when the line would pass MAX_LINE_QTY. */
+  async add(owner: CartOwner, itemId: string, qty: number): Promise<number | null> {
+    const key = cartKey(owner);
+    const total = await this.hashes.incrBy(key, itemId, qty, CART_TTL_MS);
+    if (total <= MAX_LINE_QTY) return total;
+    await this.hashes.incrBy(key, itemId, -qty, CART_TTL_MS);
+    return null;
+  }
+
+  /** Sets the line; 0 removes it. */
+  async set(owner: CartOwner, itemId: string, qty: number): Promise<void> {
+    if (qty === 0) await this.hashes.deleteField(cartKey(owner), itemId);
+    else await this.hashes.set(cartKey(owner), itemId, String(qty), CART_TTL_MS);
+  }
+
+  async remove(owner: CartOwner, itemId: string): Promise<void> {
+    await this.hashes.deleteField(cartKey(owner), itemId);
+  }
+
+  /** Item id to quantity, only lines with a positive quantity. */
+  async lines(owner: CartOwner): Promise<Map<string, number>> {
+    const raw = await this.hashes.getAll(cartKey(owner));
+    const lines = new Map<string, number>();
+    for (const [itemId, value] of Object.entries(raw)) {
+      const qty = Number(value);
+      if (Number.isSafeInteger(qty) && qty > 0) lines.set(itemId, qty);
+    }
+    return lines;
+  }
+
+  /** The cart with names and prices from the menu, in menu order; items no longer sold are left out. */
+  async view(owner: CartOwner, menu: MenuSnapshot): Promise<CartView> {
+    return priced(await this.lines(owner), menu);
+  }
+
+  /**
+   * Takes ordered lines out after a confirmed checkout: subtracts what was ordered (so units added
+   * while the order was pending stay) and drops a line that reaches zero.
+   */
+  async takeOut(
+    owner: CartOwner,
+    lines: ReadonlyArray<{ itemId: string; qty: number }>,
+  ): Promise<void> {
+    const key = cartKey(owner);
+    for (const line of lines) {
+      const left = await this.hashes.incrBy(key, line.itemId, -line.qty, CART_TTL_MS);
+      if (left <= 0) await this.hashes.deleteField(key, line.itemId);
+    }
+  }
+
+  /**
+   * On sign-in: moves each visitor line into the user's cart with an atomic add, then drops that
+   * visitor line, so a merge that is cut short and run again adds at most one line twice.
+   */
+  async merge(from: CartOwner, into: CartOwner): Promise<void> {
+    const key = cartKey(from);
+    for (const [itemId, qty] of await this.lines(from)) {
+      await this.hashes.incrBy(cartKey(into), itemId, qty, CART_TTL_MS);
+      await this.hashes.deleteField(key, itemId);
+    }
+    await this.hashes.delete(key);
+  }
+}
+
+export function priced(lines: ReadonlyMap<string, number>, menu: MenuSnapshot): CartView {
+  const items: CartLine[] = [];
+  for (const item of menu.items) {
+    const qty = lines.get(item.id);
+    if (qty) items.push({ itemId: item.id, name: item.name, qty, priceCents: item.priceCents });
+  }
+  return { items, totalCents: items.reduce((sum, line) => sum + line.qty * line.priceCents, 0) };
+}

@@ -1,0 +1,213 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { FastifyBaseLogger } from 'fastify';
+import type pg from 'pg';
+import type { Payments } from '../bank/payments.ts';
+import { inTransaction } from '../records/pool.ts';
+import type { UserId } from '../state/types.ts';
+import type { CartLine } from './cart.ts';
+import type { CancelReason, OrderStatus } from './orders.ts';
+
+export type SagaState =
+  'started' | 'reserved' | 'charged' | 'compensating' | 'confirmed' | 'cancelled';
+type Step = 'reserve' | 'charge' | 'confirm' | 'compensate';
+
+const TERMINAL: ReadonlySet<SagaState> = new Set(['confirmed', 'cancelled']);
+/** Serialization failures and deadlocks: the step rolled back whole; run it again at once. */
+const RETRYABLE = new Set(['40001', '40P01']);
+
+interface LockedSaga {
+  state: SagaState;
+  reason: CancelReason | null;
+  user_id: UserId;
+  items: CartLine[];
+  total_cents: string;
+}
+
+interface Transition {
+  step: Step;
+  outcome: string;
+  state: SagaState;
+  status: OrderStatus;
+  reason: CancelReason | null;
+}
+
+export interface SagaOptions {
+  /** Written into the step log: which server ran each step. */
+  serverId: string;
+  log: FastifyBaseLogger;
+  /** After the confirm step committed (once per order): take the ordered lines out of the cart. */
+  onConfirmed: (userId: UserId, items: CartLine[]) => Promise<void>;
+  /** Fault tests only: a pause inside each step's transaction, so a SIGKILL can land mid-step. */
+  stepDelayMs?: number;
+}
+
+/**
+ * The checkout saga: reserve stock -> charge the account -> confirm. When stock is short the order
+ * is cancelled (nothing was taken); when the charge is refused the done steps are undone in
+ * reverse (refund, if anything was charged; release the stock) and the order is cancelled.
+ *
+ * Each step is ONE PostgreSQL transaction that locks the saga row (SELECT ... FOR UPDATE), acts
+ * only if the saga is in the state that step expects, and moves the state on in the same commit as
+ * its effect (stock, ledger, order status). A step delivered twice (the queue is at least once:
+ * a retry after a crash, or two servers holding the same job after an expiry) finds the state
+ * already moved and does nothing, so every effect happens once. A crash mid-step rolls it back.
+ */
+export class CheckoutSaga {
+  constructor(
+    private readonly db: pg.Pool,
+    private readonly payments: Payments,
+    private readonly options: SagaOptions,
+  ) {}
+
+  /** Runs the order's remaining steps; resolves with its final state (null: no such saga). */
+  async drive(orderId: string): Promise<SagaState | null> {
+    for (;;) {
+      const state = await this.step(orderId);
+      if (state === null || TERMINAL.has(state)) return state;
+    }
+  }
+
+  /** Runs the one step the saga waits for, if any; resolves with the state after it. */
+  async step(orderId: string): Promise<SagaState | null> {
+    let confirmed: LockedSaga | undefined;
+    const state = await retrying(() =>
+      inTransaction(this.db, async (tx) => {
+        confirmed = undefined;
+        const { rows } = await tx.query<LockedSaga>(
+          `SELECT s.state, s.reason, o.user_id, o.items, o.total_cents
+           FROM checkout_sagas s JOIN orders o ON o.id = s.order_id
+           WHERE s.order_id = $1 FOR UPDATE OF s`,
+          [orderId],
+        );
+        const saga = rows[0];
+        if (!saga) return null;
+        if (TERMINAL.has(saga.state)) return saga.state;
+        const next = await this.#effect(tx, orderId, saga);
+        if (this.options.stepDelayMs) await delay(this.options.stepDelayMs);
+        await this.#record(tx, orderId, next);
+        if (next.state === 'confirmed') confirmed = saga;
+        return next.state;
+      }),
+    );
+    if (confirmed) {
+      // After the commit, once: a crash just here leaves the lines in the cart, which is harmless.
+      await this.options.onConfirmed(confirmed.user_id, confirmed.items).catch((error: unknown) => {
+        this.options.log.warn(
+          { err: error, orderId },
+          'confirmed order: could not take its lines out of the cart',
+        );
+      });
+    }
+    return state;
+  }
+
+  async #effect(tx: pg.PoolClient, orderId: string, saga: LockedSaga): Promise<Transition> {
+    // Stock rows are always locked in item id order, so concurrent sagas never deadlock on them.
+    const lines = [...saga.items].sort((a, b) => (a.itemId < b.itemId ? -1 : 1));
+    switch (saga.state) {
+      case 'started': {
+        await tx.query('SAVEPOINT reserve');
+        for (const line of lines) {
+          const taken = await tx.query(
+            'UPDATE menu_items SET stock = stock - $2 WHERE id = $1 AND stock >= $2',
+            [line.itemId, line.qty],
+          );
+          if (taken.rowCount !== 1) {
+            // One line short: give back the lines taken so far in this step, then cancel.
+            await tx.query('ROLLBACK TO SAVEPOINT reserve');
+            return {
+              step: 'reserve',
+              outcome: `out_of_stock:${line.itemId}`,
+              state: 'cancelled',
+              status: 'cancelled',
+              reason: 'out_of_stock',
+            };
+          }
+        }
+        return {
+          step: 'reserve',
+          outcome: 'reserved',
+          state: 'reserved',
+          status: 'pending',
+          reason: null,
+        };
+      }
+      case 'reserved': {
+        const charged = await this.payments.chargeOrder(
+          tx,
+          saga.user_id,
+          orderId,
+          Number(saga.total_cents),
+        );
+        return charged === 'charged'
+          ? {
+              step: 'charge',
+              outcome: 'charged',
+              state: 'charged',
+              status: 'pending',
+              reason: null,
+            }
+          : {
+              step: 'charge',
+              outcome: 'insufficient_funds',
+              state: 'compensating',
+              status: 'pending',
+              reason: 'payment_failed',
+            };
+      }
+      case 'charged':
+        return {
+          step: 'confirm',
+          outcome: 'confirmed',
+          state: 'confirmed',
+          status: 'confirmed',
+          reason: null,
+        };
+      case 'compensating': {
+        // Undo in reverse: the charge (a no-op when it was refused), then the reservation.
+        await this.payments.refundOrder(tx, saga.user_id, orderId);
+        for (const line of lines)
+          await tx.query('UPDATE menu_items SET stock = stock + $2 WHERE id = $1', [
+            line.itemId,
+            line.qty,
+          ]);
+        return {
+          step: 'compensate',
+          outcome: 'released',
+          state: 'cancelled',
+          status: 'cancelled',
+          reason: saga.reason ?? 'payment_failed',
+        };
+      }
+      default:
+        throw new Error(`checkout saga ${orderId} is in an unknown state ${String(saga.state)}`);
+    }
+  }
+
+  async #record(tx: pg.PoolClient, orderId: string, next: Transition): Promise<void> {
+    // The step log's primary key (order, step) makes a second commit of one step impossible.
+    await tx.query(
+      'INSERT INTO checkout_saga_steps (order_id, step, outcome, server_id) VALUES ($1, $2, $3, $4)',
+      [orderId, next.step, next.outcome, this.options.serverId],
+    );
+    await tx.query(
+      'UPDATE checkout_sagas SET state = $2, reason = $3, updated_at = clock_timestamp() WHERE order_id = $1',
+      [orderId, next.state, next.reason],
+    );
+    await tx.query(
+      'UPDATE orders SET status = $2, reason = $3, updated_at = clock_timestamp() WHERE id = $1',
+      [orderId, next.status, next.status === 'cancelled' ? next.reason : null],
+    );
+  }
+}
+
+async function retrying<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (attempt >= attempts || !RETRYABLE.has((error as { code?: string }).code ?? ''))
+        throw error;
+    }
+  }
+}

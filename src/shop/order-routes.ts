@@ -1,0 +1,67 @@
+import { IdempotencyHeader } from '../bank/schemas.ts';
+import { runIdempotent } from '../idempotency/run-idempotent.ts';
+import type { App } from '../server/app-type.ts';
+import type { ServerContext } from '../server/context.ts';
+import { AppError } from '../server/errors.ts';
+import { responses } from '../server/schemas.ts';
+import type { Carts } from './cart.ts';
+import type { CheckoutQueue } from './checkout-queue.ts';
+import type { CheckoutWorker } from './checkout-worker.ts';
+import type { Orders } from './orders.ts';
+import { CheckoutBody, OrderList, OrderParams, OrderReply } from './schemas.ts';
+
+const tags = ['shop'];
+
+export function orderRoutes(
+  app: App,
+  ctx: ServerContext,
+  carts: Carts,
+  orders: Orders,
+  queue: CheckoutQueue,
+  worker: CheckoutWorker,
+): void {
+  app.post(
+    '/api/orders',
+    {
+      schema: {
+        tags,
+        description:
+          "Checks out the signed-in user's cart (Idempotency-Key required). 202: the order is pending; its saga reserves stock, charges the bank account and confirms, or cancels and undoes what it did. Poll GET /api/orders/:id.",
+        headers: IdempotencyHeader,
+        body: CheckoutBody,
+        response: responses({ 202: OrderReply }, [400, 401, 409, 422]),
+      },
+    },
+    async (request, reply) => {
+      const { userId } = await ctx.auth.requireUser(request);
+      // One transaction: the key, the order, its saga row and its queue job commit together.
+      const result = await runIdempotent(ctx.db, request, userId, async (tx) => {
+        const order = await orders.create(tx, userId, await carts.lines({ userId }));
+        await queue.enqueue(tx, order.id);
+        return { status: 202, body: { order } };
+      });
+      if (result.status === 202 && !result.headers['idempotent-replayed']) worker.wake();
+      return reply.code(result.status).headers(result.headers).send(result.body);
+    },
+  );
+
+  app.get(
+    '/api/orders',
+    { schema: { tags, response: responses({ 200: OrderList }, [401]) } },
+    async (request) => {
+      const { userId } = await ctx.auth.requireUser(request);
+      return { orders: await orders.list(userId) };
+    },
+  );
+
+  app.get(
+    '/api/orders/:id',
+    { schema: { tags, params: OrderParams, response: responses({ 200: OrderReply }, [401, 404]) } },
+    async (request) => {
+      const { userId } = await ctx.auth.requireUser(request);
+      const order = await orders.get(userId, request.params.id);
+      if (!order) throw new AppError('not_found', 'You have no order with that id.');
+      return { order };
+    },
+  );
+}

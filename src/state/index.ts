@@ -1,0 +1,26 @@
+import type pg from 'pg';
+import { createMemoryState } from './memory.ts';
+import { createPostgresState } from './postgres.ts';
+import { createRedisState } from './redis.ts';
+import type { StateStore, StoreKind } from './types.ts';
+
+export type { StateStore, StoreKind } from './types.ts';
+
+/** The one place the session-state backend is chosen; everything else sees only StateStore. */
+export async function createStateStore(config: {
+  store: StoreKind;
+  databaseUrl?: string;
+  redisUrl?: string;
+  pool?: pg.Pool;
+}): Promise<StateStore> {
+  switch (config.store) {
+    case 'memory':
+      return createMemoryState();
+    case 'postgres':
+      if (!config.databaseUrl) throw new Error('the postgres store needs a database URL (SW_DATABASE_URL)');
+      return createPostgresState({ connectionString: config.databaseUrl, pool: config.pool });
+    case 'redis':
+      if (!config.redisUrl) throw new Error('the redis store needs a Redis URL (SW_REDIS_URL or --redis-url)');
+      return createRedisState({ url: config.redisUrl });
+  }
+}

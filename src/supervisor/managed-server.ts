@@ -1,0 +1,103 @@
+import type { ChildProcess } from 'node:child_process';
+import { forkTs, waitForExit, waitForMessage } from './child-process.ts';
+
+export type ServerStatus = 'starting' | 'up' | 'draining' | 'down';
+
+export interface ServerView {
+  id: string;
+  pid: number | null;
+  status: ServerStatus;
+  startedAt: string | null;
+  port: number | null;
+}
+
+/** One app server process under the supervisor: start, kill (SIGKILL), stop (graceful drain). */
+export class ManagedServer {
+  #child: ChildProcess | undefined;
+  #status: ServerStatus = 'down';
+  #port: number | null = null;
+  #startedAt: Date | null = null;
+  #starting: Promise<void> | undefined;
+
+  constructor(
+    readonly id: string,
+    /** The app server's entry: the bundle, or src/server/main.ts. */
+    private readonly entryPath: string,
+    private readonly env: () => NodeJS.ProcessEnv,
+    private readonly events: {
+      onChange: (server: ManagedServer) => void;
+      onOutput: (server: ManagedServer, line: string) => void;
+    },
+  ) {}
+
+  get status(): ServerStatus {
+    return this.#status;
+  }
+
+  get url(): string | null {
+    return this.#port === null ? null : `http://127.0.0.1:${this.#port}`;
+  }
+
+  view(): ServerView {
+    return {
+      id: this.id,
+      pid: this.#child?.pid ?? null,
+      status: this.#status,
+      startedAt: this.#startedAt?.toISOString() ?? null,
+      port: this.#port,
+    };
+  }
+
+  /** Starts the process and resolves once it listens (the balancer's health check then admits it). */
+  start(): Promise<void> {
+    if (this.#status !== 'down') return this.#starting ?? Promise.resolve();
+    this.#setStatus('starting');
+    const child = forkTs(
+      this.entryPath,
+      { ...this.env(), SW_SERVER_ID: this.id, SW_PORT: '0' },
+      (line) => this.events.onOutput(this, line),
+    );
+    this.#child = child;
+    child.on('exit', () => {
+      if (this.#child !== child) return;
+      this.#child = undefined;
+      this.#port = null;
+      this.#setStatus('down');
+    });
+    this.#starting = waitForMessage<{ type: 'listening'; port: number }>(child, 'listening', 30_000).then(
+      ({ port }) => {
+        this.#port = port;
+        this.#startedAt = new Date();
+        this.#setStatus('up');
+      },
+      (error: unknown) => {
+        child.kill('SIGKILL');
+        throw error;
+      },
+    );
+    return this.#starting;
+  }
+
+  /** SIGKILL: no goodbye, no drain; whatever lived only in its memory is gone. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    child.kill('SIGKILL');
+    await waitForExit(child);
+  }
+
+  /** Graceful: readiness false, drain in-flight work, then exit. */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    this.#setStatus('draining');
+    if (child.connected) child.send({ type: 'drain' });
+    else child.kill('SIGTERM');
+    await waitForExit(child);
+  }
+
+  #setStatus(status: ServerStatus): void {
+    this.#status = status;
+    this.events.onChange(this);
+  }
+}

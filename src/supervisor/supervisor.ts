@@ -1,0 +1,225 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
+import { createBalancer, type Balancer } from '../balancer/balancer.ts';
+import type { Mode } from '../config/server-config.ts';
+import { migrate } from '../records/migrate.ts';
+import { createPool } from '../records/pool.ts';
+import { ensurePostgresStateSchema } from '../state/postgres.ts';
+import type { StoreKind } from '../state/types.ts';
+import { entry, forkTs, waitForExit, waitForMessage } from './child-process.ts';
+import { controlApi } from './control-api.ts';
+import { freePort } from './free-port.ts';
+import { bundleServer } from './server-bundle.ts';
+import { ManagedServer, type ServerStatus } from './managed-server.ts';
+import { startRedisProcess, type RedisProcess } from './redis-process.ts';
+
+export interface SupervisorOptions {
+  servers: number;
+  mode: Mode;
+  store: Exclude<StoreKind, 'memory'>;
+  port: number;
+  host: string;
+  /** External PostgreSQL; when absent the embedded one is started with `dataDir`. */
+  databaseUrl?: string;
+  /** External Redis; when absent and the store is redis, a local redis-server is started. */
+  redisUrl?: string;
+  dataDir: string;
+  adminToken: string;
+  log: (line: string) => void;
+}
+
+export interface ClusterView {
+  mode: Mode;
+  store: StoreKind;
+  servers: Array<{
+    id: string;
+    pid: number | null;
+    status: ServerStatus;
+    startedAt: string | null;
+    requests: number;
+    connections: number;
+  }>;
+}
+
+/**
+ * Owns every process of `npm start`: the embedded PostgreSQL (through a runner child), an optional
+ * local redis-server, the app servers; and runs the load balancer with the /_cluster control API.
+ * Shutdown order: app servers drain, then the balancer closes, then Redis and PostgreSQL stop.
+ */
+export class Supervisor {
+  readonly #servers = new Map<string, ManagedServer>();
+  #balancer: Balancer | undefined;
+  #postgres: ChildProcess | undefined;
+  #redis: RedisProcess | undefined;
+  #databaseUrl = '';
+  #redisUrl: string | undefined;
+  #stopping: Promise<void> | undefined;
+  #serverEntry = entry('server/main.ts');
+
+  constructor(private readonly options: SupervisorOptions) {}
+
+  get url(): string {
+    if (!this.#balancer) throw new Error('not started');
+    return this.#balancer.url;
+  }
+
+  get storeKind(): StoreKind {
+    return this.options.mode === 'stateful' ? 'memory' : this.options.store;
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.options.dataDir, { recursive: true });
+    const [databaseUrl, bundle] = await Promise.all([
+      this.options.databaseUrl ?? this.#startPostgres(),
+      bundleServer().catch((error: unknown) => {
+        this.options.log(`could not bundle the server (${String(error)}); running it through tsx`);
+        return undefined;
+      }),
+    ]);
+    this.#databaseUrl = databaseUrl;
+    if (bundle) this.#serverEntry = bundle;
+    await this.#migrate();
+    if (this.storeKind === 'redis') {
+      if (this.options.redisUrl) this.#redisUrl = this.options.redisUrl;
+      else {
+        this.#redis = await startRedisProcess(`${this.options.dataDir}/redis`);
+        this.#redisUrl = this.#redis.url;
+      }
+    }
+    this.#balancer = await createBalancer({
+      port: this.options.port,
+      host: this.options.host,
+      policy: this.options.mode === 'stateful' ? 'sticky' : 'round-robin',
+      control: controlApi(this, this.options.adminToken),
+    });
+    for (let i = 1; i <= this.options.servers; i++) this.#servers.set(`s${i}`, this.#newServer(`s${i}`));
+    await Promise.all([...this.#servers.values()].map((s) => s.start()));
+    await this.#untilAllUp(15_000);
+    // Lets `npm run keys` and the lab find this system's database and balancer.
+    await writeFile(
+      `${this.options.dataDir}/runtime.json`,
+      JSON.stringify({ url: this.url, databaseUrl: this.#databaseUrl, pid: process.pid }, null, 2),
+    );
+  }
+
+  /** Ready means what the contract says: GET /_cluster lists every server up. */
+  async #untilAllUp(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.view().servers.every((s) => s.status === 'up')) {
+      if (Date.now() > deadline) throw new Error('servers did not pass their readiness checks in time');
+      await delay(20);
+    }
+  }
+
+  view(): ClusterView {
+    const health = new Map(this.#balancer?.health().map((h) => [h.id, h]) ?? []);
+    return {
+      mode: this.options.mode,
+      store: this.storeKind,
+      servers: [...this.#servers.values()].map((server) => {
+        const v = server.view();
+        const h = health.get(server.id);
+        // "up" means the balancer routes to it: listening and passing its readiness check.
+        const status: ServerStatus = v.status === 'up' && !h?.healthy ? 'starting' : v.status;
+        return {
+          id: v.id,
+          pid: v.pid,
+          status,
+          startedAt: v.startedAt,
+          requests: h?.requests ?? 0,
+          connections: h?.connections ?? 0,
+        };
+      }),
+    };
+  }
+
+  server(id: string): ManagedServer | undefined {
+    return this.#servers.get(id);
+  }
+
+  async add(): Promise<ManagedServer> {
+    let n = this.#servers.size + 1;
+    while (this.#servers.has(`s${n}`)) n++;
+    const server = this.#newServer(`s${n}`);
+    this.#servers.set(server.id, server);
+    void server.start().catch((e: unknown) => this.options.log(`${server.id} failed to start: ${String(e)}`));
+    return server;
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const server = this.#servers.get(id);
+    if (!server) return false;
+    await server.stop();
+    this.#servers.delete(id);
+    this.#syncUpstreams();
+    return true;
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      await rm(`${this.options.dataDir}/runtime.json`, { force: true });
+      await Promise.all([...this.#servers.values()].map((s) => s.stop()));
+      await this.#balancer?.close();
+      await this.#redis?.stop();
+      if (this.#postgres) {
+        if (this.#postgres.connected) this.#postgres.send({ type: 'stop' });
+        await waitForExit(this.#postgres);
+      }
+    })();
+    return this.#stopping;
+  }
+
+  #newServer(id: string): ManagedServer {
+    return new ManagedServer(id, this.#serverEntry, () => this.#serverEnv(), {
+      onChange: (server) => {
+        if (server.status !== 'up') this.#balancer?.markDown(server.id);
+        this.#syncUpstreams();
+      },
+      onOutput: (server, line) => this.options.log(`[${server.id}] ${line}`),
+    });
+  }
+
+  #serverEnv(): NodeJS.ProcessEnv {
+    return {
+      SW_MODE: this.options.mode,
+      SW_STORE: this.storeKind,
+      SW_DATABASE_URL: this.#databaseUrl,
+      SW_REDIS_URL: this.#redisUrl ?? '',
+    };
+  }
+
+  /** The balancer routes only to servers that are up (listening, not draining). */
+  #syncUpstreams(): void {
+    const upstreams = [...this.#servers.values()]
+      .filter((s) => s.status === 'up' && s.url !== null)
+      .map((s) => ({ id: s.id, url: s.url as string }));
+    this.#balancer?.setUpstreams(upstreams);
+  }
+
+  async #startPostgres(): Promise<string> {
+    const child = forkTs(
+      entry('supervisor/postgres-runner.ts'),
+      { SW_PG_DATA_DIR: `${this.options.dataDir}/pg`, SW_PG_PORT: String(await freePort()) },
+      (line) => this.options.log(`[postgres] ${line}`),
+    );
+    this.#postgres = child;
+    const { url } = await waitForMessage<{ type: 'ready'; url: string }>(child, 'ready', 60_000);
+    return url;
+  }
+
+  async #migrate(): Promise<void> {
+    const pool = createPool(this.#databaseUrl, { max: 1 });
+    try {
+      await migrate(pool);
+      const client = await pool.connect();
+      try {
+        await ensurePostgresStateSchema(client);
+      } finally {
+        client.release();
+      }
+    } finally {
+      await pool.end();
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import { once } from 'node:events';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
+
+export interface Received {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** What a fake app server answers to every request but /readyz. */
+export interface EchoBody {
+  server: string;
+  method: string;
+  url: string;
+  body: string;
+}
+
+export interface FakeUpstream {
+  id: string;
+  url: string;
+  /** /readyz answers 200 while true, 503 while false. */
+  ready: boolean;
+  /** Every request except /readyz, in order. */
+  received: Received[];
+  /** The headers of each WebSocket handshake it accepted. */
+  upgrades: IncomingHttpHeaders[];
+  /** Dies without a goodbye: the listener and every connection (WebSockets too) are closed. */
+  kill(): Promise<void>;
+}
+
+/**
+ * A tiny app server for balancer tests: answers JSON with X-Served-By, /readyz that can be turned
+ * to 503, /set-cookie that sets a cookie of its own, and a WebSocket echo prefixed by its id.
+ */
+export async function startFakeUpstream(id: string): Promise<FakeUpstream> {
+  const wss = new WebSocketServer({ noServer: true });
+  wss.on('connection', (ws) => ws.on('message', (data) => ws.send(`${id}:${String(data)}`)));
+  const server = createServer((req, res) => {
+    if (req.url === '/readyz') {
+      res.writeHead(upstream.ready ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: upstream.ready ? 'ready' : 'draining', server: id }));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      upstream.received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body,
+      });
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'x-served-by': id,
+      };
+      if (req.url === '/set-cookie') headers['set-cookie'] = 'app=1; Path=/';
+      const answer: EchoBody = {
+        server: id,
+        method: req.method ?? '',
+        url: req.url ?? '',
+        body: body.toString('latin1'),
+      };
+      res.writeHead(200, headers);
+      res.end(req.method === 'HEAD' ? undefined : JSON.stringify(answer));
+    });
+  });
+  server.on('upgrade', (req, socket, head) => {
+    upstream.upgrades.push(req.headers);
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+
+  const upstream: FakeUpstream = {
+    id,
+    url: `http://127.0.0.1:${port}`,
+    ready: true,
+    received: [],
+    upgrades: [],
+    async kill() {
+      const closed = new Promise((resolve) => server.close(resolve));
+      server.closeAllConnections();
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      await closed;
+    },
+  };
+  return upstream;
+}

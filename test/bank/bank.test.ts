@@ -1,0 +1,220 @@
+/**
+ * The bank under concurrency and faults: money is conserved while servers are SIGKILLed, nothing
+ * is spent twice, an Idempotency-Key applies once whichever servers see it, bad input changes
+ * nothing. And the articles' stateful ATM, which gives two answers.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { startCluster, type Cluster } from '../support/cluster.ts';
+import { query } from '../support/db.ts';
+import { Browser } from '../support/http.ts';
+import { waitFor } from '../support/wait.ts';
+
+const PASSWORD = 'correct horse battery';
+const OPENING = 100_000;
+
+/** A signed-in API client (bearer token: any server verifies it, in either design). */
+async function customer(cluster: Cluster, username: string) {
+  const b = new Browser(cluster.url, `atm-${username}`);
+  assert.equal((await b.post('/api/auth/register', { username, password: PASSWORD })).status, 201);
+  const tokens = await b.post('/api/auth/token', { username, password: PASSWORD });
+  assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+  const auth = { authorization: `Bearer ${tokens.body.accessToken}` };
+  return {
+    username,
+    get: (path: string, headers: Record<string, string> = {}) => b.get(path, { ...auth, ...headers }),
+    post: (path: string, body: unknown, headers: Record<string, string> = {}) => b.post(path, body, { ...auth, ...headers }),
+  };
+}
+type Customer = Awaited<ReturnType<typeof customer>>;
+
+describe('bank, stateless', () => {
+  let cluster: Cluster;
+  before(async () => {
+    cluster = await startCluster({ env: { SW_LOGIN_LIMIT: '1000', SW_LOGIN_IP_LIMIT: '100000' } });
+  });
+  after(async () => {
+    if (process.env.STATEWISE_TEST_VERBOSE) process.stderr.write(cluster.output());
+    await cluster.stop();
+  });
+
+  it('conserves money over 2000 concurrent transfers while a server is SIGKILLed every 2 s', async () => {
+    const people: Customer[] = [];
+    for (let i = 0; i < 10; i++) people.push(await customer(cluster, `acct${i}`));
+    for (const p of people) assert.equal((await p.get('/api/bank/account')).body.balanceCents, OPENING);
+    const total = OPENING * people.length;
+
+    let done = false;
+    const badSums: string[] = [];
+    let snapshots = 0;
+    const checker = (async () => {
+      while (!done) {
+        // One statement: a consistent snapshot of every balance.
+        const [row] = await query<{ sum: string; min: string }>(cluster.databaseUrl, 'SELECT sum(balance_cents) AS sum, min(balance_cents) AS min FROM accounts');
+        snapshots++;
+        if (Number(row!.sum) !== total || Number(row!.min) < 0) badSums.push(`${row!.sum} / min ${row!.min}`);
+        await new Promise((resolve) => setTimeout(resolve, 100)); // sampling pace, not synchronisation
+      }
+    })();
+    const kills: string[] = [];
+    const killer = (async () => {
+      let n = 0;
+      while (!done) {
+        const started = Date.now();
+        const victim = `s${(n++ % 3) + 1}`;
+        await cluster.kill(victim);
+        kills.push(victim);
+        await cluster.start(victim);
+        const wait = 2000 - (Date.now() - started);
+        if (wait > 0 && !done) await new Promise((resolve) => setTimeout(resolve, wait)); // the fault schedule
+      }
+    })();
+
+    let ok = 0;
+    let refused = 0;
+    let retries = 0;
+    const transfer = async (from: Customer, to: Customer, amountCents: number) => {
+      const key = randomUUID();
+      for (;;) {
+        const r = await from
+          .post('/api/bank/transfer', { toUsername: to.username, amountCents }, { 'idempotency-key': key })
+          .catch(() => ({ status: 0, body: null }));
+        if (r.status === 200) return void ok++;
+        if (r.status === 409 && r.body?.error?.code === 'insufficient_funds') return void refused++;
+        assert.ok([0, 409, 502, 503].includes(r.status), `unexpected ${r.status} ${JSON.stringify(r.body)}`);
+        retries++; // unknown outcome: retry with the same key
+      }
+    };
+    let next = 0;
+    const clients = Array.from({ length: 12 }, async () => {
+      while (next < 2000) {
+        next++;
+        const from = people[Math.floor(Math.random() * people.length)]!;
+        let to = people[Math.floor(Math.random() * people.length)]!;
+        while (to === from) to = people[Math.floor(Math.random() * people.length)]!;
+        await transfer(from, to, 1 + Math.floor(Math.random() * 20_000));
+      }
+    });
+    await Promise.all(clients);
+    done = true;
+    await Promise.all([checker, killer]);
+
+    assert.ok(kills.length >= 2, `servers were killed during the run: ${kills.join(',')}`);
+    assert.ok(snapshots > 5);
+    assert.deepEqual(badSums, [], 'every snapshot sums to the total, none negative');
+    assert.equal(ok + refused, 2000);
+    const [sum] = await query<{ sum: string }>(cluster.databaseUrl, 'SELECT sum(balance_cents) AS sum FROM accounts');
+    assert.equal(Number(sum!.sum), total);
+    let apiSum = 0;
+    for (const p of people) apiSum += (await p.get('/api/bank/account')).body.balanceCents;
+    assert.equal(apiSum, total, 'the balances read through the API add up too');
+    const uneven = await query(cluster.databaseUrl, 'SELECT transfer_id FROM ledger WHERE transfer_id IS NOT NULL GROUP BY 1 HAVING count(*) <> 2');
+    assert.deepEqual(uneven, [], 'every transfer has exactly two postings');
+    const twice = await query(cluster.databaseUrl, "SELECT idempotency_key FROM ledger WHERE kind = 'transfer_out' GROUP BY 1 HAVING count(*) > 1");
+    assert.deepEqual(twice, [], 'no key was applied twice');
+    const [outs] = await query<{ n: string }>(cluster.databaseUrl, "SELECT count(*) AS n FROM ledger WHERE kind = 'transfer_out'");
+    assert.equal(Number(outs!.n), ok, 'every acknowledged transfer, and only those, is in the ledger');
+    process.stdout.write(`# conservation: ${ok} transfers, ${refused} refused for funds, ${retries} retries, kills: ${kills.join(',')}\n`);
+  });
+
+  it('lets exactly one of 50 concurrent withdrawals of the last 100 cents through', async () => {
+    const c = await customer(cluster, 'spender');
+    await c.post('/api/bank/withdraw', { amountCents: OPENING - 100 }, { 'idempotency-key': randomUUID() });
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => c.post('/api/bank/withdraw', { amountCents: 100 }, { 'idempotency-key': randomUUID() })),
+    );
+    assert.equal(results.filter((r) => r.status === 200).length, 1);
+    assert.ok(results.every((r) => r.status === 200 || (r.status === 409 && r.body.error.code === 'insufficient_funds')));
+    assert.equal((await c.get('/api/bank/account')).body.balanceCents, 0);
+  });
+
+  it('applies one key sent to 3 servers at once exactly once', async () => {
+    const c = await customer(cluster, 'samekey');
+    const key = randomUUID();
+    const results = await Promise.all(
+      ['s1', 's2', 's3', 's1', 's2', 's3'].map((server) =>
+        c.post('/api/bank/withdraw', { amountCents: 700 }, { 'idempotency-key': key, 'x-statewise-server': server }),
+      ),
+    );
+    const succeeded = results.filter((r) => r.status === 200);
+    assert.ok(succeeded.length >= 1);
+    assert.ok(results.every((r) => r.status === 200 || (r.status === 409 && r.body.error.code === 'idempotency_in_progress')));
+    assert.equal(new Set(succeeded.map((r) => r.body.transaction.id)).size, 1, 'one transaction, replayed');
+    const replay = await c.post('/api/bank/withdraw', { amountCents: 700 }, { 'idempotency-key': key });
+    assert.equal(replay.status, 200);
+    assert.equal(replay.headers.get('idempotent-replayed'), 'true');
+    assert.equal(replay.body.transaction.id, succeeded[0]!.body.transaction.id);
+    assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING - 700, 'one debit');
+    const mismatch = await c.post('/api/bank/withdraw', { amountCents: 701 }, { 'idempotency-key': key });
+    assert.equal(mismatch.status, 422);
+    assert.equal(mismatch.body.error.code, 'idempotency_key_mismatch');
+    const none = await c.post('/api/bank/withdraw', { amountCents: 700 });
+    assert.equal(none.status, 400);
+    assert.equal(none.body.error.code, 'idempotency_key_required');
+    assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING - 700);
+  });
+
+  it('replays a stored response after the server that made it was killed', async () => {
+    const c = await customer(cluster, 'replayer');
+    const key = randomUUID();
+    const first = await c.post('/api/bank/deposit', { amountCents: 1234 }, { 'idempotency-key': key, 'x-statewise-server': 's2' });
+    assert.equal(first.status, 200);
+    await cluster.kill('s2');
+    const again = await c.post('/api/bank/deposit', { amountCents: 1234 }, { 'idempotency-key': key });
+    assert.equal(again.status, 200);
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+    assert.deepEqual(again.body, first.body);
+    await cluster.start('s2');
+    assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING + 1234);
+  });
+
+  it('refuses bad amounts and recipients with a 4xx and changes nothing', async () => {
+    const c = await customer(cluster, 'careful');
+    await customer(cluster, 'payee');
+    const bad: Array<[string, unknown, number]> = [
+      ['/api/bank/withdraw', { amountCents: 0 }, 400],
+      ['/api/bank/withdraw', { amountCents: -5 }, 400],
+      ['/api/bank/deposit', { amountCents: 1.5 }, 400],
+      ['/api/bank/deposit', { amountCents: 1e12 }, 400],
+      ['/api/bank/deposit', { amountCents: '100' }, 400],
+      ['/api/bank/deposit', { amountCents: null }, 400],
+      ['/api/bank/deposit', {}, 400],
+      ['/api/bank/withdraw', { amountCents: OPENING + 1 }, 409],
+      ['/api/bank/transfer', { toUsername: 'careful', amountCents: 10 }, 400],
+      ['/api/bank/transfer', { toUsername: 'nobody-here', amountCents: 10 }, 404],
+      ['/api/bank/transfer', { toUsername: 'payee', amountCents: -10 }, 400],
+      ['/api/bank/transfer', { amountCents: 10 }, 400],
+    ];
+    for (const [path, body, status] of bad) {
+      const r = await c.post(path, body, { 'idempotency-key': randomUUID() });
+      assert.equal(r.status, status, `${path} ${JSON.stringify(body)}: ${JSON.stringify(r.body)} ${r.servedBy}`);
+      assert.equal(typeof r.body.error.code, 'string');
+    }
+    assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING);
+    assert.deepEqual((await c.get('/api/bank/transactions')).body.transactions, []);
+  });
+});
+
+describe('bank, stateful: the ATM keeps balances in its own memory', () => {
+  let cluster: Cluster;
+  before(async () => {
+    cluster = await startCluster({ mode: 'stateful' });
+  });
+  after(() => cluster.stop());
+
+  it('two ATMs give two balances after a withdrawal, and a crashed ATM forgets', async () => {
+    const c = await customer(cluster, 'twoatms');
+    const at = (server: string) => ({ 'x-statewise-server': server });
+    assert.equal((await c.get('/api/bank/account', at('s1'))).body.balanceCents, OPENING);
+    assert.equal((await c.get('/api/bank/account', at('s2'))).body.balanceCents, OPENING);
+    const w = await c.post('/api/bank/withdraw', { amountCents: 2500 }, { ...at('s1'), 'idempotency-key': randomUUID() });
+    assert.equal(w.status, 200);
+    assert.equal((await c.get('/api/bank/account', at('s1'))).body.balanceCents, OPENING - 2500);
+    assert.equal((await c.get('/api/bank/account', at('s2'))).body.balanceCents, OPENING, 's2 still shows what it remembered');
+    await cluster.kill('s2');
+    await cluster.start('s2');
+    await waitFor(async () => (await c.get('/api/bank/account', at('s2'))).status === 200);
+    assert.equal((await c.get('/api/bank/account', at('s2'))).body.balanceCents, OPENING - 2500, 'restarted, it reads the ledger again');
+  });
+});

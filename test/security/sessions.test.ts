@@ -1,0 +1,256 @@
+/**
+ * Browser sessions, black box, from the OWASP Session Management checklist
+ * (../shared/research/sessions.md, section c). Every case runs on the three backends; where the
+ * stateful design (memory) behaves differently, the test asserts what it really does.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startCluster, type Cluster } from '../support/cluster.ts';
+import { Browser } from '../support/http.ts';
+import { waitFor } from '../support/wait.ts';
+import { BACKENDS, newUsername, PASSWORD } from './backends.ts';
+
+const SERVERS = ['s1', 's2', 's3'];
+
+for (const backend of BACKENDS) {
+  describe(`browser sessions on ${backend.name}`, () => {
+    let cluster: Cluster;
+    before(async () => {
+      cluster = await startCluster({ ...backend.cluster, env: { SW_LOGIN_LIMIT: '5' } });
+    });
+    after(() => cluster.stop());
+
+    /** A browser pinned to one server: in stateful mode that is where its session lives. */
+    const browser = (ua = 'Mozilla/5.0 test', pin = 's1') => {
+      const b = new Browser(cluster.url, ua);
+      const request = b.request.bind(b);
+      b.request = (method, path, options = {}) =>
+        request(method, path, { ...options, headers: { 'x-statewise-server': pin, ...options.headers } });
+      return b;
+    };
+    const signedUp = async (b = browser()) => {
+      const username = newUsername();
+      const r = await b.post('/api/auth/register', { username, password: PASSWORD });
+      assert.equal(r.status, 201);
+      return { b, username, user: r.body.user as { id: string } };
+    };
+
+    it('sets the cookie HttpOnly, SameSite=Lax, Path=/, for the browser session only', async () => {
+      const b = browser();
+      const r = await b.post('/api/auth/register', { username: newUsername(), password: PASSWORD });
+      const cookie = r.headers.getSetCookie().find((c) => c.startsWith('sid='))!;
+      assert.ok(cookie, 'sid cookie over plain http');
+      assert.match(cookie, /; HttpOnly/);
+      assert.match(cookie, /; SameSite=Lax/);
+      assert.match(cookie, /; Path=\//);
+      assert.doesNotMatch(cookie, /Max-Age|Expires|Domain/i);
+    });
+
+    it('issues unique ids of 256 random bits that carry no user data', async () => {
+      const { username, user } = await signedUp();
+      const ids = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const b = browser(`agent-${i}`);
+        const r = await b.post('/api/auth/login', { username, password: PASSWORD }, { 'x-forwarded-for': `10.0.0.${i}` });
+        if (i < 4) assert.equal(r.status, 200);
+        const id = b.cookies.get('sid');
+        if (!id) continue;
+        assert.equal(Buffer.from(id, 'base64url').length, 32, 'at least 128 bits');
+        assert.ok(!id.includes(username) && !Buffer.from(id, 'base64url').toString('latin1').includes(user.id));
+        ids.add(id);
+      }
+      assert.ok(ids.size >= 4, 'logins went through until the per-user limit');
+      assert.equal(new Set(ids).size, ids.size);
+    });
+
+    it('does not adopt an id it never issued', async () => {
+      const b = browser();
+      b.cookies.set('sid', Buffer.alloc(32, 7).toString('base64url'));
+      const me = await b.get('/api/me');
+      assert.equal(me.status, 401);
+      assert.equal(me.headers.getSetCookie().length, 0, 'no session is created for a made-up id');
+    });
+
+    it('gives a new id on login and refuses the old one', async () => {
+      const { b, username } = await signedUp();
+      const before = b.cookies.get('sid')!;
+      assert.equal((await b.post('/api/auth/login', { username, password: PASSWORD })).status, 200);
+      const afterLogin = b.cookies.get('sid')!;
+      assert.notEqual(afterLogin, before);
+      const old = browser();
+      old.cookies.set('sid', before);
+      assert.equal((await old.get('/api/me')).status, 401, 'the pre-login id is dead');
+      assert.equal((await b.get('/api/me')).status, 200);
+    });
+
+    it('logs out on every server at once and expires the cookie', async () => {
+      const { b } = await signedUp();
+      const cookie = b.cookies.get('sid')!;
+      const out = await b.post('/api/auth/logout');
+      assert.equal(out.status, 204);
+      assert.match(out.headers.getSetCookie().join(), /sid=;.*Expires=Thu, 01 Jan 1970/);
+      for (const server of SERVERS) {
+        const replay = browser('Mozilla/5.0 test', server);
+        replay.cookies.set('sid', cookie);
+        assert.equal((await replay.get('/api/me')).status, 401, `old cookie refused on ${server}`);
+      }
+    });
+
+    it('a session made on one server works on another only when the store is shared', async () => {
+      const { b } = await signedUp(browser('Mozilla/5.0 test', 's1'));
+      const elsewhere = browser('Mozilla/5.0 test', 's2');
+      elsewhere.cookies.set('sid', b.cookies.get('sid')!);
+      assert.equal((await elsewhere.get('/api/me')).status, backend.shared ? 200 : 401);
+    });
+
+    it('lists the user’s sessions and revokes one', async () => {
+      const { b: phone, username } = await signedUp(browser('Phone/1.0'));
+      const laptop = browser('Laptop/2.0');
+      assert.equal((await laptop.post('/api/auth/login', { username, password: PASSWORD })).status, 200);
+      const list = await laptop.get('/api/auth/sessions');
+      assert.equal(list.status, 200);
+      const sessions = list.body.sessions as Array<{ id: string; current: boolean; userAgent: string; createdAt: string; lastSeenAt: string }>;
+      assert.deepEqual(sessions.map((s) => s.userAgent).sort(), ['Laptop/2.0', 'Phone/1.0']);
+      assert.deepEqual(sessions.filter((s) => s.current).map((s) => s.userAgent), ['Laptop/2.0']);
+      assert.ok(sessions.every((s) => !Number.isNaN(Date.parse(s.createdAt)) && !Number.isNaN(Date.parse(s.lastSeenAt))));
+      assert.ok(!sessions.some((s) => s.id === phone.cookies.get('sid')), 'the listing never shows a cookie value');
+      const phoneSession = sessions.find((s) => !s.current)!;
+      assert.equal((await laptop.request('DELETE', `/api/auth/sessions/${phoneSession.id}`)).status, 204);
+      assert.equal((await phone.get('/api/me')).status, 401);
+      assert.equal((await laptop.get('/api/me')).status, 200);
+      assert.equal((await laptop.request('DELETE', `/api/auth/sessions/${phoneSession.id}`)).status, 404);
+    });
+
+    it('log out everywhere kills the other sessions, refresh tokens and access tokens', async () => {
+      const { b: phone, username } = await signedUp(browser('Phone/1.0'));
+      const laptop = browser('Laptop/2.0');
+      await laptop.post('/api/auth/login', { username, password: PASSWORD });
+      const tokens = await browser('api-client').post('/api/auth/token', { username, password: PASSWORD });
+      assert.equal(tokens.status, 200);
+      const bearer = { authorization: `Bearer ${tokens.body.accessToken}` };
+      assert.equal((await browser('api-client').get('/api/me', bearer)).status, 200);
+
+      assert.equal((await laptop.post('/api/auth/logout-all')).status, 204);
+      assert.equal((await phone.get('/api/me')).status, 401);
+      assert.equal((await laptop.get('/api/me')).status, 401);
+      assert.equal((await browser('api-client').get('/api/me', bearer)).status, 401, 'the access token is revoked');
+      const refresh = await browser('api-client').post('/api/auth/refresh', { refreshToken: tokens.body.refreshToken });
+      assert.equal(refresh.status, 401, 'the refresh token is revoked');
+    });
+
+    it('marks authenticated responses Cache-Control: no-store', async () => {
+      const { b } = await signedUp();
+      assert.equal((await b.get('/api/me')).headers.get('cache-control'), 'no-store');
+      assert.equal((await b.get('/api/auth/sessions')).headers.get('cache-control'), 'no-store');
+    });
+
+    it('revokes a session presented with another User-Agent', async () => {
+      const { b } = await signedUp(browser('Original/1.0'));
+      const thief = browser('Thief/6.6');
+      thief.cookies.set('sid', b.cookies.get('sid')!);
+      assert.equal((await thief.get('/api/me')).status, 401);
+      assert.equal((await b.get('/api/me')).status, 401, 'the session is gone for everyone');
+    });
+
+    it('refuses cross-site requests made with the cookie; bearer requests are exempt', async () => {
+      const { b, username } = await signedUp();
+      const evil = await b.post('/api/auth/logout', {}, { origin: 'http://evil.example' });
+      assert.equal(evil.status, 403);
+      assert.equal(evil.body.error.code, 'csrf_rejected');
+      const crossSite = await b.post('/api/auth/logout', {}, { 'sec-fetch-site': 'cross-site' });
+      assert.equal(crossSite.status, 403);
+      assert.equal((await b.get('/api/me')).status, 200, 'still signed in: nothing happened');
+      const tokens = await browser('api').post('/api/auth/token', { username, password: PASSWORD });
+      const bearer = await browser('api').post('/api/auth/logout-all', {}, {
+        authorization: `Bearer ${tokens.body.accessToken}`,
+        origin: 'http://evil.example',
+      });
+      assert.equal(bearer.status, 204, 'a bearer request is not CSRF-able');
+      const same = await b.post('/api/auth/logout', {}, { origin: cluster.url, 'sec-fetch-site': 'same-origin' });
+      assert.equal(same.status, 204);
+    });
+
+    it('limits password attempts per user in shared state (per server in the stateful design)', async () => {
+      const { username } = await signedUp();
+      const attempt = (server: string, name = username) =>
+        browser('Attacker/1.0', server).post('/api/auth/login', { username: name, password: 'wrong password!' });
+      for (let i = 0; i < 5; i++) assert.equal((await attempt(SERVERS[i % 3]!)).status, 401);
+      if (backend.shared) {
+        for (const server of SERVERS) {
+          const limited = await attempt(server);
+          assert.equal(limited.status, 429, `the 6th attempt is refused on ${server}`);
+          assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+        }
+      } else {
+        // s1 saw 2 of the 5 attempts: each server counts alone, so 3 servers allow 3 x the limit.
+        assert.equal((await attempt('s1')).status, 401);
+      }
+      // The answers do not tell whether a username exists, below the limit or past it.
+      const { username: other } = await signedUp();
+      const ghost = newUsername('ghost');
+      const [known, unknown] = [await attempt('s3', other), await attempt('s3', ghost)];
+      assert.deepEqual([known.status, unknown.status], [401, 401]);
+      assert.deepEqual(known.body, unknown.body);
+      for (let i = 0; i < 5; i++) await Promise.all([attempt('s3', other), attempt('s3', ghost)]);
+      const [knownLimited, unknownLimited] = [await attempt('s3', other), await attempt('s3', ghost)];
+      assert.deepEqual([knownLimited.status, unknownLimited.status], [429, 429]);
+      assert.deepEqual(knownLimited.body, unknownLimited.body);
+    });
+
+    it('gives exactly one account to 50 concurrent registrations of one name over 3 servers', async () => {
+      const username = newUsername('race');
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          browser(`racer-${i}`, SERVERS[i % 3]).post('/api/auth/register', { username, password: `${PASSWORD} ${i}` }),
+        ),
+      );
+      const statuses = results.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [201, ...Array(49).fill(409)]);
+      const winner = results.findIndex((r) => r.status === 201);
+      const login = await browser().post('/api/auth/login', { username, password: `${PASSWORD} ${winner}` });
+      assert.equal(login.status, 200);
+    });
+  });
+
+  describe(`session timeouts on ${backend.name}`, () => {
+    let cluster: Cluster;
+    const IDLE = 1500;
+    const ABSOLUTE = 4000;
+    before(async () => {
+      cluster = await startCluster({
+        ...backend.cluster,
+        env: { SW_SESSION_IDLE_MS: String(IDLE), SW_SESSION_ABSOLUTE_MS: String(ABSOLUTE) },
+      });
+    });
+    after(() => cluster.stop());
+
+    const pinned = () => {
+      const b = new Browser(cluster.url);
+      const request = b.request.bind(b);
+      b.request = (method, path, options = {}) => request(method, path, { ...options, headers: { 'x-statewise-server': 's1', ...options.headers } });
+      return b;
+    };
+
+    it('keeps an active session alive past the idle window, and ends it after idling', async () => {
+      const b = pinned();
+      assert.equal((await b.post('/api/auth/register', { username: newUsername('idle'), password: PASSWORD })).status, 201);
+      const started = Date.now();
+      while (Date.now() - started < IDLE * 1.5) {
+        assert.equal((await b.get('/api/me')).status, 200, 'activity inside the window extends it');
+        await new Promise((resolve) => setTimeout(resolve, 200)); // pacing the client, not synchronising
+      }
+      const lastActive = Date.now();
+      await waitFor(async () => (await b.get('/api/me')).status === 401, { timeoutMs: IDLE * 3, intervalMs: IDLE / 2 });
+      assert.ok(Date.now() - lastActive >= IDLE * 0.9, 'not before the idle window');
+    });
+
+    it('ends a session at the absolute limit whatever its activity', async () => {
+      const b = pinned();
+      assert.equal((await b.post('/api/auth/register', { username: newUsername('abs'), password: PASSWORD })).status, 201);
+      const started = Date.now();
+      await waitFor(async () => (await b.get('/api/me')).status === 401, { timeoutMs: ABSOLUTE * 3, intervalMs: 200 });
+      const lifetime = Date.now() - started;
+      assert.ok(lifetime >= ABSOLUTE - 300 && lifetime < ABSOLUTE + IDLE, `ended after ${lifetime} ms`);
+    });
+  });
+}

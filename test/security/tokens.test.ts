@@ -1,0 +1,147 @@
+/**
+ * API tokens, black box, from the OWASP JWT cheat sheet (../shared/research/sessions.md, checks
+ * 22-29): forged and malformed tokens are refused, keys rotate without signing anyone out,
+ * refresh tokens are single use with family revocation. On every backend.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { startCluster, type Cluster } from '../support/cluster.ts';
+import { Browser } from '../support/http.ts';
+import { waitFor } from '../support/wait.ts';
+import { BACKENDS, newUsername, PASSWORD } from './backends.ts';
+import { attackerKeys, decode, forge, hs256, publicPem, rs256, signingKey } from './jwt.ts';
+
+async function keysCli(databaseUrl: string, ...args: string[]): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/keys.ts', ...args, '--database-url', databaseUrl], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 0, out);
+  return out;
+}
+
+for (const backend of BACKENDS) {
+  describe(`API tokens on ${backend.name}`, () => {
+    let cluster: Cluster;
+    let client: Browser;
+    before(async () => {
+      cluster = await startCluster({ ...backend.cluster, env: { SW_LOGIN_LIMIT: '1000' } });
+      client = new Browser(cluster.url, 'api-client');
+    });
+    after(() => cluster.stop());
+
+    const tokensFor = async () => {
+      const username = newUsername('api');
+      assert.equal((await new Browser(cluster.url).post('/api/auth/register', { username, password: PASSWORD })).status, 201);
+      const r = await client.post('/api/auth/token', { username, password: PASSWORD });
+      assert.equal(r.status, 200);
+      return { username, ...(r.body as { accessToken: string; refreshToken: string; expiresIn: number; tokenType: string }) };
+    };
+    const me = (token: string, server?: string) =>
+      client.get('/api/me', { authorization: `Bearer ${token}`, ...(server ? { 'x-statewise-server': server } : {}) });
+
+    it('issues a short-lived RS256 access token any server verifies on its own', async () => {
+      const t = await tokensFor();
+      assert.equal(t.tokenType, 'Bearer');
+      assert.ok(t.expiresIn <= 900);
+      const { header, payload } = decode(t.accessToken);
+      assert.equal(header.alg, 'RS256');
+      assert.equal(typeof header.kid, 'string');
+      for (const claim of ['iss', 'aud', 'sub', 'exp', 'iat', 'jti']) assert.ok(payload[claim] !== undefined, claim);
+      assert.ok((payload.exp as number) - (payload.iat as number) <= 900);
+      for (const server of ['s1', 's2', 's3']) assert.equal((await me(t.accessToken, server)).status, 200, server);
+      const jwks = await client.get('/.well-known/jwks.json');
+      assert.ok((jwks.body.keys as Array<{ kid: string }>).some((k) => k.kid === header.kid));
+      assert.ok(!(jwks.body.keys as Array<Record<string, unknown>>).some((k) => 'd' in k), 'no private parts published');
+    });
+
+    it('refuses forged, tampered and out-of-date tokens', async () => {
+      const t = await tokensFor();
+      const { header, payload } = decode(t.accessToken);
+      const key = await signingKey(cluster.databaseUrl, header.kid as string);
+      const now = Math.floor(Date.now() / 1000);
+      const jwk = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).find((k) => k.kid === header.kid)!;
+      const attacker = attackerKeys();
+      const [headerPart, , signaturePart] = t.accessToken.split('.');
+      const cases: Record<string, string> = {
+        'alg none': forge({ ...header, alg: 'none' }, payload, () => ''),
+        'alg none, signature kept': forge({ ...header, alg: 'none' }, payload, () => signaturePart!),
+        'HS256 keyed with the public key': forge({ ...header, alg: 'HS256' }, payload, hs256(publicPem(jwk))),
+        'tampered payload': `${headerPart}.${Buffer.from(JSON.stringify({ ...payload, name: 'admin' })).toString('base64url')}.${signaturePart}`,
+        expired: forge(header, { ...payload, iat: now - 1000, exp: now - 120 }, rs256(key)),
+        'not valid yet (nbf)': forge(header, { ...payload, nbf: now + 600 }, rs256(key)),
+        'wrong issuer': forge(header, { ...payload, iss: 'someone-else' }, rs256(key)),
+        'wrong audience': forge(header, { ...payload, aud: 'another-api' }, rs256(key)),
+        'no exp': forge(header, { ...payload, exp: undefined }, rs256(key)),
+        'lifetime over 15 min': forge(header, { ...payload, exp: now + 86_400 }, rs256(key)),
+        'unknown kid': forge({ ...header, kid: 'not-a-key' }, payload, rs256(key)),
+        'attacker key via jku': forge({ ...header, kid: 'evil', jku: 'http://evil.example/jwks.json' }, payload, rs256(attacker.privateKey)),
+        'attacker key via x5u under our kid': forge({ ...header, x5u: 'http://evil.example/cert.pem' }, payload, rs256(attacker.privateKey)),
+        'garbage': 'not.a.token',
+        'two parts': `${headerPart}.${signaturePart}`,
+      };
+      for (const [name, token] of Object.entries(cases)) {
+        const r = await me(token);
+        assert.equal(r.status, 401, name);
+        assert.equal(r.body.error.code, 'invalid_token', name);
+      }
+      // Our own key with a jku header: the header is ignored, the token stands on its signature.
+      assert.equal((await me(forge({ ...header, jku: 'http://evil.example/jwks.json' }, payload, rs256(key)))).status, 200);
+      assert.equal((await me(t.accessToken)).status, 200, 'the genuine token still works');
+    });
+
+    it('rotates refresh tokens; reuse is refused and kills the newest token of the family', async () => {
+      const t = await tokensFor();
+      const first = await client.post('/api/auth/refresh', { refreshToken: t.refreshToken });
+      assert.equal(first.status, 200);
+      assert.notEqual(first.body.refreshToken, t.refreshToken);
+      assert.equal((await me(first.body.accessToken)).status, 200);
+      const second = await client.post('/api/auth/refresh', { refreshToken: first.body.refreshToken });
+      assert.equal(second.status, 200);
+
+      const reuse = await client.post('/api/auth/refresh', { refreshToken: t.refreshToken });
+      assert.equal(reuse.status, 401, 'a used refresh token is refused');
+      const newest = await client.post('/api/auth/refresh', { refreshToken: second.body.refreshToken });
+      assert.equal(newest.status, 401, 'the whole family is revoked, the newest token included');
+      assert.equal((await client.post('/api/auth/refresh', { refreshToken: 'rt_made-up' })).status, 401);
+    });
+
+    it('rotates signing keys without signing anyone out, and refuses a removed key', async () => {
+      const before = await tokensFor();
+      const oldKid = decode(before.accessToken).header.kid as string;
+      await keysCli(cluster.databaseUrl, 'rotate');
+      const after = await waitFor(
+        async () => {
+          const t = await tokensFor();
+          return decode(t.accessToken).header.kid !== oldKid ? t : null;
+        },
+        { timeoutMs: 15_000, what: 'new tokens to carry the new kid' },
+      );
+      const newKid = decode(after.accessToken).header.kid as string;
+      const kids = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).map((k) => k.kid);
+      assert.ok(kids.includes(oldKid) && kids.includes(newKid), 'both keys are published');
+      for (const server of ['s1', 's2', 's3']) assert.equal((await me(before.accessToken, server)).status, 200, 'old tokens still verify');
+
+      await keysCli(cluster.databaseUrl, 'remove', oldKid);
+      await waitFor(async () => (await me(before.accessToken)).status === 401, { timeoutMs: 15_000, what: 'the removed key to be refused' });
+      for (const server of ['s1', 's2', 's3']) {
+        assert.equal((await me(before.accessToken, server)).status, 401, `removed key refused on ${server}`);
+        assert.equal((await me(after.accessToken, server)).status, 200);
+      }
+      const published = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).map((k) => k.kid);
+      assert.ok(!published.includes(oldKid), 'the removed key left the JWKS');
+    });
+
+    it('refuses bad credentials for tokens as for logins', async () => {
+      const t = await tokensFor();
+      const wrong = await client.post('/api/auth/token', { username: t.username, password: 'not the password' });
+      const ghost = await client.post('/api/auth/token', { username: newUsername('ghost'), password: 'not the password' });
+      assert.deepEqual([wrong.status, ghost.status], [401, 401]);
+      assert.deepEqual(wrong.body, ghost.body);
+    });
+  });
+}

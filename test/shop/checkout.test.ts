@@ -1,0 +1,330 @@
+/**
+ * Checkout end to end: POST /api/orders (Idempotency-Key) answers 202 with a pending order, and a
+ * saga on the durable queue reserves stock, charges the bank account and confirms, or cancels and
+ * undoes what it did. Under contention it never oversells; under payment failures and SIGKILL of a
+ * server in the middle of sagas, every order still ends confirmed (charged once, stock taken once)
+ * or cancelled (net charge 0, stock back), none left pending.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { startCluster, type Cluster } from '../support/cluster.ts';
+import { Browser } from '../support/http.ts';
+import { waitFor } from '../support/wait.ts';
+import { bounded, checkout, pin, records, settled, shopper, type Records } from './helpers.ts';
+
+const OPENING = 100_000;
+
+interface Txn {
+  kind: string;
+  amountCents: number;
+}
+async function bankOf(b: Browser) {
+  const transactions: Txn[] = (await b.get('/api/bank/transactions')).body.transactions;
+  return {
+    balance: (await b.get('/api/bank/account')).body.balanceCents as number,
+    charges: transactions.filter((t) => t.kind === 'order_charge'),
+    refunds: transactions.filter((t) => t.kind === 'order_refund'),
+  };
+}
+
+describe('checkout', () => {
+  let cluster: Cluster;
+  let db: Records;
+  before(async () => {
+    // Each saga step pauses 200 ms inside its transaction, so a SIGKILL can land mid-step.
+    cluster = await startCluster({ env: { SW_SAGA_STEP_DELAY_MS: '200', SW_LOGIN_LIMIT: '1000' } });
+    db = records(cluster);
+  });
+  after(async () => {
+    await db?.close();
+    await cluster?.stop();
+  });
+
+  it('takes an order through the saga: 202 pending, then confirmed, charged once, stock taken, cart emptied', async () => {
+    const stranger = new Browser(cluster.url);
+    assert.equal((await checkout(stranger)).status, 401);
+    const alice = await shopper(cluster, 'alice');
+    const noKey = await alice.post('/api/orders', {});
+    assert.equal(noKey.status, 400);
+    assert.equal(noKey.body.error.code, 'idempotency_key_required');
+    const empty = await checkout(alice, 'empty-cart');
+    assert.equal(empty.status, 400);
+    assert.equal(empty.body.error.code, 'invalid_input');
+
+    const stockBefore = { funghi: await db.stock('funghi'), lemonade: await db.stock('lemonade') };
+    await alice.post('/api/cart/items', { itemId: 'funghi', qty: 2 });
+    await alice.post('/api/cart/items', { itemId: 'lemonade', qty: 1 });
+    const placed = await checkout(alice, 'order-1', pin('s1'));
+    assert.equal(placed.status, 202, JSON.stringify(placed.body));
+    const order = placed.body.order;
+    assert.equal(order.status, 'pending');
+    assert.equal(order.totalCents, 2 * 1100 + 350);
+    assert.deepEqual(order.items, [
+      { itemId: 'funghi', name: 'Funghi', qty: 2, priceCents: 1100 },
+      { itemId: 'lemonade', name: 'Lemonade', qty: 1, priceCents: 350 },
+    ]);
+
+    // The same key again, on another server: the first answer, and no second order.
+    const replay = await checkout(alice, 'order-1', pin('s3'));
+    assert.equal(replay.status, 202);
+    assert.equal(replay.headers.get('idempotent-replayed'), 'true');
+    assert.equal(replay.body.order.id, order.id);
+
+    const confirmed = await waitFor(
+      async () => {
+        const r = await alice.get(`/api/orders/${order.id}`);
+        return r.body.order.status !== 'pending' ? r.body.order : null;
+      },
+      { timeoutMs: 30_000, what: 'the order to leave pending' },
+    );
+    assert.equal(confirmed.status, 'confirmed');
+    assert.equal(confirmed.reason, undefined);
+    const bank = await bankOf(alice);
+    assert.deepEqual(
+      bank.charges.map((t) => t.amountCents),
+      [order.totalCents],
+    );
+    assert.equal(bank.refunds.length, 0);
+    assert.equal(bank.balance, OPENING - order.totalCents);
+    assert.equal(await db.stock('funghi'), stockBefore.funghi - 2);
+    assert.equal(await db.stock('lemonade'), stockBefore.lemonade - 1);
+    await waitFor(async () => (await alice.get('/api/cart')).body.items.length === 0, {
+      what: 'the ordered lines to leave the cart',
+    });
+
+    // A second order; the list is newest first. Nobody else sees either order.
+    await alice.post('/api/cart/items', { itemId: 'chinotto', qty: 1 });
+    const second = (await checkout(alice, 'order-2')).body.order;
+    const list = (await alice.get('/api/orders')).body.orders;
+    assert.deepEqual(
+      list.map((o: { id: string }) => o.id),
+      [second.id, order.id],
+    );
+    const bob = await shopper(cluster, 'bob');
+    assert.equal((await bob.get(`/api/orders/${order.id}`)).status, 404);
+    assert.equal((await bob.get('/api/orders/not-a-uuid')).status, 404);
+    assert.deepEqual((await bob.get('/api/orders')).body, { orders: [] });
+    assert.equal((await alice.get(`/api/orders/${randomUUID()}`)).status, 404);
+  });
+
+  it('sells 10 units to 30 buyers exactly once each: 10 confirmed, 20 out_of_stock, stock never below 0', async () => {
+    await db.setStock('quattro-formaggi', 10);
+    const buyers = await bounded(30, 5, async (i) => {
+      const b = await shopper(cluster, `buyer${i}`);
+      assert.equal(
+        (await b.post('/api/cart/items', { itemId: 'quattro-formaggi', qty: 1 })).status,
+        200,
+      );
+      return b;
+    });
+
+    let lowest = Infinity;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        lowest = Math.min(lowest, await db.stock('quattro-formaggi'));
+        await new Promise((resolve) => setTimeout(resolve, 50)); // sampling pace, not synchronisation
+      }
+    })();
+    try {
+      const placed = await Promise.all(buyers.map((b) => checkout(b)));
+      assert.deepEqual(
+        new Set(placed.map((r) => r.status)),
+        new Set([202]),
+        JSON.stringify(
+          placed.filter((r) => r.status !== 202).map((r) => [r.status, r.servedBy, r.body]),
+        ),
+      );
+      const rows = await settled(
+        db,
+        placed.map((r) => r.body.order.id),
+        30_000,
+      );
+      const confirmed = rows.filter((r) => r.status === 'confirmed');
+      assert.equal(confirmed.length, 10);
+      assert.ok(
+        rows.filter((r) => r.status === 'cancelled').every((r) => r.reason === 'out_of_stock'),
+      );
+      assert.equal(await db.stock('quattro-formaggi'), 0);
+      const [charges] = await db.query<{ n: string }>(
+        "SELECT count(*) AS n FROM ledger WHERE kind = 'order_charge' AND user_id = ANY($1::uuid[])",
+        [rows.map((r) => r.user_id)],
+      );
+      assert.equal(Number(charges!.n), 10, 'only the 10 buyers who got one paid');
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    assert.ok(lowest >= 0, `stock seen at ${lowest}`);
+  });
+
+  it('ends every saga confirmed or cancelled with payment failures and a server SIGKILLed mid-saga', async () => {
+    await db.setStock('margherita', 100);
+    await db.setStock('lemonade', 100);
+    const stockBefore = { margherita: 100, lemonade: 100 };
+    const total = 900 + 350;
+    // 20 buyers; every fifth (20 %) has 500 cents left, too little for the order.
+    const buyers = await bounded(20, 5, async (i) => {
+      const b = await shopper(cluster, `faulty${i}`);
+      const poor = i % 5 === 0;
+      if (poor) {
+        const w = await b.post(
+          '/api/bank/withdraw',
+          { amountCents: OPENING - 500 },
+          { 'idempotency-key': `drain-${i}` },
+        );
+        assert.equal(w.status, 200, JSON.stringify(w.body));
+      }
+      await b.post('/api/cart/items', { itemId: 'margherita', qty: 1 });
+      await b.post('/api/cart/items', { itemId: 'lemonade', qty: 1 });
+      return { b, poor };
+    });
+
+    // Every checkout lands on s2, which wakes its own worker: s2 takes part of the sagas.
+    const placed = await Promise.all(buyers.map(({ b }) => checkout(b, randomUUID(), pin('s2'))));
+    assert.deepEqual(new Set(placed.map((r) => r.status)), new Set([202]));
+    const ids = placed.map((r) => r.body.order.id as string);
+
+    // Kill s2 while it is in the middle of a saga: one whose last committed step is s2's and that
+    // is not finished (s2 is running its next step right now, holding the job).
+    const midway = await waitFor(
+      async () => {
+        const [row] = await db.query<{ order_id: string }>(
+          `SELECT s.order_id FROM checkout_sagas s
+           JOIN LATERAL (SELECT server_id FROM checkout_saga_steps t WHERE t.order_id = s.order_id ORDER BY at DESC LIMIT 1) last ON true
+           WHERE s.order_id = ANY($1::uuid[]) AND s.state NOT IN ('confirmed', 'cancelled') AND last.server_id = 's2' LIMIT 1`,
+          [ids],
+        );
+        return row?.order_id;
+      },
+      { timeoutMs: 15_000, what: 's2 to be in the middle of a saga' },
+    );
+    const killedAt = Date.now();
+    await cluster.kill('s2');
+    const pendingAtKill = (
+      await db.query("SELECT 1 FROM orders WHERE id = ANY($1::uuid[]) AND status = 'pending'", [
+        ids,
+      ])
+    ).length;
+    await cluster.start('s2');
+
+    const rows = await settled(db, ids, Math.max(1_000, 30_000 - (Date.now() - killedAt)));
+    const seconds = ((Date.now() - killedAt) / 1000).toFixed(1);
+    process.stderr.write(
+      `saga fault test: ${pendingAtKill} of 20 pending at the kill; all settled ${seconds} s after it\n`,
+    );
+
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    let confirmedCount = 0;
+    for (const [i, { b, poor }] of buyers.entries()) {
+      const order = byId.get(ids[i]!)!;
+      const bank = await bankOf(b);
+      if (poor) {
+        assert.equal(order.status, 'cancelled', `buyer ${i}`);
+        assert.equal(order.reason, 'payment_failed');
+        assert.equal(bank.charges.length, bank.refunds.length, 'net charge 0');
+        assert.equal(bank.balance, 500);
+        assert.equal(
+          (await b.get('/api/cart')).body.items.length,
+          2,
+          'a cancelled order leaves the cart as it was',
+        );
+      } else {
+        assert.equal(order.status, 'confirmed', `buyer ${i}: ${order.status} ${order.reason}`);
+        assert.deepEqual(
+          bank.charges.map((t) => t.amountCents),
+          [total],
+          'charged once',
+        );
+        assert.equal(bank.refunds.length, 0);
+        assert.equal(bank.balance, OPENING - total);
+        confirmedCount++;
+      }
+    }
+    assert.equal(confirmedCount, 16);
+    assert.equal(
+      await db.stock('margherita'),
+      stockBefore.margherita - 16,
+      'stock taken once per confirmed order, released for the rest',
+    );
+    assert.equal(await db.stock('lemonade'), stockBefore.lemonade - 16);
+
+    // Each step committed once per order (the step log's key guarantees it; check the shape).
+    const steps = await db.query<{ order_id: string; steps: string[] }>(
+      'SELECT order_id, array_agg(step ORDER BY at) AS steps FROM checkout_saga_steps WHERE order_id = ANY($1::uuid[]) GROUP BY order_id',
+      [ids],
+    );
+    for (const { order_id, steps: done } of steps) {
+      const expected =
+        byId.get(order_id)!.status === 'confirmed'
+          ? ['reserve', 'charge', 'confirm']
+          : ['reserve', 'charge', 'compensate'];
+      assert.deepEqual(done, expected);
+    }
+    // The saga s2 was in the middle of was finished through the queue's redelivery.
+    const [job] = await db.query<{ state: string; retry_count: number }>(
+      "SELECT state, retry_count FROM pgboss.job WHERE name = 'checkout' AND id = $1",
+      [midway],
+    );
+    assert.equal(job?.state, 'completed');
+    assert.ok(job!.retry_count >= 1, 'delivered again after the kill');
+    const open = await db.query(
+      "SELECT id FROM pgboss.job WHERE name = 'checkout' AND state <> 'completed' AND id = ANY($1::uuid[])",
+      [ids],
+    );
+    assert.deepEqual(open, [], 'no job left behind');
+  });
+
+  it('lets a gracefully stopped server finish the saga step it is running', async () => {
+    const carol = await shopper(cluster, 'carol');
+    await carol.post('/api/cart/items', { itemId: 'marinara', qty: 1 });
+    const order = (await checkout(carol, randomUUID(), pin('s1'))).body.order;
+    // s1 committed a step of this saga and is running the next one: stop it now (drain, then exit).
+    await waitFor(
+      async () => {
+        const rows = await db.query<{ server_id: string }>(
+          'SELECT server_id FROM checkout_saga_steps WHERE order_id = $1',
+          [order.id],
+        );
+        return rows.length === 1 && rows[0]!.server_id === 's1';
+      },
+      { timeoutMs: 15_000, what: 's1 to be in the middle of the saga' },
+    );
+    const stopped = await cluster.control('POST', '/_cluster/servers/s1/stop');
+    assert.equal(stopped.status, 202);
+    await waitFor(
+      async () => (await cluster.view()).servers.find((s) => s.id === 's1')?.status === 'down',
+      { timeoutMs: 20_000, what: 's1 to stop' },
+    );
+    const steps = await db.query<{ step: string; server_id: string }>(
+      'SELECT step, server_id FROM checkout_saga_steps WHERE order_id = $1 ORDER BY at',
+      [order.id],
+    );
+    assert.deepEqual(
+      steps,
+      [
+        { step: 'reserve', server_id: 's1' },
+        { step: 'charge', server_id: 's1' },
+        { step: 'confirm', server_id: 's1' },
+      ],
+      'shutdown waited for the saga instead of cutting it',
+    );
+    assert.equal((await carol.get(`/api/orders/${order.id}`)).body.order.status, 'confirmed');
+    await cluster.start('s1');
+  });
+
+  it('documents the shop routes in the OpenAPI document', async () => {
+    const doc = (await new Browser(cluster.url).get('/docs/json')).body;
+    for (const path of [
+      '/api/menu',
+      '/api/cart',
+      '/api/cart/items',
+      '/api/cart/items/{itemId}',
+      '/api/orders',
+      '/api/orders/{id}',
+    ]) {
+      assert.ok(doc.paths[path], `${path} in /docs/json`);
+    }
+  });
+});
