@@ -2,12 +2,28 @@
  * Verify cost per algorithm, node:crypto against jose, on one core. Chooses the access-token
  * implementation (see accounts/tokens): `npm run bench:jwt`.
  */
-import { createHmac, createPublicKey, generateKeyPairSync, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
+import {
+  createHmac,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  timingSafeEqual,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { SignJWT, jwtVerify, importJWK, exportJWK } from 'jose';
 
 const N = 20_000;
 const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64url');
-const payload = { sub: 'c4a1b6f2-5d7e-4a1b-9c3d-2e8f7a6b5c4d', name: 'alice', iss: 'statewise', aud: 'statewise-api', iat: 1, exp: 4102444800, jti: 'abc' };
+const payload = {
+  sub: 'c4a1b6f2-5d7e-4a1b-9c3d-2e8f7a6b5c4d',
+  name: 'alice',
+  iss: 'statewise',
+  aud: 'statewise-api',
+  iat: 1,
+  exp: 4102444800,
+  jti: 'abc',
+};
 
 function measure(name: string, fn: () => unknown): number {
   for (let i = 0; i < 1000; i++) fn();
@@ -37,10 +53,30 @@ function token(alg: string, signer: (data: Buffer) => Buffer): string {
   return `${data}.${b64(signer(Buffer.from(data)))}`;
 }
 const cases: Array<[string, string, (d: Buffer, s: Buffer) => boolean, KeyObject | Buffer]> = [
-  ['HS256', token('HS256', (d) => createHmac('sha256', secret).update(d).digest()), (d, s) => timingSafeEqual(createHmac('sha256', secret).update(d).digest(), s), secret],
-  ['RS256', token('RS256', (d) => sign('sha256', d, rsa.privateKey)), (d, s) => verify('sha256', d, rsa.publicKey, s), rsa.publicKey],
-  ['EdDSA', token('EdDSA', (d) => sign(null, d, ed.privateKey)), (d, s) => verify(null, d, ed.publicKey, s), ed.publicKey],
-  ['ES256', token('ES256', (d) => sign('sha256', d, { key: ec.privateKey, dsaEncoding: 'ieee-p1363' })), (d, s) => verify('sha256', d, { key: ec.publicKey, dsaEncoding: 'ieee-p1363' }, s), ec.publicKey],
+  [
+    'HS256',
+    token('HS256', (d) => createHmac('sha256', secret).update(d).digest()),
+    (d, s) => timingSafeEqual(createHmac('sha256', secret).update(d).digest(), s),
+    secret,
+  ],
+  [
+    'RS256',
+    token('RS256', (d) => sign('sha256', d, rsa.privateKey)),
+    (d, s) => verify('sha256', d, rsa.publicKey, s),
+    rsa.publicKey,
+  ],
+  [
+    'EdDSA',
+    token('EdDSA', (d) => sign(null, d, ed.privateKey)),
+    (d, s) => verify(null, d, ed.publicKey, s),
+    ed.publicKey,
+  ],
+  [
+    'ES256',
+    token('ES256', (d) => sign('sha256', d, { key: ec.privateKey, dsaEncoding: 'ieee-p1363' })),
+    (d, s) => verify('sha256', d, { key: ec.publicKey, dsaEncoding: 'ieee-p1363' }, s),
+    ec.publicKey,
+  ],
 ];
 
 console.log(`JWT verify, ${N} ops each (node ${process.version})`);
@@ -52,6 +88,11 @@ for (const [alg, jwt, check, key] of cases) {
     return JSON.parse(Buffer.from(jwt.slice(jwt.indexOf('.') + 1, dot), 'base64url').toString());
   });
   const joseKey = key instanceof Buffer ? key : key;
-  await measureAsync(`jose ${alg} jwtVerify`, () => jwtVerify(jwt, joseKey as KeyObject, { issuer: 'statewise', audience: 'statewise-api', algorithms: [alg] }));
+  await measureAsync(`jose ${alg} jwtVerify`, () =>
+    jwtVerify(jwt, joseKey as KeyObject, { issuer: 'statewise', audience: 'statewise-api', algorithms: [alg] }),
+  );
 }
-void SignJWT; void importJWK; void exportJWK; void createPublicKey;
+void SignJWT;
+void importJWK;
+void exportJWK;
+void createPublicKey;

@@ -7,7 +7,16 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { entry } from '../src/supervisor/child-process.ts';
 import { bareHincrbyCeiling, bareUpdateCeiling, bareUpsertCeiling } from './lib/ceilings.ts';
-import { CONNECTIONS, load, ratio, SECONDS, startInfrastructure, startProcess, table, type Measurement } from './lib/harness.ts';
+import {
+  CONNECTIONS,
+  load,
+  ratio,
+  SECONDS,
+  startInfrastructure,
+  startProcess,
+  table,
+  type Measurement,
+} from './lib/harness.ts';
 
 const infra = await startInfrastructure();
 const rows: Measurement[] = [];
@@ -50,9 +59,16 @@ try {
       headers: { ...auth, 'idempotency-key': `fund-${store}` },
       body: JSON.stringify({ amountCents: 100_000_000 }),
     });
-    const withdraw = await loadWithUniqueKeys(`statewise idempotent withdraw (${store})`, `${server.url}/api/bank/withdraw`, auth);
+    const withdraw = await loadWithUniqueKeys(
+      `statewise idempotent withdraw (${store})`,
+      `${server.url}/api/bank/withdraw`,
+      auth,
+    );
     rows.push(withdraw);
-    ratios.push([`withdraw (${store}) / bare UPDATE (target >= 0.5)`, ratio(withdraw.requestsPerSecond, updateCeiling)]);
+    ratios.push([
+      `withdraw (${store}) / bare UPDATE (target >= 0.5)`,
+      ratio(withdraw.requestsPerSecond, updateCeiling),
+    ]);
 
     const cart = await load(`statewise cart line +1 (${store})`, `${server.url}/api/cart/items`, auth, {
       method: 'POST',
@@ -61,7 +77,8 @@ try {
     rows.push(cart);
     const cartCeiling = store === 'redis' ? hincrbyCeiling : upsertCeiling;
     const ceilingName = store === 'redis' ? 'bare HINCRBY' : 'bare upsert';
-    if (store !== 'memory') ratios.push([`cart +1 (${store}) / ${ceilingName} (target >= 0.5)`, ratio(cart.requestsPerSecond, cartCeiling)]);
+    if (store !== 'memory')
+      ratios.push([`cart +1 (${store}) / ${ceilingName} (target >= 0.5)`, ratio(cart.requestsPerSecond, cartCeiling)]);
     await server.stop();
   }
 } finally {
@@ -100,4 +117,7 @@ const report = [
 ].join('\n');
 process.stdout.write(`\n${report}`);
 await mkdir(new URL('./results/', import.meta.url), { recursive: true });
-await writeFile(new URL('./results/money-and-carts.md', import.meta.url), `# Money and carts, ${new Date().toISOString()}\n\n${report}`);
+await writeFile(
+  new URL('./results/money-and-carts.md', import.meta.url),
+  `# Money and carts, ${new Date().toISOString()}\n\n${report}`,
+);

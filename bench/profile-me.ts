@@ -11,7 +11,11 @@ const child = fork(entry('server/main.ts'), [], {
 });
 const [{ port }] = (await once(child, 'message')) as [{ port: number }];
 const url = `http://127.0.0.1:${port}`;
-const r = await fetch(`${url}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'b' }, body: JSON.stringify({ username: 'prof', password: 'a long bench password' }) });
+const r = await fetch(`${url}/api/auth/register`, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json', 'user-agent': 'b' },
+  body: JSON.stringify({ username: 'prof', password: 'a long bench password' }),
+});
 const cookie = r.headers.getSetCookie()[0]!.split(';')[0]!;
 await load('session memory', `${url}/api/me`, { cookie, 'user-agent': 'b' });
 child.kill('SIGINT');

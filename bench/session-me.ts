@@ -7,7 +7,18 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { bundleServer } from '../src/supervisor/server-bundle.ts';
-import { CONNECTIONS, load, median, ratio, ROUNDS, SECONDS, startInfrastructure, startProcess, table, type Measurement } from './lib/harness.ts';
+import {
+  CONNECTIONS,
+  load,
+  median,
+  ratio,
+  ROUNDS,
+  SECONDS,
+  startInfrastructure,
+  startProcess,
+  table,
+  type Measurement,
+} from './lib/harness.ts';
 
 interface Target {
   name: string;
@@ -37,16 +48,35 @@ try {
       SW_LOG_LEVEL: 'warn',
     });
     stops.push(server.stop);
-    const registered = await fetch(`${server.url}/api/auth/register`, { method: 'POST', headers: json, body: credentials(`bench_${store}`) });
-    if (registered.status !== 201) throw new Error(`register on ${store}: ${registered.status} ${await registered.text()}`);
+    const registered = await fetch(`${server.url}/api/auth/register`, {
+      method: 'POST',
+      headers: json,
+      body: credentials(`bench_${store}`),
+    });
+    if (registered.status !== 201)
+      throw new Error(`register on ${store}: ${registered.status} ${await registered.text()}`);
     const cookie = registered.headers.getSetCookie()[0]!.split(';')[0]!;
-    targets.push({ name: `statewise session GET /api/me (${store})`, url: `${server.url}/api/me`, headers: { cookie, 'user-agent': 'bench' } });
-    const token = await fetch(`${server.url}/api/auth/token`, { method: 'POST', headers: json, body: credentials(`bench_${store}`) });
+    targets.push({
+      name: `statewise session GET /api/me (${store})`,
+      url: `${server.url}/api/me`,
+      headers: { cookie, 'user-agent': 'bench' },
+    });
+    const token = await fetch(`${server.url}/api/auth/token`, {
+      method: 'POST',
+      headers: json,
+      body: credentials(`bench_${store}`),
+    });
     const { accessToken } = (await token.json()) as { accessToken: string };
-    targets.push({ name: `statewise bearer GET /api/me (${store})`, url: `${server.url}/api/me`, headers: { authorization: `Bearer ${accessToken}` } });
+    targets.push({
+      name: `statewise bearer GET /api/me (${store})`,
+      url: `${server.url}/api/me`,
+      headers: { authorization: `Bearer ${accessToken}` },
+    });
   }
 
-  const express = await startProcess(new URL('./peers/express-session.ts', import.meta.url).pathname, { REDIS_URL: infra.redisUrl });
+  const express = await startProcess(new URL('./peers/express-session.ts', import.meta.url).pathname, {
+    REDIS_URL: infra.redisUrl,
+  });
   stops.push(express.stop);
   const login = await fetch(`${express.url}/login`);
   targets.push({
@@ -55,7 +85,9 @@ try {
     headers: { cookie: login.headers.getSetCookie()[0]!.split(';')[0]! },
   });
 
-  process.stderr.write(`bench: ${ROUNDS} rounds of ${SECONDS} s per target, ${CONNECTIONS} connections, node ${process.version}\n`);
+  process.stderr.write(
+    `bench: ${ROUNDS} rounds of ${SECONDS} s per target, ${CONNECTIONS} connections, node ${process.version}\n`,
+  );
   const runs = new Map<string, Measurement[]>();
   for (let round = 1; round <= ROUNDS; round++) {
     process.stderr.write(`round ${round}\n`);
@@ -67,7 +99,10 @@ try {
   const redis = rps('statewise session GET /api/me (redis)');
   const ratios = [
     ['redis session / raw hello (target >= 0.5)', ratio(redis, rawRps)],
-    ['redis session / express-session + connect-redis (target >= 5)', ratio(redis, rps('express 5 + express-session + connect-redis GET /me'))],
+    [
+      'redis session / express-session + connect-redis (target >= 5)',
+      ratio(redis, rps('express 5 + express-session + connect-redis GET /me')),
+    ],
     ['redis session / memory session (target >= 0.8)', ratio(redis, rps('statewise session GET /api/me (memory)'))],
     ['postgres session / raw hello', ratio(rps('statewise session GET /api/me (postgres)'), rawRps)],
     ['bearer (memory) / raw hello (target >= 0.6)', ratio(rps('statewise bearer GET /api/me (memory)'), rawRps)],

@@ -25,11 +25,10 @@ const dataDir = await mkdtemp(join(tmpdir(), 'statewise-test-pg-'));
 const pg = await startEmbeddedPostgres({ dataDir, port: await freePort() });
 
 const concurrency = process.env.STATEWISE_TEST_CONCURRENCY ?? '2';
-const child = spawn(
-  process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files],
-  { stdio: 'inherit', env: { ...process.env, STATEWISE_TEST_PG_URL: pg.url } },
-);
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, STATEWISE_TEST_PG_URL: pg.url },
+});
 const forward = (signal: NodeJS.Signals) => child.kill(signal);
 process.on('SIGINT', forward);
 process.on('SIGTERM', forward);

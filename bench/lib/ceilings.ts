@@ -4,14 +4,15 @@ import pg from 'pg';
 /** Runs `op` from `concurrency` loops for `seconds`; returns operations per second. */
 async function loop(seconds: number, concurrency: number, op: () => Promise<unknown>): Promise<number> {
   const warmupEnd = Date.now() + 1000;
-  const workers = (until: number) => Array.from({ length: concurrency }, async () => {
-    let n = 0;
-    while (Date.now() < until) {
-      await op();
-      n++;
-    }
-    return n;
-  });
+  const workers = (until: number) =>
+    Array.from({ length: concurrency }, async () => {
+      let n = 0;
+      while (Date.now() < until) {
+        await op();
+        n++;
+      }
+      return n;
+    });
   await Promise.all(workers(warmupEnd));
   const started = Date.now();
   const counts = await Promise.all(workers(started + seconds * 1000));
@@ -25,7 +26,11 @@ export async function bareUpdateCeiling(databaseUrl: string, seconds: number, co
   await pool.query('INSERT INTO bench_ceiling VALUES (1, 1000000000000) ON CONFLICT (id) DO NOTHING');
   try {
     return await loop(seconds, concurrency, () =>
-      pool.query({ name: 'ceiling', text: 'UPDATE bench_ceiling SET balance = balance - 1 WHERE id = 1 AND balance >= 1', values: [] }),
+      pool.query({
+        name: 'ceiling',
+        text: 'UPDATE bench_ceiling SET balance = balance - 1 WHERE id = 1 AND balance >= 1',
+        values: [],
+      }),
     );
   } finally {
     await pool.end();
@@ -45,7 +50,9 @@ export async function bareHincrbyCeiling(redisUrl: string, seconds: number, conc
 /** PostgreSQL's ceiling for a cart line update: a bare upsert-increment through the same driver. */
 export async function bareUpsertCeiling(databaseUrl: string, seconds: number, concurrency: number): Promise<number> {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: concurrency });
-  await pool.query('CREATE UNLOGGED TABLE IF NOT EXISTS bench_cart (key text, field text, value bigint, PRIMARY KEY (key, field))');
+  await pool.query(
+    'CREATE UNLOGGED TABLE IF NOT EXISTS bench_cart (key text, field text, value bigint, PRIMARY KEY (key, field))',
+  );
   try {
     return await loop(seconds, concurrency, () =>
       pool.query({

@@ -45,12 +45,17 @@ export async function load(
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
   };
-  process.stderr.write(`  ${name}: ${m.requestsPerSecond} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, non-2xx ${m.non2xx}, errors ${m.errors}\n`);
+  process.stderr.write(
+    `  ${name}: ${m.requestsPerSecond} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, non-2xx ${m.non2xx}, errors ${m.errors}\n`,
+  );
   return m;
 }
 
 /** Starts a TypeScript entry as a child process and waits for its `listening` message. */
-export async function startProcess(path: string, env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
+export async function startProcess(
+  path: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
   const child = forkTs(path, env, (line) => {
     if (/error|fatal/i.test(line)) process.stderr.write(`    [${path.split('/').pop()}] ${line}\n`);
   });
@@ -93,7 +98,8 @@ export function ratio(a: number, b: number): string {
 
 export function table(rows: Measurement[]): string {
   const lines = ['| target | req/s | p50 ms | p99 ms | non-2xx | errors |', '|---|---:|---:|---:|---:|---:|'];
-  for (const r of rows) lines.push(`| ${r.name} | ${r.requestsPerSecond} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors} |`);
+  for (const r of rows)
+    lines.push(`| ${r.name} | ${r.requestsPerSecond} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors} |`);
   return lines.join('\n');
 }
 

@@ -74,7 +74,12 @@ export class Authenticator {
     const outcome = await this.sessions.resolve(token, userAgent);
     if (outcome.kind === 'user_agent_mismatch') {
       this.log.warn(
-        { event: 'session_user_agent_mismatch', sessionId: outcome.session.id, userId: outcome.session.userId, reqId: request.id },
+        {
+          event: 'session_user_agent_mismatch',
+          sessionId: outcome.session.id,
+          userId: outcome.session.userId,
+          reqId: request.id,
+        },
         'session presented with another user agent; revoked',
       );
       return null;

@@ -32,7 +32,11 @@ export class RateLimiter {
 }
 
 /** The limits on password attempts (login and token): per username and per client address. */
-export function loginLimits(config: { loginLimit: number; loginIpLimit: number }, username: string, ip: string): Limit[] {
+export function loginLimits(
+  config: { loginLimit: number; loginIpLimit: number },
+  username: string,
+  ip: string,
+): Limit[] {
   return [
     { subject: `user:${username}`, max: config.loginLimit },
     { subject: `ip:${ip}`, max: config.loginIpLimit },

@@ -75,14 +75,10 @@ export function accountRoutes(app: App, ctx: ServerContext): void {
     },
   );
 
-  app.get(
-    '/api/me',
-    { schema: { tags, response: responses({ 200: UserReply }, [401]) } },
-    async (request) => {
-      const principal = await auth.requireUser(request);
-      return { user: { id: principal.userId, username: principal.username } };
-    },
-  );
+  app.get('/api/me', { schema: { tags, response: responses({ 200: UserReply }, [401]) } }, async (request) => {
+    const principal = await auth.requireUser(request);
+    return { user: { id: principal.userId, username: principal.username } };
+  });
 
   app.get(
     '/api/auth/sessions',

@@ -8,9 +8,7 @@ export interface SessionPolicy {
 }
 
 export type ResolveOutcome =
-  | { kind: 'ok'; session: SessionRecord }
-  | { kind: 'none' }
-  | { kind: 'user_agent_mismatch'; session: SessionRecord };
+  { kind: 'ok'; session: SessionRecord } | { kind: 'none' } | { kind: 'user_agent_mismatch'; session: SessionRecord };
 
 /**
  * Login sessions over any SessionStore. The cookie carries a 256-bit random secret; the store only
@@ -32,7 +30,10 @@ export class SessionManager {
     return hash('sha256', token, 'base64url') as SessionId;
   }
 
-  async start(user: { id: UserId; username: string } | null, userAgent: string): Promise<{ token: string; session: SessionRecord }> {
+  async start(
+    user: { id: UserId; username: string } | null,
+    userAgent: string,
+  ): Promise<{ token: string; session: SessionRecord }> {
     const token = randomBytes(32).toString('base64url');
     const now = Date.now();
     const session: SessionRecord = {

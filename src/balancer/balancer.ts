@@ -109,14 +109,12 @@ export async function createBalancer(options: BalancerOptions): Promise<Balancer
     },
     markDown: (id) => upstreams.markDown(id),
     health: () =>
-      upstreams
-        .all()
-        .map(({ id, status, requests, connections }) => ({
-          id,
-          healthy: status === 'healthy',
-          requests,
-          connections,
-        })),
+      upstreams.all().map(({ id, status, requests, connections }) => ({
+        id,
+        healthy: status === 'healthy',
+        requests,
+        connections,
+      })),
     async close() {
       await checks.stop();
       tunnels.closeAll();

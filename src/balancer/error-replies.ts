@@ -61,8 +61,7 @@ export interface ReplyLike {
 }
 
 export function sendError<R extends ReplyLike>(reply: R, error: BalancerError): R {
-  if (error.retryAfterSeconds !== undefined)
-    reply.header('retry-after', String(error.retryAfterSeconds));
+  if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
   reply.header('content-type', 'application/json; charset=utf-8');
   reply.code(error.status);
   reply.send(bodyOf(error));
@@ -120,8 +119,7 @@ export function toBalancerError(thrown: unknown, bodyLimit: number): BalancerErr
     };
   }
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    const message =
-      typeof e.message === 'string' && e.message.length > 5 ? e.message : 'Invalid request.';
+    const message = typeof e.message === 'string' && e.message.length > 5 ? e.message : 'Invalid request.';
     return { status: 400, code: 'invalid_input', message };
   }
   return {

@@ -49,11 +49,7 @@ export class HealthChecks {
       else this.upstreams.failed(upstream, `/readyz answered ${statusCode}`, false);
     } catch (error) {
       if (this.#stopped) return;
-      this.upstreams.failed(
-        upstream,
-        `/readyz failed (${errorCode(error)})`,
-        refusedConnection(error),
-      );
+      this.upstreams.failed(upstream, `/readyz failed (${errorCode(error)})`, refusedConnection(error));
     } finally {
       upstream.checking = false;
     }

@@ -24,11 +24,7 @@ export type Route = UpstreamRoute | { kind: 'pinned-unavailable'; id: string } |
  * Where a request goes: the server named by X-Statewise-Server (or nowhere if it is not up); else,
  * in sticky mode, the server of the sw_server cookie while it is healthy; else the next in turn.
  */
-export function chooseUpstream(
-  upstreams: UpstreamSet,
-  policy: BalancePolicy,
-  headers: IncomingHttpHeaders,
-): Route {
+export function chooseUpstream(upstreams: UpstreamSet, policy: BalancePolicy, headers: IncomingHttpHeaders): Route {
   const pin = headers[PIN_HEADER];
   if (typeof pin === 'string' && pin !== '') {
     const upstream = upstreams.get(pin);
@@ -38,12 +34,9 @@ export function chooseUpstream(
   if (policy === 'sticky') {
     const cookie = readStickyCookie(headers.cookie);
     const home = cookie === undefined ? undefined : upstreams.get(cookie);
-    if (home?.status === 'healthy')
-      return { kind: 'upstream', upstream: home, pinned: false, sticky: true, cookie };
+    if (home?.status === 'healthy') return { kind: 'upstream', upstream: home, pinned: false, sticky: true, cookie };
     const next = upstreams.next();
-    return next
-      ? { kind: 'upstream', upstream: next, pinned: false, sticky: true, cookie }
-      : { kind: 'none' };
+    return next ? { kind: 'upstream', upstream: next, pinned: false, sticky: true, cookie } : { kind: 'none' };
   }
   const next = upstreams.next();
   return next

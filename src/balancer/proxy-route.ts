@@ -12,27 +12,14 @@ import {
   type ReplyLike,
 } from './error-replies.ts';
 import { addForwardedHeaders } from './forwarded-headers.ts';
-import {
-  chooseUpstream,
-  needsStickyCookie,
-  type BalancePolicy,
-  type UpstreamRoute,
-} from './policies.ts';
+import { chooseUpstream, needsStickyCookie, type BalancePolicy, type UpstreamRoute } from './policies.ts';
 import { keepBodiesRaw } from './raw-bodies.ts';
 import { errorCode, failedBeforeAnswer, safeToRepeat } from './retry-rules.ts';
 import { appendSetCookie, stickySetCookie } from './sticky-cookie.ts';
 import type { UpstreamSet, UpstreamState } from './upstreams.ts';
 
 /** What the catch-all route forwards; the rest gets a 405 from the balancer. */
-export const PROXIED_METHODS = [
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'DELETE',
-  'PATCH',
-  'OPTIONS',
-] as const;
+export const PROXIED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
 export interface ProxyOptions {
   upstreams: UpstreamSet;
@@ -64,27 +51,16 @@ const noRetry = () => null;
  * before any answer marks the server down and, when the request is safe to repeat, moves it to
  * the next healthy server (each at most once).
  */
-export function proxyRoutes({
-  upstreams,
-  policy,
-  agent,
-  bodyLimit,
-}: ProxyOptions): FastifyPluginAsync {
+export function proxyRoutes({ upstreams, policy, agent, bodyLimit }: ProxyOptions): FastifyPluginAsync {
   const send = (reply: ProxyReply, request: FastifyRequest, forwarding: Forwarding) => {
     forwarding.tried.add(forwarding.upstream.id);
     forwarding.upstream.requests++;
     return reply.from(forwarding.upstream.url + request.url, forwarding.hooks);
   };
 
-  const onUpstreamError = (
-    reply: ProxyReply,
-    request: FastifyRequest,
-    forwarding: Forwarding,
-    error: unknown,
-  ) => {
+  const onUpstreamError = (reply: ProxyReply, request: FastifyRequest, forwarding: Forwarding, error: unknown) => {
     const failed = forwarding.upstream;
-    if (!failedBeforeAnswer(error))
-      return sendError(reply, upstreamFailed(failed.id, errorCode(error)));
+    if (!failedBeforeAnswer(error)) return sendError(reply, upstreamFailed(failed.id, errorCode(error)));
     upstreams.failed(failed, `connection failed (${errorCode(error)})`, true);
     if (!safeToRepeat(request.method, request.headers)) return sendError(reply, unsafeToRepeat);
     if (forwarding.route.pinned) return sendError(reply, pinnedFailed(failed.id));
@@ -108,12 +84,7 @@ export function proxyRoutes({
         }),
         retryDelay: noRetry,
         rewriteRequestHeaders: (_request, headers) => {
-          addForwardedHeaders(
-            headers,
-            request.headers,
-            request.socket.remoteAddress,
-            request.protocol,
-          );
+          addForwardedHeaders(headers, request.headers, request.socket.remoteAddress, request.protocol);
           return headers;
         },
         rewriteHeaders: (headers) => {
@@ -148,8 +119,7 @@ export function proxyRoutes({
       handler: (request, reply) => {
         const route = chooseUpstream(upstreams, policy, request.headers);
         if (route.kind === 'none') return sendError(reply, noServerUp);
-        if (route.kind === 'pinned-unavailable')
-          return sendError(reply, pinnedUnavailable(route.id));
+        if (route.kind === 'pinned-unavailable') return sendError(reply, pinnedUnavailable(route.id));
         send(reply, request, start(request, route));
         return reply;
       },

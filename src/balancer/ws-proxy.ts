@@ -1,20 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import {
-  noServerUp,
-  pinnedFailed,
-  pinnedUnavailable,
-  upstreamFailed,
-  writeUpgradeError,
-} from './error-replies.ts';
+import { noServerUp, pinnedFailed, pinnedUnavailable, upstreamFailed, writeUpgradeError } from './error-replies.ts';
 import { addForwardedHeaders } from './forwarded-headers.ts';
-import {
-  chooseUpstream,
-  needsStickyCookie,
-  type BalancePolicy,
-  type UpstreamRoute,
-} from './policies.ts';
+import { chooseUpstream, needsStickyCookie, type BalancePolicy, type UpstreamRoute } from './policies.ts';
 import { errorCode, failedBeforeAnswer } from './retry-rules.ts';
 import { stickySetCookie } from './sticky-cookie.ts';
 import type { UpstreamSet, UpstreamState } from './upstreams.ts';
@@ -31,12 +20,7 @@ function handshake(req: IncomingMessage, upstream: UpstreamState): string {
   }
   const forwarded: Record<string, string> = {};
   const encrypted = (req.socket as Socket & { encrypted?: boolean }).encrypted === true;
-  addForwardedHeaders(
-    forwarded,
-    req.headers,
-    req.socket.remoteAddress,
-    encrypted ? 'https' : 'http',
-  );
+  addForwardedHeaders(forwarded, req.headers, req.socket.remoteAddress, encrypted ? 'https' : 'http');
   for (const [name, value] of Object.entries(forwarded)) text += `${name}: ${value}\r\n`;
   return `${text}\r\n`;
 }
@@ -72,8 +56,7 @@ export class UpgradeProxy {
     socket.on('error', early);
     const route = chooseUpstream(this.upstreams, this.policy, req.headers);
     if (route.kind === 'none') return writeUpgradeError(socket, noServerUp);
-    if (route.kind === 'pinned-unavailable')
-      return writeUpgradeError(socket, pinnedUnavailable(route.id));
+    if (route.kind === 'pinned-unavailable') return writeUpgradeError(socket, pinnedUnavailable(route.id));
     this.#attempt({ req, socket, head, route, early, tried: new Set() }, route.upstream);
   };
 
@@ -94,8 +77,7 @@ export class UpgradeProxy {
       socket.off('close', abandon);
       backend.destroy();
       if (socket.destroyed) return;
-      if (!failedBeforeAnswer(error))
-        return writeUpgradeError(socket, upstreamFailed(upstream.id, errorCode(error)));
+      if (!failedBeforeAnswer(error)) return writeUpgradeError(socket, upstreamFailed(upstream.id, errorCode(error)));
       this.upstreams.failed(upstream, `connection failed (${errorCode(error)})`, true);
       if (route.pinned) return writeUpgradeError(socket, pinnedFailed(upstream.id));
       const next = this.upstreams.next(tried);
@@ -110,11 +92,7 @@ export class UpgradeProxy {
     });
   }
 
-  #tunnel(
-    { req, socket, head, route, early }: Upgrade,
-    upstream: UpstreamState,
-    backend: Socket,
-  ): void {
+  #tunnel({ req, socket, head, route, early }: Upgrade, upstream: UpstreamState, backend: Socket): void {
     upstream.connections++;
     this.#open.add(socket);
     let closed = false;

@@ -5,7 +5,8 @@ import type { Payments } from './payments.ts';
 
 export const OPENING_BALANCE_CENTS = 100_000;
 
-export type TransactionKind = 'deposit' | 'withdrawal' | 'transfer_out' | 'transfer_in' | 'order_charge' | 'order_refund';
+export type TransactionKind =
+  'deposit' | 'withdrawal' | 'transfer_out' | 'transfer_in' | 'order_charge' | 'order_refund';
 
 export interface Transaction {
   id: string;
@@ -99,7 +100,12 @@ export class Ledger implements Payments {
     return rows.map(toTransaction);
   }
 
-  async chargeOrder(tx: pg.PoolClient, userId: UserId, orderId: string, amountCents: number): Promise<'charged' | 'insufficient_funds'> {
+  async chargeOrder(
+    tx: pg.PoolClient,
+    userId: UserId,
+    orderId: string,
+    amountCents: number,
+  ): Promise<'charged' | 'insufficient_funds'> {
     await this.open(tx, userId);
     const done = await tx.query('SELECT 1 FROM ledger WHERE reference = $1', [`order:${orderId}:charge`]);
     if (done.rowCount) return 'charged';
@@ -143,7 +149,15 @@ export class Ledger implements Payments {
       name: 'bank_post',
       text: `INSERT INTO ledger (user_id, kind, amount_cents, balance_after_cents, transfer_id, reference, idempotency_key)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, kind, amount_cents, balance_after_cents, created_at`,
-      values: [userId, kind, amountCents, balanceAfterCents, extra.transferId ?? null, extra.reference ?? null, extra.key ?? null],
+      values: [
+        userId,
+        kind,
+        amountCents,
+        balanceAfterCents,
+        extra.transferId ?? null,
+        extra.reference ?? null,
+        extra.key ?? null,
+      ],
     });
     return toTransaction(rows[0]!);
   }

@@ -9,7 +9,8 @@ import { Ledger } from './ledger.ts';
 import { AmountBody, Balance, IdempotencyHeader, Movement, TransactionList, TransferBody } from './schemas.ts';
 
 const tags = ['bank'];
-const send = <T>(reply: FastifyReply, result: IdempotentResult<T>) => reply.code(result.status).headers(result.headers).send(result.body);
+const send = <T>(reply: FastifyReply, result: IdempotentResult<T>) =>
+  reply.code(result.status).headers(result.headers).send(result.body);
 
 /** The bank / ATM: balances and a ledger in PostgreSQL; every money movement idempotent by key. */
 export function bankModule(app: App, ctx: ServerContext): void {
@@ -29,7 +30,12 @@ export function bankModule(app: App, ctx: ServerContext): void {
     app.post(
       `/api/bank/${kind}`,
       {
-        schema: { tags, headers: IdempotencyHeader, body: AmountBody, response: responses({ 200: Movement }, [400, 401, 409, 422]) },
+        schema: {
+          tags,
+          headers: IdempotencyHeader,
+          body: AmountBody,
+          response: responses({ 200: Movement }, [400, 401, 409, 422]),
+        },
       },
       async (request, reply) => {
         const { userId } = await ctx.auth.requireUser(request);
@@ -37,9 +43,14 @@ export function bankModule(app: App, ctx: ServerContext): void {
         const result = await runIdempotent(ctx.db, request, userId, async (tx) => {
           const key = request.headers['idempotency-key'] as string;
           const transaction =
-            kind === 'deposit' ? await ledger.deposit(tx, userId, amountCents, key) : await ledger.withdraw(tx, userId, amountCents, key);
+            kind === 'deposit'
+              ? await ledger.deposit(tx, userId, amountCents, key)
+              : await ledger.withdraw(tx, userId, amountCents, key);
           const delta = kind === 'deposit' ? amountCents : -amountCents;
-          return { status: 200, body: { balanceCents: await atm.after(userId, delta, transaction.balanceAfterCents), transaction } };
+          return {
+            status: 200,
+            body: { balanceCents: await atm.after(userId, delta, transaction.balanceAfterCents), transaction },
+          };
         });
         return send(reply, result);
       },
@@ -50,24 +61,43 @@ export function bankModule(app: App, ctx: ServerContext): void {
   app.post(
     '/api/bank/transfer',
     {
-      schema: { tags, headers: IdempotencyHeader, body: TransferBody, response: responses({ 200: Movement }, [400, 401, 404, 409, 422]) },
+      schema: {
+        tags,
+        headers: IdempotencyHeader,
+        body: TransferBody,
+        response: responses({ 200: Movement }, [400, 401, 404, 409, 422]),
+      },
     },
     async (request, reply) => {
       const { userId, username } = await ctx.auth.requireUser(request);
       const { toUsername, amountCents } = request.body;
-      if (toUsername === username) throw new AppError('invalid_input', 'A transfer needs another account than your own.');
+      if (toUsername === username)
+        throw new AppError('invalid_input', 'A transfer needs another account than your own.');
       const result = await runIdempotent(ctx.db, request, userId, async (tx) => {
         const recipient = await ctx.users.byUsername(toUsername);
         if (!recipient) throw new AppError('user_not_found', `There is no user "${toUsername}".`);
-        const transaction = await ledger.transfer(tx, userId, recipient.id, amountCents, request.headers['idempotency-key'] as string);
-        return { status: 200, body: { balanceCents: await atm.after(userId, -amountCents, transaction.balanceAfterCents), transaction } };
+        const transaction = await ledger.transfer(
+          tx,
+          userId,
+          recipient.id,
+          amountCents,
+          request.headers['idempotency-key'] as string,
+        );
+        return {
+          status: 200,
+          body: { balanceCents: await atm.after(userId, -amountCents, transaction.balanceAfterCents), transaction },
+        };
       });
       return send(reply, result);
     },
   );
 
-  app.get('/api/bank/transactions', { schema: { tags, response: responses({ 200: TransactionList }, [401]) } }, async (request) => {
-    const { userId } = await ctx.auth.requireUser(request);
-    return { transactions: await ledger.transactions(userId) };
-  });
+  app.get(
+    '/api/bank/transactions',
+    { schema: { tags, response: responses({ 200: TransactionList }, [401]) } },
+    async (request) => {
+      const { userId } = await ctx.auth.requireUser(request);
+      return { transactions: await ledger.transactions(userId) };
+    },
+  );
 }

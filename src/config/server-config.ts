@@ -53,15 +53,10 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
   const read = readEnv(env);
   const mode = read.oneOf('SW_MODE', ['stateless', 'stateful'] as const, 'stateless');
   const store =
-    mode === 'stateful'
-      ? 'memory'
-      : read.oneOf('SW_STORE', ['memory', 'postgres', 'redis'] as const, 'postgres');
+    mode === 'stateful' ? 'memory' : read.oneOf('SW_STORE', ['memory', 'postgres', 'redis'] as const, 'postgres');
   const redisUrl = read.optionalString('SW_REDIS_URL');
   if (store === 'redis' && !redisUrl) {
-    throw new ConfigError(
-      'SW_REDIS_URL',
-      'is required with SW_STORE=redis; set it to e.g. redis://127.0.0.1:6379',
-    );
+    throw new ConfigError('SW_REDIS_URL', 'is required with SW_STORE=redis; set it to e.g. redis://127.0.0.1:6379');
   }
   const accessTokenTtlSeconds = read.int('SW_ACCESS_TOKEN_TTL_SECONDS', 900, { min: 1, max: 900 });
   return {

@@ -29,7 +29,10 @@ function canonical(value: unknown): string {
 export function idempotencyKeyOf(request: FastifyRequest): string {
   const key = request.headers['idempotency-key'];
   if (typeof key !== 'string' || key.length === 0) {
-    throw new AppError('idempotency_key_required', 'Send an Idempotency-Key header (a unique value per operation, e.g. a UUID).');
+    throw new AppError(
+      'idempotency_key_required',
+      'Send an Idempotency-Key header (a unique value per operation, e.g. a UUID).',
+    );
   }
   if (key.length > 255 || !/^[\x21-\x7e]+$/.test(key)) {
     throw new AppError('invalid_input', 'The Idempotency-Key must be 1 to 255 visible ASCII characters.');
@@ -57,7 +60,11 @@ export async function runIdempotent<T>(
   work: (client: pg.PoolClient) => Promise<{ status: number; body: T }>,
 ): Promise<IdempotentResult<T>> {
   const key = idempotencyKeyOf(request);
-  const fingerprint = hash('sha256', `${request.method} ${request.routeOptions.url} ${canonical(request.body ?? null)}`, 'base64url');
+  const fingerprint = hash(
+    'sha256',
+    `${request.method} ${request.routeOptions.url} ${canonical(request.body ?? null)}`,
+    'base64url',
+  );
   for (let attempt = 1; ; attempt++) {
     try {
       return await once(db, userId, key, fingerprint, work);
@@ -90,9 +97,13 @@ async function once<T>(
       );
     } catch (error) {
       if ((error as { code?: string }).code === '55P03') {
-        throw new AppError('idempotency_in_progress', 'A request with this Idempotency-Key is still running; retry shortly.', {
-          retryAfterSeconds: 1,
-        });
+        throw new AppError(
+          'idempotency_in_progress',
+          'A request with this Idempotency-Key is still running; retry shortly.',
+          {
+            retryAfterSeconds: 1,
+          },
+        );
       }
       throw error;
     }
@@ -103,7 +114,10 @@ async function once<T>(
       );
       const stored = rows[0]!;
       if (stored.fingerprint !== fingerprint) {
-        throw new AppError('idempotency_key_mismatch', 'This Idempotency-Key was used with another request body; use a new key.');
+        throw new AppError(
+          'idempotency_key_mismatch',
+          'This Idempotency-Key was used with another request body; use a new key.',
+        );
       }
       // Nothing was written, but the transaction must end before the connection goes back to the pool.
       await client.query('COMMIT');
@@ -120,12 +134,10 @@ async function once<T>(
       await client.query('ROLLBACK TO SAVEPOINT work');
       result = { status: error.status, body: error.toBody() as T };
     }
-    await client.query('UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE user_id = $1 AND key = $2', [
-      userId,
-      key,
-      result.status,
-      JSON.stringify(result.body),
-    ]);
+    await client.query(
+      'UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE user_id = $1 AND key = $2',
+      [userId, key, result.status, JSON.stringify(result.body)],
+    );
     await client.query('COMMIT');
     return { ...result, headers: {} };
   } catch (error) {

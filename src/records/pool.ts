@@ -1,7 +1,10 @@
 import pg from 'pg';
 
 /** The PostgreSQL pool for records. Errors on idle clients are logged, never fatal. */
-export function createPool(connectionString: string, options: { max?: number; onError?: (e: Error) => void } = {}): pg.Pool {
+export function createPool(
+  connectionString: string,
+  options: { max?: number; onError?: (e: Error) => void } = {},
+): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     max: options.max ?? 20,

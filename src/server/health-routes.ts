@@ -11,17 +11,13 @@ export function healthRoutes(app: App, ctx: ServerContext): void {
   const server = ctx.config.serverId;
   app.get('/healthz', { schema: { tags: ['ops'], response: { 200: Status } } }, async () => ({ status: 'ok', server }));
 
-  app.get(
-    '/readyz',
-    { schema: { tags: ['ops'], response: responses({ 200: Status }, [503]) } },
-    async () => {
-      if (ctx.lifecycle.draining) throw new AppError('shutting_down', `${server} is draining; use another server.`);
-      try {
-        await Promise.all([ctx.db.query('SELECT 1'), ctx.state.ping()]);
-      } catch (error) {
-        throw new AppError('unavailable', `${server} cannot reach its stores: ${(error as Error).message}`);
-      }
-      return { status: 'ready', server };
-    },
-  );
+  app.get('/readyz', { schema: { tags: ['ops'], response: responses({ 200: Status }, [503]) } }, async () => {
+    if (ctx.lifecycle.draining) throw new AppError('shutting_down', `${server} is draining; use another server.`);
+    try {
+      await Promise.all([ctx.db.query('SELECT 1'), ctx.state.ping()]);
+    } catch (error) {
+      throw new AppError('unavailable', `${server} cannot reach its stores: ${(error as Error).message}`);
+    }
+    return { status: 'ready', server };
+  });
 }

@@ -19,22 +19,15 @@ export function cartRoutes(app: App, ctx: ServerContext, carts: Carts, menu: Men
   async function onMenu(itemId: string): Promise<MenuSnapshot> {
     const snapshot = await menu.read();
     if (!snapshot.byId.has(itemId))
-      throw new AppError(
-        'not_found',
-        `There is no "${itemId}" on the menu; GET /api/menu lists the items.`,
-      );
+      throw new AppError('not_found', `There is no "${itemId}" on the menu; GET /api/menu lists the items.`);
     return snapshot;
   }
 
-  app.get(
-    '/api/cart',
-    { schema: { tags, response: responses({ 200: CartSchema }, [401]) } },
-    async (request) => {
-      const owner = await owners.current(request);
-      const snapshot = await menu.read();
-      return owner ? carts.view(owner, snapshot) : { items: [], totalCents: 0 };
-    },
-  );
+  app.get('/api/cart', { schema: { tags, response: responses({ 200: CartSchema }, [401]) } }, async (request) => {
+    const owner = await owners.current(request);
+    const snapshot = await menu.read();
+    return owner ? carts.view(owner, snapshot) : { items: [], totalCents: 0 };
+  });
 
   app.post(
     '/api/cart/items',

@@ -76,10 +76,7 @@ export class Carts {
    * Takes ordered lines out after a confirmed checkout: subtracts what was ordered (so units added
    * while the order was pending stay) and drops a line that reaches zero.
    */
-  async takeOut(
-    owner: CartOwner,
-    lines: ReadonlyArray<{ itemId: string; qty: number }>,
-  ): Promise<void> {
+  async takeOut(owner: CartOwner, lines: ReadonlyArray<{ itemId: string; qty: number }>): Promise<void> {
     const key = cartKey(owner);
     for (const line of lines) {
       const left = await this.hashes.incrBy(key, line.itemId, -line.qty, CART_TTL_MS);

@@ -7,8 +7,7 @@ import type { UserId } from '../state/types.ts';
 import type { CartLine } from './cart.ts';
 import type { CancelReason, OrderStatus } from './orders.ts';
 
-export type SagaState =
-  'started' | 'reserved' | 'charged' | 'compensating' | 'confirmed' | 'cancelled';
+export type SagaState = 'started' | 'reserved' | 'charged' | 'compensating' | 'confirmed' | 'cancelled';
 type Step = 'reserve' | 'charge' | 'confirm' | 'compensate';
 
 const TERMINAL: ReadonlySet<SagaState> = new Set(['confirmed', 'cancelled']);
@@ -92,10 +91,7 @@ export class CheckoutSaga {
     if (confirmed) {
       // After the commit, once: a crash just here leaves the lines in the cart, which is harmless.
       await this.options.onConfirmed(confirmed.user_id, confirmed.items).catch((error: unknown) => {
-        this.options.log.warn(
-          { err: error, orderId },
-          'confirmed order: could not take its lines out of the cart',
-        );
+        this.options.log.warn({ err: error, orderId }, 'confirmed order: could not take its lines out of the cart');
       });
     }
     return state;
@@ -108,10 +104,10 @@ export class CheckoutSaga {
       case 'started': {
         await tx.query('SAVEPOINT reserve');
         for (const line of lines) {
-          const taken = await tx.query(
-            'UPDATE menu_items SET stock = stock - $2 WHERE id = $1 AND stock >= $2',
-            [line.itemId, line.qty],
-          );
+          const taken = await tx.query('UPDATE menu_items SET stock = stock - $2 WHERE id = $1 AND stock >= $2', [
+            line.itemId,
+            line.qty,
+          ]);
           if (taken.rowCount !== 1) {
             // One line short: give back the lines taken so far in this step, then cancel.
             await tx.query('ROLLBACK TO SAVEPOINT reserve');
@@ -133,12 +129,7 @@ export class CheckoutSaga {
         };
       }
       case 'reserved': {
-        const charged = await this.payments.chargeOrder(
-          tx,
-          saga.user_id,
-          orderId,
-          Number(saga.total_cents),
-        );
+        const charged = await this.payments.chargeOrder(tx, saga.user_id, orderId, Number(saga.total_cents));
         return charged === 'charged'
           ? {
               step: 'charge',
@@ -167,10 +158,7 @@ export class CheckoutSaga {
         // Undo in reverse: the charge (a no-op when it was refused), then the reservation.
         await this.payments.refundOrder(tx, saga.user_id, orderId);
         for (const line of lines)
-          await tx.query('UPDATE menu_items SET stock = stock + $2 WHERE id = $1', [
-            line.itemId,
-            line.qty,
-          ]);
+          await tx.query('UPDATE menu_items SET stock = stock + $2 WHERE id = $1', [line.itemId, line.qty]);
         return {
           step: 'compensate',
           outcome: 'released',
@@ -186,18 +174,21 @@ export class CheckoutSaga {
 
   async #record(tx: pg.PoolClient, orderId: string, next: Transition): Promise<void> {
     // The step log's primary key (order, step) makes a second commit of one step impossible.
-    await tx.query(
-      'INSERT INTO checkout_saga_steps (order_id, step, outcome, server_id) VALUES ($1, $2, $3, $4)',
-      [orderId, next.step, next.outcome, this.options.serverId],
-    );
+    await tx.query('INSERT INTO checkout_saga_steps (order_id, step, outcome, server_id) VALUES ($1, $2, $3, $4)', [
+      orderId,
+      next.step,
+      next.outcome,
+      this.options.serverId,
+    ]);
     await tx.query(
       'UPDATE checkout_sagas SET state = $2, reason = $3, updated_at = clock_timestamp() WHERE order_id = $1',
       [orderId, next.state, next.reason],
     );
-    await tx.query(
-      'UPDATE orders SET status = $2, reason = $3, updated_at = clock_timestamp() WHERE id = $1',
-      [orderId, next.status, next.status === 'cancelled' ? next.reason : null],
-    );
+    await tx.query('UPDATE orders SET status = $2, reason = $3, updated_at = clock_timestamp() WHERE id = $1', [
+      orderId,
+      next.status,
+      next.status === 'cancelled' ? next.reason : null,
+    ]);
   }
 }
 
@@ -206,8 +197,7 @@ async function retrying<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
     try {
       return await run();
     } catch (error) {
-      if (attempt >= attempts || !RETRYABLE.has((error as { code?: string }).code ?? ''))
-        throw error;
+      if (attempt >= attempts || !RETRYABLE.has((error as { code?: string }).code ?? '')) throw error;
     }
   }
 }

@@ -88,10 +88,7 @@ export class CheckoutWorker {
     try {
       await this.drive(job.orderId);
     } catch (error) {
-      this.log.warn(
-        { err: error, orderId: job.orderId },
-        'checkout saga step failed; the queue retries it',
-      );
+      this.log.warn({ err: error, orderId: job.orderId }, 'checkout saga step failed; the queue retries it');
       await this.queue.fail(job.id, String((error as Error)?.message ?? error)).catch(() => {});
       return;
     } finally {
@@ -99,10 +96,7 @@ export class CheckoutWorker {
     }
     // If this is lost, the job expires and runs again: every step then finds itself done.
     await this.queue.complete(job.id).catch((error: unknown) => {
-      this.log.warn(
-        { err: error, orderId: job.orderId },
-        'checkout queue: could not complete a finished job',
-      );
+      this.log.warn({ err: error, orderId: job.orderId }, 'checkout queue: could not complete a finished job');
     });
   }
 }

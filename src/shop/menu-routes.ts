@@ -25,8 +25,7 @@ export function menuRoutes(app: App, menu: Menu): void {
       const snapshot = await menu.read();
       // Overrides the no-store that the app sets on every /api answer.
       reply.header('cache-control', CACHE_CONTROL).header('etag', snapshot.etag);
-      if (noneMatchHits(request.headers['if-none-match'], snapshot.etag))
-        return sendRaw(reply.code(304));
+      if (noneMatchHits(request.headers['if-none-match'], snapshot.etag)) return sendRaw(reply.code(304));
       // The hashed bytes themselves (a JSON string is sent as is), so the tag is the hash of the body.
       return sendRaw(reply.type('application/json; charset=utf-8'), snapshot.body);
     },

@@ -36,8 +36,7 @@ export class Menu {
   ) {}
 
   read(): Promise<MenuSnapshot> {
-    if (this.#cached && Date.now() - this.#cached.at < this.maxAgeMs)
-      return Promise.resolve(this.#cached);
+    if (this.#cached && Date.now() - this.#cached.at < this.maxAgeMs) return Promise.resolve(this.#cached);
     // Concurrent requests after expiry share one query.
     this.#reading ??= this.#load().finally(() => (this.#reading = undefined));
     return this.#reading;

@@ -12,8 +12,7 @@ import { Orders } from './orders.ts';
 
 /** The pizza shop: a cacheable menu, carts in session state, checkout as a durable saga. */
 export async function shopModule(app: App, ctx: ServerContext): Promise<void> {
-  if (!ctx.payments)
-    throw new Error('the shop needs the bank module (ctx.payments) mounted before it');
+  if (!ctx.payments) throw new Error('the shop needs the bank module (ctx.payments) mounted before it');
   const menu = new Menu(ctx.db);
   const carts = new Carts(ctx.state.hashes);
   const orders = new Orders(ctx.db);

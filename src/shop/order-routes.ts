@@ -45,14 +45,10 @@ export function orderRoutes(
     },
   );
 
-  app.get(
-    '/api/orders',
-    { schema: { tags, response: responses({ 200: OrderList }, [401]) } },
-    async (request) => {
-      const { userId } = await ctx.auth.requireUser(request);
-      return { orders: await orders.list(userId) };
-    },
-  );
+  app.get('/api/orders', { schema: { tags, response: responses({ 200: OrderList }, [401]) } }, async (request) => {
+    const { userId } = await ctx.auth.requireUser(request);
+    return { orders: await orders.list(userId) };
+  });
 
   app.get(
     '/api/orders/:id',

@@ -46,11 +46,7 @@ export class Orders {
    * Creates a pending order and its saga (state `started`) in the caller's transaction, from the
    * cart's lines priced by the menu as it is in that transaction. An empty cart is a 400.
    */
-  async create(
-    tx: pg.PoolClient,
-    userId: UserId,
-    lines: ReadonlyMap<string, number>,
-  ): Promise<Order> {
+  async create(tx: pg.PoolClient, userId: UserId, lines: ReadonlyMap<string, number>): Promise<Order> {
     const { rows: menu } = await tx.query<{ id: string; name: string; price_cents: number }>(
       'SELECT id, name, price_cents FROM menu_items WHERE id = ANY($1::text[]) ORDER BY position, id',
       [[...lines.keys()]],
@@ -76,10 +72,10 @@ export class Orders {
   /** The user's own order, or null (another user's order is as unknown as a missing one). */
   async get(userId: UserId, id: string): Promise<Order | null> {
     if (!UUID.test(id)) return null;
-    const { rows } = await this.db.query<OrderRow>(
-      `SELECT ${COLUMNS} FROM orders WHERE id = $1 AND user_id = $2`,
-      [id, userId],
-    );
+    const { rows } = await this.db.query<OrderRow>(`SELECT ${COLUMNS} FROM orders WHERE id = $1 AND user_id = $2`, [
+      id,
+      userId,
+    ]);
     return rows[0] ? toOrder(rows[0]) : null;
   }
 

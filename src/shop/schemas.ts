@@ -54,11 +54,7 @@ export const ItemParams = Type.Object({ itemId: ItemId });
 
 export const OrderSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
-  status: Type.Union([
-    Type.Literal('pending'),
-    Type.Literal('confirmed'),
-    Type.Literal('cancelled'),
-  ]),
+  status: Type.Union([Type.Literal('pending'), Type.Literal('confirmed'), Type.Literal('cancelled')]),
   reason: Type.Optional(
     Type.Union([Type.Literal('out_of_stock'), Type.Literal('payment_failed')], {
       description: 'why it was cancelled',

@@ -72,7 +72,16 @@ class PostgresSessions implements SessionStore {
     await this.db.query({
       name: 'state_session_create',
       text: `INSERT INTO state_sessions (${SESSION_COLUMNS}, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      values: [s.id, s.userId, s.username, s.createdAt, s.lastSeenAt, s.absoluteExpiresAt, s.userAgent, Date.now() + idleTtlMs],
+      values: [
+        s.id,
+        s.userId,
+        s.username,
+        s.createdAt,
+        s.lastSeenAt,
+        s.absoluteExpiresAt,
+        s.userAgent,
+        Date.now() + idleTtlMs,
+      ],
     });
   }
 

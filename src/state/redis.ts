@@ -1,6 +1,16 @@
 import type { Cluster, Redis } from 'ioredis';
 import { redisFromUrl } from './redis-url.ts';
-import type { Bus, BusHandler, HashStore, KeyStore, SessionId, SessionRecord, SessionStore, StateStore, UserId } from './types.ts';
+import type {
+  Bus,
+  BusHandler,
+  HashStore,
+  KeyStore,
+  SessionId,
+  SessionRecord,
+  SessionStore,
+  StateStore,
+  UserId,
+} from './types.ts';
 
 type Client = Redis | Cluster;
 
@@ -63,7 +73,11 @@ class RedisSessions implements SessionStore {
     if (s.userId) {
       const index = userKey(s.userId);
       // The index lives as long as the longest session in it could.
-      await this.redis.multi().zadd(index, s.createdAt, s.id).pexpire(index, s.absoluteExpiresAt - Date.now(), 'GT').exec();
+      await this.redis
+        .multi()
+        .zadd(index, s.createdAt, s.id)
+        .pexpire(index, s.absoluteExpiresAt - Date.now(), 'GT')
+        .exec();
       await this.redis.pexpire(index, s.absoluteExpiresAt - Date.now(), 'NX');
     }
   }

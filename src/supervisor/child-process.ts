@@ -3,8 +3,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
 /** Path of a TypeScript entry of this project, for forking it with tsx. */
-export const entry = (relativeToSrc: string): string =>
-  fileURLToPath(new URL(`../${relativeToSrc}`, import.meta.url));
+export const entry = (relativeToSrc: string): string => fileURLToPath(new URL(`../${relativeToSrc}`, import.meta.url));
 
 /**
  * Forks an entry (TypeScript through tsx, or a built .mjs) with an IPC channel in its own process
@@ -26,7 +25,11 @@ export function forkTs(path: string, env: NodeJS.ProcessEnv, onOutput?: (line: s
 }
 
 /** Resolves with the first IPC message of the given type, or rejects if the child exits first. */
-export function waitForMessage<T extends { type: string }>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
+export function waitForMessage<T extends { type: string }>(
+  child: ChildProcess,
+  type: string,
+  timeoutMs: number,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => done(new Error(`no "${type}" from child within ${timeoutMs} ms`)), timeoutMs);
     const onMessage = (message: unknown) => {

@@ -35,7 +35,8 @@ export function controlApi(supervisor: Supervisor, adminToken: string): FastifyP
       if (!server) throw new AppError('not_found', `No server "${id}"; GET /_cluster lists them.`);
       return server;
     };
-    const accepted = (reply: FastifyReply, server: { view(): unknown }) => reply.code(202).send({ server: server.view() });
+    const accepted = (reply: FastifyReply, server: { view(): unknown }) =>
+      reply.code(202).send({ server: server.view() });
 
     app.get('/_cluster', async () => supervisor.view());
 

@@ -52,10 +52,8 @@ export class ManagedServer {
   start(): Promise<void> {
     if (this.#status !== 'down') return this.#starting ?? Promise.resolve();
     this.#setStatus('starting');
-    const child = forkTs(
-      this.entryPath,
-      { ...this.env(), SW_SERVER_ID: this.id, SW_PORT: '0' },
-      (line) => this.events.onOutput(this, line),
+    const child = forkTs(this.entryPath, { ...this.env(), SW_SERVER_ID: this.id, SW_PORT: '0' }, (line) =>
+      this.events.onOutput(this, line),
     );
     this.#child = child;
     child.on('exit', () => {

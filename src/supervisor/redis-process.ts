@@ -27,7 +27,11 @@ export async function startRedisProcess(dir?: string): Promise<RedisProcess> {
   const exited = once(child, 'exit');
   const failed = new Promise<never>((_, reject) =>
     child.once('error', (e) =>
-      reject(new Error(`cannot run redis-server (${e.message}); install it (apt-get install redis-server) or pass --redis-url`)),
+      reject(
+        new Error(
+          `cannot run redis-server (${e.message}); install it (apt-get install redis-server) or pass --redis-url`,
+        ),
+      ),
     ),
   );
   const deadline = Date.now() + 10_000;

@@ -67,9 +67,7 @@ async function setup(
     const response = await fetch(`${balancer.url}${path}`, init);
     const text = await response.text();
     const json: unknown =
-      (response.headers.get('content-type') ?? '').includes('json') && text
-        ? JSON.parse(text)
-        : text;
+      (response.headers.get('content-type') ?? '').includes('json') && text ? JSON.parse(text) : text;
     return {
       status: response.status,
       servedBy: response.headers.get('x-served-by'),
@@ -105,8 +103,7 @@ function assertError(answer: Answer, status: number, code: string, message?: str
   else assert.ok(body.error.message.length > 5);
 }
 
-const posts = (servers: FakeUpstream[]) =>
-  servers.flatMap((s) => s.received.filter((r) => r.method === 'POST'));
+const posts = (servers: FakeUpstream[]) => servers.flatMap((s) => s.received.filter((r) => r.method === 'POST'));
 
 function openSocket(
   url: string,
@@ -119,17 +116,13 @@ function openSocket(
       setCookie = response.headers['set-cookie'] ?? [];
     });
     ws.once('open', () => resolve({ ws, setCookie }));
-    ws.once('unexpected-response', (_request, response) =>
-      reject(new Error(`unexpected ${response.statusCode}`)),
-    );
+    ws.once('unexpected-response', (_request, response) => reject(new Error(`unexpected ${response.statusCode}`)));
     ws.once('error', reject);
   });
 }
 
 async function echo(ws: WebSocket, text: string): Promise<string> {
-  const reply = new Promise<string>((resolve) =>
-    ws.once('message', (data) => resolve(String(data))),
-  );
+  const reply = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))));
   ws.send(text);
   return reply;
 }
@@ -167,12 +160,8 @@ describe('load balancer', () => {
     const moved = await request('/api/me', { headers: cookie });
     assert.equal(moved.status, 200);
     assert.notEqual(moved.servedBy, home);
-    assert.deepEqual(stickyCookies(moved), [
-      `sw_server=${moved.servedBy}; Path=/; HttpOnly; SameSite=Lax`,
-    ]);
-    const after = await sequential(5, () =>
-      request('/api/me', { headers: { cookie: `sw_server=${moved.servedBy}` } }),
-    );
+    assert.deepEqual(stickyCookies(moved), [`sw_server=${moved.servedBy}; Path=/; HttpOnly; SameSite=Lax`]);
+    const after = await sequential(5, () => request('/api/me', { headers: { cookie: `sw_server=${moved.servedBy}` } }));
     assert.deepEqual(new Set(after.map((a) => a.servedBy)), new Set([moved.servedBy]));
 
     const pinned = await request('/api/me', {
@@ -183,23 +172,13 @@ describe('load balancer', () => {
 
   it('the pin header routes to that server, and gives 503 server_unavailable for an unknown or down one', async () => {
     const { request, servers, healthy } = await setup();
-    const pinned = await sequential(6, () =>
-      request('/api/me', { headers: { 'x-statewise-server': 's2' } }),
-    );
+    const pinned = await sequential(6, () => request('/api/me', { headers: { 'x-statewise-server': 's2' } }));
     assert.deepEqual(new Set(pinned.map((a) => a.servedBy)), new Set(['s2']));
 
-    assertError(
-      await request('/api/me', { headers: { 'x-statewise-server': 's9' } }),
-      503,
-      'server_unavailable',
-    );
+    assertError(await request('/api/me', { headers: { 'x-statewise-server': 's9' } }), 503, 'server_unavailable');
     await servers[2]!.kill();
     await waitFor(() => !healthy('s3'), { what: 's3 marked down' });
-    assertError(
-      await request('/api/me', { headers: { 'x-statewise-server': 's3' } }),
-      503,
-      'server_unavailable',
-    );
+    assertError(await request('/api/me', { headers: { 'x-statewise-server': 's3' } }), 503, 'server_unavailable');
   });
 
   it('a server that dies: GETs keep succeeding on the others (retried), with zero failures', async () => {
@@ -271,10 +250,7 @@ describe('load balancer', () => {
     assert.equal(keyed.servedBy, 's4', 'moved past s2, then past s3 (both dead), to s4');
     assert.deepEqual(stickyCookies(keyed), ['sw_server=s4; Path=/; HttpOnly; SameSite=Lax']);
     assert.equal(posts(servers).length, 1);
-    assert.ok(
-      live.received[0]!.body.equals(Buffer.from(body)),
-      'the retried body arrived byte for byte',
-    );
+    assert.ok(live.received[0]!.body.equals(Buffer.from(body)), 'the retried body arrived byte for byte');
     assert.equal(live.received[0]!.headers['content-type'], 'application/json');
     assert.deepEqual(['s1', 's2', 's3'].map(healthy), [false, false, false]);
   });
@@ -355,11 +331,7 @@ describe('load balancer', () => {
       servers.reduce((n, s) => n + s.received.length, 0),
       0,
     );
-    assert.match(
-      (await request('/_clusterish')).servedBy ?? '',
-      /^s\d$/,
-      'other paths are proxied',
-    );
+    assert.match((await request('/_clusterish')).servedBy ?? '', /^s\d$/, 'other paths are proxied');
   });
 
   it('bodies, query strings and X-Forwarded-* arrive intact; methods are passed through', async () => {
@@ -383,11 +355,7 @@ describe('load balancer', () => {
       headers: { 'content-type': 'application/json; charset=utf-8' },
       body: json,
     });
-    assert.equal(
-      received().body.toString('utf8'),
-      json,
-      'JSON is forwarded as sent, not re-encoded',
-    );
+    assert.equal(received().body.toString('utf8'), json, 'JSON is forwarded as sent, not re-encoded');
     assert.equal(received().headers['content-type'], 'application/json; charset=utf-8');
 
     for (const method of ['PATCH', 'DELETE', 'OPTIONS']) {

@@ -24,7 +24,8 @@ async function customer(cluster: Cluster, username: string) {
   return {
     username,
     get: (path: string, headers: Record<string, string> = {}) => b.get(path, { ...auth, ...headers }),
-    post: (path: string, body: unknown, headers: Record<string, string> = {}) => b.post(path, body, { ...auth, ...headers }),
+    post: (path: string, body: unknown, headers: Record<string, string> = {}) =>
+      b.post(path, body, { ...auth, ...headers }),
   };
 }
 type Customer = Awaited<ReturnType<typeof customer>>;
@@ -51,7 +52,10 @@ describe('bank, stateless', () => {
     const checker = (async () => {
       while (!done) {
         // One statement: a consistent snapshot of every balance.
-        const [row] = await query<{ sum: string; min: string }>(cluster.databaseUrl, 'SELECT sum(balance_cents) AS sum, min(balance_cents) AS min FROM accounts');
+        const [row] = await query<{ sum: string; min: string }>(
+          cluster.databaseUrl,
+          'SELECT sum(balance_cents) AS sum, min(balance_cents) AS min FROM accounts',
+        );
         snapshots++;
         if (Number(row!.sum) !== total || Number(row!.min) < 0) badSums.push(`${row!.sum} / min ${row!.min}`);
         await new Promise((resolve) => setTimeout(resolve, 100)); // sampling pace, not synchronisation
@@ -109,23 +113,38 @@ describe('bank, stateless', () => {
     let apiSum = 0;
     for (const p of people) apiSum += (await p.get('/api/bank/account')).body.balanceCents;
     assert.equal(apiSum, total, 'the balances read through the API add up too');
-    const uneven = await query(cluster.databaseUrl, 'SELECT transfer_id FROM ledger WHERE transfer_id IS NOT NULL GROUP BY 1 HAVING count(*) <> 2');
+    const uneven = await query(
+      cluster.databaseUrl,
+      'SELECT transfer_id FROM ledger WHERE transfer_id IS NOT NULL GROUP BY 1 HAVING count(*) <> 2',
+    );
     assert.deepEqual(uneven, [], 'every transfer has exactly two postings');
-    const twice = await query(cluster.databaseUrl, "SELECT idempotency_key FROM ledger WHERE kind = 'transfer_out' GROUP BY 1 HAVING count(*) > 1");
+    const twice = await query(
+      cluster.databaseUrl,
+      "SELECT idempotency_key FROM ledger WHERE kind = 'transfer_out' GROUP BY 1 HAVING count(*) > 1",
+    );
     assert.deepEqual(twice, [], 'no key was applied twice');
-    const [outs] = await query<{ n: string }>(cluster.databaseUrl, "SELECT count(*) AS n FROM ledger WHERE kind = 'transfer_out'");
+    const [outs] = await query<{ n: string }>(
+      cluster.databaseUrl,
+      "SELECT count(*) AS n FROM ledger WHERE kind = 'transfer_out'",
+    );
     assert.equal(Number(outs!.n), ok, 'every acknowledged transfer, and only those, is in the ledger');
-    process.stdout.write(`# conservation: ${ok} transfers, ${refused} refused for funds, ${retries} retries, kills: ${kills.join(',')}\n`);
+    process.stdout.write(
+      `# conservation: ${ok} transfers, ${refused} refused for funds, ${retries} retries, kills: ${kills.join(',')}\n`,
+    );
   });
 
   it('lets exactly one of 50 concurrent withdrawals of the last 100 cents through', async () => {
     const c = await customer(cluster, 'spender');
     await c.post('/api/bank/withdraw', { amountCents: OPENING - 100 }, { 'idempotency-key': randomUUID() });
     const results = await Promise.all(
-      Array.from({ length: 50 }, () => c.post('/api/bank/withdraw', { amountCents: 100 }, { 'idempotency-key': randomUUID() })),
+      Array.from({ length: 50 }, () =>
+        c.post('/api/bank/withdraw', { amountCents: 100 }, { 'idempotency-key': randomUUID() }),
+      ),
     );
     assert.equal(results.filter((r) => r.status === 200).length, 1);
-    assert.ok(results.every((r) => r.status === 200 || (r.status === 409 && r.body.error.code === 'insufficient_funds')));
+    assert.ok(
+      results.every((r) => r.status === 200 || (r.status === 409 && r.body.error.code === 'insufficient_funds')),
+    );
     assert.equal((await c.get('/api/bank/account')).body.balanceCents, 0);
   });
 
@@ -139,7 +158,9 @@ describe('bank, stateless', () => {
     );
     const succeeded = results.filter((r) => r.status === 200);
     assert.ok(succeeded.length >= 1);
-    assert.ok(results.every((r) => r.status === 200 || (r.status === 409 && r.body.error.code === 'idempotency_in_progress')));
+    assert.ok(
+      results.every((r) => r.status === 200 || (r.status === 409 && r.body.error.code === 'idempotency_in_progress')),
+    );
     assert.equal(new Set(succeeded.map((r) => r.body.transaction.id)).size, 1, 'one transaction, replayed');
     const replay = await c.post('/api/bank/withdraw', { amountCents: 700 }, { 'idempotency-key': key });
     assert.equal(replay.status, 200);
@@ -158,7 +179,11 @@ describe('bank, stateless', () => {
   it('replays a stored response after the server that made it was killed', async () => {
     const c = await customer(cluster, 'replayer');
     const key = randomUUID();
-    const first = await c.post('/api/bank/deposit', { amountCents: 1234 }, { 'idempotency-key': key, 'x-statewise-server': 's2' });
+    const first = await c.post(
+      '/api/bank/deposit',
+      { amountCents: 1234 },
+      { 'idempotency-key': key, 'x-statewise-server': 's2' },
+    );
     assert.equal(first.status, 200);
     await cluster.kill('s2');
     const again = await c.post('/api/bank/deposit', { amountCents: 1234 }, { 'idempotency-key': key });
@@ -208,13 +233,25 @@ describe('bank, stateful: the ATM keeps balances in its own memory', () => {
     const at = (server: string) => ({ 'x-statewise-server': server });
     assert.equal((await c.get('/api/bank/account', at('s1'))).body.balanceCents, OPENING);
     assert.equal((await c.get('/api/bank/account', at('s2'))).body.balanceCents, OPENING);
-    const w = await c.post('/api/bank/withdraw', { amountCents: 2500 }, { ...at('s1'), 'idempotency-key': randomUUID() });
+    const w = await c.post(
+      '/api/bank/withdraw',
+      { amountCents: 2500 },
+      { ...at('s1'), 'idempotency-key': randomUUID() },
+    );
     assert.equal(w.status, 200);
     assert.equal((await c.get('/api/bank/account', at('s1'))).body.balanceCents, OPENING - 2500);
-    assert.equal((await c.get('/api/bank/account', at('s2'))).body.balanceCents, OPENING, 's2 still shows what it remembered');
+    assert.equal(
+      (await c.get('/api/bank/account', at('s2'))).body.balanceCents,
+      OPENING,
+      's2 still shows what it remembered',
+    );
     await cluster.kill('s2');
     await cluster.start('s2');
     await waitFor(async () => (await c.get('/api/bank/account', at('s2'))).status === 200);
-    assert.equal((await c.get('/api/bank/account', at('s2'))).body.balanceCents, OPENING - 2500, 'restarted, it reads the ledger again');
+    assert.equal(
+      (await c.get('/api/bank/account', at('s2'))).body.balanceCents,
+      OPENING - 2500,
+      'restarted, it reads the ledger again',
+    );
   });
 });

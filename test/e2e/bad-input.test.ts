@@ -87,7 +87,10 @@ describe('bad input through the balancer', () => {
   });
 
   it('every error came from an app server (X-Served-By) and none was a 5xx', async () => {
-    const result = await client.request('PUT', '/api/me', { body: '{', headers: { 'content-type': 'application/json' } });
+    const result = await client.request('PUT', '/api/me', {
+      body: '{',
+      headers: { 'content-type': 'application/json' },
+    });
     assert.ok(result.status >= 400 && result.status < 500);
     assert.match(result.servedBy ?? '', /^s\d$/);
   });

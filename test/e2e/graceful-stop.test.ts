@@ -17,7 +17,10 @@ describe('graceful stop of one server under load', () => {
 
   it('drains s2 with zero failed requests', async () => {
     const browser = new Browser(cluster.url);
-    assert.equal((await browser.post('/api/auth/register', { username: 'erin', password: 'correct horse battery' })).status, 201);
+    assert.equal(
+      (await browser.post('/api/auth/register', { username: 'erin', password: 'correct horse battery' })).status,
+      201,
+    );
     const failures: string[] = [];
     const servedBy = new Map<string, number>();
     let completed = 0;

@@ -52,10 +52,20 @@ describe('npm start on the embedded PostgreSQL', () => {
     it(`starts, serves, and leaves no process behind after ${signal}`, async () => {
       const cluster = await startCluster({ embeddedPostgres: true });
       const view = await cluster.view();
-      assert.deepEqual(view.servers.map((s) => [s.id, s.status]), [['s1', 'up'], ['s2', 'up'], ['s3', 'up']]);
+      assert.deepEqual(
+        view.servers.map((s) => [s.id, s.status]),
+        [
+          ['s1', 'up'],
+          ['s2', 'up'],
+          ['s3', 'up'],
+        ],
+      );
       assert.equal(view.store, 'postgres');
       const browser = new Browser(cluster.url);
-      assert.equal((await browser.post('/api/auth/register', { username: 'frank', password: 'correct horse battery' })).status, 201);
+      assert.equal(
+        (await browser.post('/api/auth/register', { username: 'frank', password: 'correct horse battery' })).status,
+        201,
+      );
 
       const tree = descendants(cluster.process.pid!);
       const postmaster = Number(readFileSync(`${cluster.dataDir}/pg/postmaster.pid`, 'utf8').split('\n')[0]);
@@ -72,14 +82,21 @@ describe('npm start on the embedded PostgreSQL', () => {
   it('reuses its data directory: the account made before a restart is still there', async () => {
     const first = await startCluster({ embeddedPostgres: true });
     const browser = new Browser(first.url);
-    assert.equal((await browser.post('/api/auth/register', { username: 'gina', password: 'correct horse battery' })).status, 201);
+    assert.equal(
+      (await browser.post('/api/auth/register', { username: 'gina', password: 'correct horse battery' })).status,
+      201,
+    );
     await first.stop();
     // Start again on the same data directory: no initdb, same rows.
     const { spawn } = await import('node:child_process');
     const started = Date.now();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/start.ts', '--port', '0', '--host', '127.0.0.1', '--data-dir', first.dataDir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/start.ts', '--port', '0', '--host', '127.0.0.1', '--data-dir', first.dataDir],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     const url = await new Promise<string>((resolve, reject) => {
       child.stdout.on('data', (c: Buffer) => {

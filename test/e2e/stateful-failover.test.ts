@@ -23,7 +23,10 @@ describe('stateful mode (memory store, sticky balancer)', () => {
     assert.equal(browser.cookies.get('sw_server'), home, 'the balancer pins the client by cookie');
 
     const pinned = await Promise.all(Array.from({ length: 30 }, () => browser.get('/api/me')));
-    assert.deepEqual(pinned.map((r) => r.status), Array(30).fill(200));
+    assert.deepEqual(
+      pinned.map((r) => r.status),
+      Array(30).fill(200),
+    );
     assert.deepEqual(new Set(pinned.map((r) => r.servedBy)), new Set([home]));
 
     await cluster.kill(home);
@@ -36,7 +39,10 @@ describe('stateful mode (memory store, sticky balancer)', () => {
 
   it('a session exists only on its own server: pinning to another server gives 401', async () => {
     const browser = new Browser(cluster.url);
-    const registered = await browser.post('/api/auth/register', { username: 'carol', password: 'correct horse battery' });
+    const registered = await browser.post('/api/auth/register', {
+      username: 'carol',
+      password: 'correct horse battery',
+    });
     const home = registered.servedBy!;
     const view = await cluster.view();
     const other = view.servers.find((s) => s.status === 'up' && s.id !== home)!.id;

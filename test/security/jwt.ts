@@ -11,11 +11,15 @@ export function forge(header: object, payload: object, signer: (input: Buffer) =
 }
 
 export const rs256 = (key: KeyObject) => (input: Buffer) => sign('sha256', input, key);
-export const hs256 = (secret: string | Buffer) => (input: Buffer) => createHmac('sha256', secret).update(input).digest();
+export const hs256 = (secret: string | Buffer) => (input: Buffer) =>
+  createHmac('sha256', secret).update(input).digest();
 
 export function decode(token: string): { header: Record<string, unknown>; payload: Record<string, unknown> } {
   const [h, p] = token.split('.');
-  return { header: JSON.parse(Buffer.from(h!, 'base64url').toString()), payload: JSON.parse(Buffer.from(p!, 'base64url').toString()) };
+  return {
+    header: JSON.parse(Buffer.from(h!, 'base64url').toString()),
+    payload: JSON.parse(Buffer.from(p!, 'base64url').toString()),
+  };
 }
 
 /** The system's current signing key (a test plays an insider who stole nothing but claims). */
@@ -23,7 +27,10 @@ export async function signingKey(databaseUrl: string, kid: string): Promise<KeyO
   const client = new pg.Client(databaseUrl);
   await client.connect();
   try {
-    const { rows } = await client.query<{ private_pem: string }>('SELECT private_pem FROM signing_keys WHERE kid = $1', [kid]);
+    const { rows } = await client.query<{ private_pem: string }>(
+      'SELECT private_pem FROM signing_keys WHERE kid = $1',
+      [kid],
+    );
     return createPrivateKey(rows[0]!.private_pem);
   } finally {
     await client.end();
@@ -31,6 +38,7 @@ export async function signingKey(databaseUrl: string, kid: string): Promise<KeyO
 }
 
 /** The PEM text of a public JWK, as an attacker would feed it to an HMAC. */
-export const publicPem = (jwk: object) => createPublicKey({ key: jwk as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' }) as string;
+export const publicPem = (jwk: object) =>
+  createPublicKey({ key: jwk as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' }) as string;
 
 export const attackerKeys = () => generateKeyPairSync('rsa', { modulusLength: 2048 });

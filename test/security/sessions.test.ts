@@ -51,7 +51,11 @@ for (const backend of BACKENDS) {
       const ids = new Set<string>();
       for (let i = 0; i < 20; i++) {
         const b = browser(`agent-${i}`);
-        const r = await b.post('/api/auth/login', { username, password: PASSWORD }, { 'x-forwarded-for': `10.0.0.${i}` });
+        const r = await b.post(
+          '/api/auth/login',
+          { username, password: PASSWORD },
+          { 'x-forwarded-for': `10.0.0.${i}` },
+        );
         if (i < 4) assert.equal(r.status, 200);
         const id = b.cookies.get('sid');
         if (!id) continue;
@@ -109,10 +113,21 @@ for (const backend of BACKENDS) {
       assert.equal((await laptop.post('/api/auth/login', { username, password: PASSWORD })).status, 200);
       const list = await laptop.get('/api/auth/sessions');
       assert.equal(list.status, 200);
-      const sessions = list.body.sessions as Array<{ id: string; current: boolean; userAgent: string; createdAt: string; lastSeenAt: string }>;
+      const sessions = list.body.sessions as Array<{
+        id: string;
+        current: boolean;
+        userAgent: string;
+        createdAt: string;
+        lastSeenAt: string;
+      }>;
       assert.deepEqual(sessions.map((s) => s.userAgent).sort(), ['Laptop/2.0', 'Phone/1.0']);
-      assert.deepEqual(sessions.filter((s) => s.current).map((s) => s.userAgent), ['Laptop/2.0']);
-      assert.ok(sessions.every((s) => !Number.isNaN(Date.parse(s.createdAt)) && !Number.isNaN(Date.parse(s.lastSeenAt))));
+      assert.deepEqual(
+        sessions.filter((s) => s.current).map((s) => s.userAgent),
+        ['Laptop/2.0'],
+      );
+      assert.ok(
+        sessions.every((s) => !Number.isNaN(Date.parse(s.createdAt)) && !Number.isNaN(Date.parse(s.lastSeenAt))),
+      );
       assert.ok(!sessions.some((s) => s.id === phone.cookies.get('sid')), 'the listing never shows a cookie value');
       const phoneSession = sessions.find((s) => !s.current)!;
       assert.equal((await laptop.request('DELETE', `/api/auth/sessions/${phoneSession.id}`)).status, 204);
@@ -161,10 +176,14 @@ for (const backend of BACKENDS) {
       assert.equal(crossSite.status, 403);
       assert.equal((await b.get('/api/me')).status, 200, 'still signed in: nothing happened');
       const tokens = await browser('api').post('/api/auth/token', { username, password: PASSWORD });
-      const bearer = await browser('api').post('/api/auth/logout-all', {}, {
-        authorization: `Bearer ${tokens.body.accessToken}`,
-        origin: 'http://evil.example',
-      });
+      const bearer = await browser('api').post(
+        '/api/auth/logout-all',
+        {},
+        {
+          authorization: `Bearer ${tokens.body.accessToken}`,
+          origin: 'http://evil.example',
+        },
+      );
       assert.equal(bearer.status, 204, 'a bearer request is not CSRF-able');
       const same = await b.post('/api/auth/logout', {}, { origin: cluster.url, 'sec-fetch-site': 'same-origin' });
       assert.equal(same.status, 204);
@@ -227,13 +246,17 @@ for (const backend of BACKENDS) {
     const pinned = () => {
       const b = new Browser(cluster.url);
       const request = b.request.bind(b);
-      b.request = (method, path, options = {}) => request(method, path, { ...options, headers: { 'x-statewise-server': 's1', ...options.headers } });
+      b.request = (method, path, options = {}) =>
+        request(method, path, { ...options, headers: { 'x-statewise-server': 's1', ...options.headers } });
       return b;
     };
 
     it('keeps an active session alive past the idle window, and ends it after idling', async () => {
       const b = pinned();
-      assert.equal((await b.post('/api/auth/register', { username: newUsername('idle'), password: PASSWORD })).status, 201);
+      assert.equal(
+        (await b.post('/api/auth/register', { username: newUsername('idle'), password: PASSWORD })).status,
+        201,
+      );
       const started = Date.now();
       while (Date.now() - started < IDLE * 1.5) {
         assert.equal((await b.get('/api/me')).status, 200, 'activity inside the window extends it');
@@ -246,7 +269,10 @@ for (const backend of BACKENDS) {
 
     it('ends a session at the absolute limit whatever its activity', async () => {
       const b = pinned();
-      assert.equal((await b.post('/api/auth/register', { username: newUsername('abs'), password: PASSWORD })).status, 201);
+      assert.equal(
+        (await b.post('/api/auth/register', { username: newUsername('abs'), password: PASSWORD })).status,
+        201,
+      );
       const started = Date.now();
       await waitFor(async () => (await b.get('/api/me')).status === 401, { timeoutMs: ABSOLUTE * 3, intervalMs: 200 });
       const lifetime = Date.now() - started;

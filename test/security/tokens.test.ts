@@ -14,9 +14,13 @@ import { BACKENDS, newUsername, PASSWORD } from './backends.ts';
 import { attackerKeys, decode, forge, hs256, publicPem, rs256, signingKey } from './jwt.ts';
 
 async function keysCli(databaseUrl: string, ...args: string[]): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/keys.ts', ...args, '--database-url', databaseUrl], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/keys.ts', ...args, '--database-url', databaseUrl],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   const [code] = await once(child, 'exit');
@@ -36,10 +40,16 @@ for (const backend of BACKENDS) {
 
     const tokensFor = async () => {
       const username = newUsername('api');
-      assert.equal((await new Browser(cluster.url).post('/api/auth/register', { username, password: PASSWORD })).status, 201);
+      assert.equal(
+        (await new Browser(cluster.url).post('/api/auth/register', { username, password: PASSWORD })).status,
+        201,
+      );
       const r = await client.post('/api/auth/token', { username, password: PASSWORD });
       assert.equal(r.status, 200);
-      return { username, ...(r.body as { accessToken: string; refreshToken: string; expiresIn: number; tokenType: string }) };
+      return {
+        username,
+        ...(r.body as { accessToken: string; refreshToken: string; expiresIn: number; tokenType: string }),
+      };
     };
     const me = (token: string, server?: string) =>
       client.get('/api/me', { authorization: `Bearer ${token}`, ...(server ? { 'x-statewise-server': server } : {}) });
@@ -56,7 +66,10 @@ for (const backend of BACKENDS) {
       for (const server of ['s1', 's2', 's3']) assert.equal((await me(t.accessToken, server)).status, 200, server);
       const jwks = await client.get('/.well-known/jwks.json');
       assert.ok((jwks.body.keys as Array<{ kid: string }>).some((k) => k.kid === header.kid));
-      assert.ok(!(jwks.body.keys as Array<Record<string, unknown>>).some((k) => 'd' in k), 'no private parts published');
+      assert.ok(
+        !(jwks.body.keys as Array<Record<string, unknown>>).some((k) => 'd' in k),
+        'no private parts published',
+      );
     });
 
     it('refuses forged, tampered and out-of-date tokens', async () => {
@@ -64,7 +77,9 @@ for (const backend of BACKENDS) {
       const { header, payload } = decode(t.accessToken);
       const key = await signingKey(cluster.databaseUrl, header.kid as string);
       const now = Math.floor(Date.now() / 1000);
-      const jwk = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).find((k) => k.kid === header.kid)!;
+      const jwk = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).find(
+        (k) => k.kid === header.kid,
+      )!;
       const attacker = attackerKeys();
       const [headerPart, , signaturePart] = t.accessToken.split('.');
       const cases: Record<string, string> = {
@@ -79,9 +94,17 @@ for (const backend of BACKENDS) {
         'no exp': forge(header, { ...payload, exp: undefined }, rs256(key)),
         'lifetime over 15 min': forge(header, { ...payload, exp: now + 86_400 }, rs256(key)),
         'unknown kid': forge({ ...header, kid: 'not-a-key' }, payload, rs256(key)),
-        'attacker key via jku': forge({ ...header, kid: 'evil', jku: 'http://evil.example/jwks.json' }, payload, rs256(attacker.privateKey)),
-        'attacker key via x5u under our kid': forge({ ...header, x5u: 'http://evil.example/cert.pem' }, payload, rs256(attacker.privateKey)),
-        'garbage': 'not.a.token',
+        'attacker key via jku': forge(
+          { ...header, kid: 'evil', jku: 'http://evil.example/jwks.json' },
+          payload,
+          rs256(attacker.privateKey),
+        ),
+        'attacker key via x5u under our kid': forge(
+          { ...header, x5u: 'http://evil.example/cert.pem' },
+          payload,
+          rs256(attacker.privateKey),
+        ),
+        garbage: 'not.a.token',
         'two parts': `${headerPart}.${signaturePart}`,
       };
       for (const [name, token] of Object.entries(cases)) {
@@ -90,7 +113,10 @@ for (const backend of BACKENDS) {
         assert.equal(r.body.error.code, 'invalid_token', name);
       }
       // Our own key with a jku header: the header is ignored, the token stands on its signature.
-      assert.equal((await me(forge({ ...header, jku: 'http://evil.example/jwks.json' }, payload, rs256(key)))).status, 200);
+      assert.equal(
+        (await me(forge({ ...header, jku: 'http://evil.example/jwks.json' }, payload, rs256(key)))).status,
+        200,
+      );
       assert.equal((await me(t.accessToken)).status, 200, 'the genuine token still works');
     });
 
@@ -124,22 +150,31 @@ for (const backend of BACKENDS) {
       const newKid = decode(after.accessToken).header.kid as string;
       const kids = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).map((k) => k.kid);
       assert.ok(kids.includes(oldKid) && kids.includes(newKid), 'both keys are published');
-      for (const server of ['s1', 's2', 's3']) assert.equal((await me(before.accessToken, server)).status, 200, 'old tokens still verify');
+      for (const server of ['s1', 's2', 's3'])
+        assert.equal((await me(before.accessToken, server)).status, 200, 'old tokens still verify');
 
       await keysCli(cluster.databaseUrl, 'remove', oldKid);
-      await waitFor(async () => (await me(before.accessToken)).status === 401, { timeoutMs: 15_000, what: 'the removed key to be refused' });
+      await waitFor(async () => (await me(before.accessToken)).status === 401, {
+        timeoutMs: 15_000,
+        what: 'the removed key to be refused',
+      });
       for (const server of ['s1', 's2', 's3']) {
         assert.equal((await me(before.accessToken, server)).status, 401, `removed key refused on ${server}`);
         assert.equal((await me(after.accessToken, server)).status, 200);
       }
-      const published = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).map((k) => k.kid);
+      const published = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).map(
+        (k) => k.kid,
+      );
       assert.ok(!published.includes(oldKid), 'the removed key left the JWKS');
     });
 
     it('refuses bad credentials for tokens as for logins', async () => {
       const t = await tokensFor();
       const wrong = await client.post('/api/auth/token', { username: t.username, password: 'not the password' });
-      const ghost = await client.post('/api/auth/token', { username: newUsername('ghost'), password: 'not the password' });
+      const ghost = await client.post('/api/auth/token', {
+        username: newUsername('ghost'),
+        password: 'not the password',
+      });
       assert.deepEqual([wrong.status, ghost.status], [401, 401]);
       assert.deepEqual(wrong.body, ghost.body);
     });

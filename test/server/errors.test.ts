@@ -16,7 +16,8 @@ describe('error codes', () => {
 
   it('cover every status the contract names', () => {
     const statuses = new Set(Object.values(ERROR_STATUS));
-    for (const status of [400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 503]) assert.ok(statuses.has(status as never), String(status));
+    for (const status of [400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 503])
+      assert.ok(statuses.has(status as never), String(status));
   });
 
   it('give the contract shape', () => {
@@ -35,7 +36,10 @@ describe('toAppError', () => {
     assert.equal(toAppError(fastifyError('FST_ERR_CTP_BODY_TOO_LARGE', 413)).code, 'body_too_large');
     assert.equal(toAppError(fastifyError('FST_ERR_CTP_INVALID_MEDIA_TYPE', 415)).code, 'unsupported_media_type');
     assert.equal(toAppError(fastifyError('FST_ERR_CTP_EMPTY_JSON_BODY', 400)).code, 'invalid_json');
-    assert.equal(toAppError(Object.assign(new SyntaxError('Unexpected end of JSON input'), { statusCode: 400 })).code, 'invalid_json');
+    assert.equal(
+      toAppError(Object.assign(new SyntaxError('Unexpected end of JSON input'), { statusCode: 400 })).code,
+      'invalid_json',
+    );
     const validation = fastifyError('FST_ERR_VALIDATION', 400, {
       validation: [{ instancePath: '/amountCents', message: 'must be integer', params: {} }],
       validationContext: 'body',

@@ -17,24 +17,14 @@ const SERVERS = ['s1', 's2', 's3'];
 async function fiveHundredAdds(cluster: Cluster, username: string) {
   const browser = await shopper(cluster, username);
   const results = await bounded(500, 50, (i) =>
-    browser.post(
-      '/api/cart/items',
-      { itemId: 'margherita', qty: 1 },
-      pin(SERVERS[i % SERVERS.length]!),
-    ),
+    browser.post('/api/cart/items', { itemId: 'margherita', qty: 1 }, pin(SERVERS[i % SERVERS.length]!)),
   );
   const statuses = new Map<number, number>();
   for (const r of results) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
   assert.deepEqual([...statuses], [[200, 500]], 'every add answered 200');
-  assert.deepEqual(
-    new Set(results.map((r) => r.servedBy)),
-    new Set(SERVERS),
-    'spread over every server',
-  );
+  assert.deepEqual(new Set(results.map((r) => r.servedBy)), new Set(SERVERS), 'spread over every server');
   const cart = await browser.get('/api/cart');
-  assert.deepEqual(cart.body.items, [
-    { itemId: 'margherita', name: 'Margherita', qty: 500, priceCents: 900 },
-  ]);
+  assert.deepEqual(cart.body.items, [{ itemId: 'margherita', name: 'Margherita', qty: 500, priceCents: 900 }]);
   assert.equal(cart.body.totalCents, 500 * 900);
 }
 
@@ -68,19 +58,11 @@ describe('shop on the postgres store (stateless)', () => {
     const etag = first.headers.get('etag')!;
     assert.match(etag, /^"[^"]+"$/, 'a strong validator (no W/)');
     assert.equal(first.headers.get('cache-control'), 'public, max-age=5');
-    assert.equal(
-      first.headers.get('set-cookie'),
-      null,
-      'nothing private in a shared-cacheable answer',
-    );
+    assert.equal(first.headers.get('set-cookie'), null, 'nothing private in a shared-cacheable answer');
 
     for (const server of SERVERS) {
       const again = await client.get('/api/menu', pin(server));
-      assert.equal(
-        again.headers.get('etag'),
-        etag,
-        `${server} gives the same tag for the same menu`,
-      );
+      assert.equal(again.headers.get('etag'), etag, `${server} gives the same tag for the same menu`);
       const notModified = await client.get('/api/menu', { ...pin(server), 'if-none-match': etag });
       assert.equal(notModified.status, 304);
       assert.equal(notModified.body, '');
@@ -184,14 +166,8 @@ describe('shop on the postgres store (stateless)', () => {
   it('keeps the cart when the server that wrote it is SIGKILLed', async () => {
     const visitor = new Browser(cluster.url, 'kill-visitor');
     const user = await shopper(cluster, 'survivor');
-    assert.equal(
-      (await visitor.post('/api/cart/items', { itemId: 'diavola', qty: 2 }, pin('s2'))).servedBy,
-      's2',
-    );
-    assert.equal(
-      (await user.post('/api/cart/items', { itemId: 'marinara', qty: 5 }, pin('s2'))).servedBy,
-      's2',
-    );
+    assert.equal((await visitor.post('/api/cart/items', { itemId: 'diavola', qty: 2 }, pin('s2'))).servedBy, 's2');
+    assert.equal((await user.post('/api/cart/items', { itemId: 'marinara', qty: 5 }, pin('s2'))).servedBy, 's2');
     await cluster.kill('s2');
     try {
       for (const server of ['s1', 's3']) {
@@ -231,30 +207,14 @@ describe('shop on the postgres store (stateless)', () => {
       [user.post('/api/cart/items', { itemId: 'capricciosa', qty: '1' }), 400, 'invalid_input'],
       [user.post('/api/cart/items', { itemId: 'capricciosa' }), 400, 'invalid_input'],
       [user.post('/api/cart/items', { qty: 1 }), 400, 'invalid_input'],
-      [
-        user.post('/api/cart/items', { itemId: 'capricciosa', qty: 1, price: 1 }),
-        400,
-        'invalid_input',
-      ],
+      [user.post('/api/cart/items', { itemId: 'capricciosa', qty: 1, price: 1 }), 400, 'invalid_input'],
       [user.post('/api/cart/items', { itemId: 'Capricciosa!', qty: 1 }), 400, 'invalid_input'],
       [user.post('/api/cart/items', { itemId: 'hawaii', qty: 1 }), 404, 'not_found'],
       [user.post('/api/cart/items', []), 400, 'invalid_input'],
       [json('POST', '/api/cart/items', '{"itemId": "capricciosa", "qty": 1'), 400, 'invalid_json'],
+      [json('POST', '/api/cart/items', 'itemId=capricciosa&qty=1', 'application/x-www-form-urlencoded'), 415],
       [
-        json(
-          'POST',
-          '/api/cart/items',
-          'itemId=capricciosa&qty=1',
-          'application/x-www-form-urlencoded',
-        ),
-        415,
-      ],
-      [
-        json(
-          'POST',
-          '/api/cart/items',
-          JSON.stringify({ itemId: 'capricciosa', qty: 1, pad: 'x'.repeat(70_000) }),
-        ),
+        json('POST', '/api/cart/items', JSON.stringify({ itemId: 'capricciosa', qty: 1, pad: 'x'.repeat(70_000) })),
         413,
       ],
       [put(user, '/api/cart/items/capricciosa', { qty: 100 }), 400, 'invalid_input'],
@@ -270,11 +230,7 @@ describe('shop on the postgres store (stateless)', () => {
 
     // Refused writes start no visitor session either.
     const stranger = new Browser(cluster.url);
-    assertError(
-      await stranger.post('/api/cart/items', { itemId: 'hawaii', qty: 1 }),
-      404,
-      'not_found',
-    );
+    assertError(await stranger.post('/api/cart/items', { itemId: 'hawaii', qty: 1 }), 404, 'not_found');
     assert.equal(stranger.cookies.size, 0);
   });
 
@@ -282,16 +238,9 @@ describe('shop on the postgres store (stateless)', () => {
     const user = await shopper(cluster, 'hoarder');
     assert.equal((await put(user, '/api/cart/items/marinara', { qty: 99 })).status, 200);
     await bounded(100, 4, async () => {
-      assert.equal(
-        (await user.post('/api/cart/items', { itemId: 'marinara', qty: 99 })).status,
-        200,
-      );
+      assert.equal((await user.post('/api/cart/items', { itemId: 'marinara', qty: 99 })).status, 200);
     });
-    assertError(
-      await user.post('/api/cart/items', { itemId: 'marinara', qty: 1 }),
-      409,
-      'conflict',
-    );
+    assertError(await user.post('/api/cart/items', { itemId: 'marinara', qty: 1 }), 409, 'conflict');
     assert.deepEqual(
       (await user.get('/api/cart')).body.items.map((l: { qty: number }) => l.qty),
       [9999],
@@ -312,10 +261,7 @@ describe('shop on the redis store (stateless)', () => {
 
   it('keeps the cart when the server that wrote it is SIGKILLed', async () => {
     const visitor = new Browser(cluster.url, 'kill-visitor');
-    assert.equal(
-      (await visitor.post('/api/cart/items', { itemId: 'diavola', qty: 2 }, pin('s3'))).servedBy,
-      's3',
-    );
+    assert.equal((await visitor.post('/api/cart/items', { itemId: 'diavola', qty: 2 }, pin('s3'))).servedBy, 's3');
     await cluster.kill('s3');
     const cart = await visitor.get('/api/cart');
     assert.deepEqual(

@@ -112,10 +112,7 @@ describe('checkout', () => {
     await db.setStock('quattro-formaggi', 10);
     const buyers = await bounded(30, 5, async (i) => {
       const b = await shopper(cluster, `buyer${i}`);
-      assert.equal(
-        (await b.post('/api/cart/items', { itemId: 'quattro-formaggi', qty: 1 })).status,
-        200,
-      );
+      assert.equal((await b.post('/api/cart/items', { itemId: 'quattro-formaggi', qty: 1 })).status, 200);
       return b;
     });
 
@@ -132,9 +129,7 @@ describe('checkout', () => {
       assert.deepEqual(
         new Set(placed.map((r) => r.status)),
         new Set([202]),
-        JSON.stringify(
-          placed.filter((r) => r.status !== 202).map((r) => [r.status, r.servedBy, r.body]),
-        ),
+        JSON.stringify(placed.filter((r) => r.status !== 202).map((r) => [r.status, r.servedBy, r.body])),
       );
       const rows = await settled(
         db,
@@ -143,9 +138,7 @@ describe('checkout', () => {
       );
       const confirmed = rows.filter((r) => r.status === 'confirmed');
       assert.equal(confirmed.length, 10);
-      assert.ok(
-        rows.filter((r) => r.status === 'cancelled').every((r) => r.reason === 'out_of_stock'),
-      );
+      assert.ok(rows.filter((r) => r.status === 'cancelled').every((r) => r.reason === 'out_of_stock'));
       assert.equal(await db.stock('quattro-formaggi'), 0);
       const [charges] = await db.query<{ n: string }>(
         "SELECT count(*) AS n FROM ledger WHERE kind = 'order_charge' AND user_id = ANY($1::uuid[])",
@@ -203,9 +196,7 @@ describe('checkout', () => {
     const killedAt = Date.now();
     await cluster.kill('s2');
     const pendingAtKill = (
-      await db.query("SELECT 1 FROM orders WHERE id = ANY($1::uuid[]) AND status = 'pending'", [
-        ids,
-      ])
+      await db.query("SELECT 1 FROM orders WHERE id = ANY($1::uuid[]) AND status = 'pending'", [ids])
     ).length;
     await cluster.start('s2');
 
@@ -225,11 +216,7 @@ describe('checkout', () => {
         assert.equal(order.reason, 'payment_failed');
         assert.equal(bank.charges.length, bank.refunds.length, 'net charge 0');
         assert.equal(bank.balance, 500);
-        assert.equal(
-          (await b.get('/api/cart')).body.items.length,
-          2,
-          'a cancelled order leaves the cart as it was',
-        );
+        assert.equal((await b.get('/api/cart')).body.items.length, 2, 'a cancelled order leaves the cart as it was');
       } else {
         assert.equal(order.status, 'confirmed', `buyer ${i}: ${order.status} ${order.reason}`);
         assert.deepEqual(
@@ -293,10 +280,10 @@ describe('checkout', () => {
     );
     const stopped = await cluster.control('POST', '/_cluster/servers/s1/stop');
     assert.equal(stopped.status, 202);
-    await waitFor(
-      async () => (await cluster.view()).servers.find((s) => s.id === 's1')?.status === 'down',
-      { timeoutMs: 20_000, what: 's1 to stop' },
-    );
+    await waitFor(async () => (await cluster.view()).servers.find((s) => s.id === 's1')?.status === 'down', {
+      timeoutMs: 20_000,
+      what: 's1 to stop',
+    });
     const steps = await db.query<{ step: string; server_id: string }>(
       'SELECT step, server_id FROM checkout_saga_steps WHERE order_id = $1 ORDER BY at',
       [order.id],

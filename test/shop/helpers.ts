@@ -32,11 +32,7 @@ export function checkout(
 }
 
 /** Runs `tasks` with at most `limit` in flight (the machine is small and shared). */
-export async function bounded<T>(
-  count: number,
-  limit: number,
-  task: (i: number) => Promise<T>,
-): Promise<T[]> {
+export async function bounded<T>(count: number, limit: number, task: (i: number) => Promise<T>): Promise<T[]> {
   const results: T[] = new Array(count);
   let next = 0;
   const lanes = Array.from({ length: Math.min(limit, count) }, async () => {
@@ -57,9 +53,7 @@ export function records(cluster: Cluster) {
     query: async <T extends pg.QueryResultRow = any>(text: string, values: unknown[] = []) =>
       (await pool.query<T>(text, values)).rows,
     stock: async (itemId: string) =>
-      Number(
-        (await pool.query('SELECT stock FROM menu_items WHERE id = $1', [itemId])).rows[0].stock,
-      ),
+      Number((await pool.query('SELECT stock FROM menu_items WHERE id = $1', [itemId])).rows[0].stock),
     setStock: async (itemId: string, stock: number) =>
       void (await pool.query('UPDATE menu_items SET stock = $2 WHERE id = $1', [itemId, stock])),
     close: () => pool.end(),
@@ -77,12 +71,8 @@ export async function settled(db: Records, orderIds: string[], timeoutMs: number
         reason: string | null;
         total_cents: string;
         user_id: string;
-      }>('SELECT id, status, reason, total_cents, user_id FROM orders WHERE id = ANY($1::uuid[])', [
-        orderIds,
-      ]);
-      return rows.length === orderIds.length && rows.every((r) => r.status !== 'pending')
-        ? rows
-        : null;
+      }>('SELECT id, status, reason, total_cents, user_id FROM orders WHERE id = ANY($1::uuid[])', [orderIds]);
+      return rows.length === orderIds.length && rows.every((r) => r.status !== 'pending') ? rows : null;
     },
     { timeoutMs, intervalMs: 200, what: `${orderIds.length} orders to be confirmed or cancelled` },
   );

@@ -18,11 +18,7 @@ describe('shop in stateful mode', () => {
 
   it('loses the cart with the server that held it', async () => {
     const visitor = new Browser(cluster.url, 'stateful-visitor');
-    const written = await visitor.post(
-      '/api/cart/items',
-      { itemId: 'margherita', qty: 3 },
-      pin('s2'),
-    );
+    const written = await visitor.post('/api/cart/items', { itemId: 'margherita', qty: 3 }, pin('s2'));
     assert.equal(written.status, 200);
     assert.equal(written.servedBy, 's2');
     const kept = await visitor.get('/api/cart', pin('s2'));

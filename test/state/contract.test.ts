@@ -117,7 +117,10 @@ for (const kind of ['memory', 'postgres', 'redis'] as const) {
         const stranger = session({ userId: unique('user') as UserId });
         for (const s of [second, first, gone, stranger]) await store.sessions.create(s, 60_000);
         await store.sessions.destroy(gone.id);
-        assert.deepEqual((await other.sessions.listByUser(userId)).map((s) => s.id), [first.id, second.id]);
+        assert.deepEqual(
+          (await other.sessions.listByUser(userId)).map((s) => s.id),
+          [first.id, second.id],
+        );
         assert.equal(await other.sessions.destroyByUser(userId), 2);
         assert.deepEqual(await store.sessions.listByUser(userId), []);
         assert.equal(await store.sessions.get(first.id), null);
@@ -130,7 +133,9 @@ for (const kind of ['memory', 'postgres', 'redis'] as const) {
         const brief = session({ userId });
         await store.sessions.create(live, 60_000);
         await store.sessions.create(brief, 100);
-        await waitFor(async () => (await store.sessions.listByUser(userId)).length === 1, { what: 'expired session to leave the list' });
+        await waitFor(async () => (await store.sessions.listByUser(userId)).length === 1, {
+          what: 'expired session to leave the list',
+        });
         assert.equal((await store.sessions.listByUser(userId))[0]?.id, live.id);
       });
     });
@@ -167,7 +172,9 @@ for (const kind of ['memory', 'postgres', 'redis'] as const) {
       it('loses no concurrent increment on one field or on two fields of one key', async () => {
         const key = unique('cart');
         await Promise.all(
-          Array.from({ length: 100 }, (_, i) => (i % 2 ? store : other).hashes.incrBy(key, i % 4 < 2 ? 'a' : 'b', 1, 60_000)),
+          Array.from({ length: 100 }, (_, i) =>
+            (i % 2 ? store : other).hashes.incrBy(key, i % 4 < 2 ? 'a' : 'b', 1, 60_000),
+          ),
         );
         assert.deepEqual(await store.hashes.getAll(key), { a: '50', b: '50' });
       });
@@ -249,7 +256,11 @@ for (const kind of ['memory', 'postgres', 'redis'] as const) {
           return once(child, 'exit').then(([code]) => ({ code, out }));
         });
         const results = await Promise.all(workers);
-        assert.deepEqual(results.map((r) => r.code), [0, 0, 0], results.map((r) => r.out).join('\n'));
+        assert.deepEqual(
+          results.map((r) => r.code),
+          [0, 0, 0],
+          results.map((r) => r.out).join('\n'),
+        );
         assert.deepEqual(await store.hashes.getAll(key), { n: '200' });
       });
     }

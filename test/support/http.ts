@@ -41,7 +41,12 @@ export class Browser {
     const text = await response.text();
     let parsed: unknown = text;
     if ((response.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text);
-    return { status: response.status, headers: response.headers, body: parsed as T, servedBy: response.headers.get('x-served-by') };
+    return {
+      status: response.status,
+      headers: response.headers,
+      body: parsed as T,
+      servedBy: response.headers.get('x-served-by'),
+    };
   }
 
   get = <T = any>(path: string, headers?: Record<string, string>) => this.request<T>('GET', path, { headers });

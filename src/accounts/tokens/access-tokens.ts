@@ -94,7 +94,12 @@ export class AccessTokens implements AccessTokenVerifier {
     if (typeof header.kid !== 'string') throw invalid('no key id');
     const key = await this.keys.verifier(header.kid);
     if (!key) throw invalid('unknown key id');
-    const ok = verify('sha256', Buffer.from(`${headerPart}.${payloadPart}`), key.publicKey, Buffer.from(signaturePart, 'base64url'));
+    const ok = verify(
+      'sha256',
+      Buffer.from(`${headerPart}.${payloadPart}`),
+      key.publicKey,
+      Buffer.from(signaturePart, 'base64url'),
+    );
     if (!ok) throw invalid('bad signature');
     const claims = parseJson(payloadPart) as Partial<Claims>;
     for (const field of ['iss', 'sub', 'name', 'jti'] as const) {

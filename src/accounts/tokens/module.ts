@@ -70,8 +70,14 @@ export async function tokenModule(app: App, ctx: ServerContext): Promise<void> {
       await limiter.hit([{ subject: `ip:${request.ip}`, max: config.loginIpLimit }]);
       const outcome = await refresh.rotate(request.body.refreshToken);
       if (outcome.kind === 'reused') {
-        request.log.warn({ event: 'refresh_token_reuse', userId: outcome.userId }, 'refresh token reused; family revoked');
-        throw new AppError('invalid_token', 'This refresh token was already used; every token of its sign-in is revoked.');
+        request.log.warn(
+          { event: 'refresh_token_reuse', userId: outcome.userId },
+          'refresh token reused; family revoked',
+        );
+        throw new AppError(
+          'invalid_token',
+          'This refresh token was already used; every token of its sign-in is revoked.',
+        );
       }
       const user = await users.byId(outcome.userId);
       if (!user) throw new AppError('invalid_token', 'The account of this token is gone.');

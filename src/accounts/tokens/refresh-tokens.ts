@@ -21,7 +21,11 @@ export class RefreshTokens {
     private readonly ttlSeconds: number,
   ) {}
 
-  async issue(userId: UserId, familyId: string = randomUUID(), client: pg.Pool | pg.PoolClient = this.db): Promise<string> {
+  async issue(
+    userId: UserId,
+    familyId: string = randomUUID(),
+    client: pg.Pool | pg.PoolClient = this.db,
+  ): Promise<string> {
     const token = `rt_${randomBytes(32).toString('base64url')}`;
     await client.query(
       `INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
@@ -42,7 +46,12 @@ export class RefreshTokens {
         [hash(token)],
       );
       const row = used.rows[0];
-      if (row) return { kind: 'rotated' as const, userId: row.user_id, token: await this.issue(row.user_id, row.family_id, client) };
+      if (row)
+        return {
+          kind: 'rotated' as const,
+          userId: row.user_id,
+          token: await this.issue(row.user_id, row.family_id, client),
+        };
       const known = await client.query<{ family_id: string; user_id: UserId; used_at: Date | null }>(
         'SELECT family_id, user_id, used_at FROM refresh_tokens WHERE token_hash = $1',
         [hash(token)],
@@ -61,6 +70,8 @@ export class RefreshTokens {
   }
 
   async revokeAllForUser(userId: UserId): Promise<void> {
-    await this.db.query('UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL', [userId]);
+    await this.db.query('UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL', [
+      userId,
+    ]);
   }
 }
