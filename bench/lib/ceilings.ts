@@ -19,17 +19,29 @@ async function loop(seconds: number, concurrency: number, op: () => Promise<unkn
   return Math.round(counts.reduce((a, b) => a + b, 0) / ((Date.now() - started) / 1000));
 }
 
-/** The database's ceiling for a money movement: a bare guarded UPDATE through the same driver. */
-export async function bareUpdateCeiling(databaseUrl: string, seconds: number, concurrency: number): Promise<number> {
+/**
+ * The database's ceiling for a money movement: a bare guarded UPDATE through the same driver, on
+ * one hot row (`rows` = 1, every update waits for the previous commit) or spread over `rows` rows.
+ */
+export async function bareUpdateCeiling(
+  databaseUrl: string,
+  seconds: number,
+  concurrency: number,
+  rows = 1,
+): Promise<number> {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: concurrency });
   await pool.query('CREATE TABLE IF NOT EXISTS bench_ceiling (id int PRIMARY KEY, balance bigint NOT NULL)');
-  await pool.query('INSERT INTO bench_ceiling VALUES (1, 1000000000000) ON CONFLICT (id) DO NOTHING');
+  await pool.query(
+    'INSERT INTO bench_ceiling SELECT g, 1000000000000 FROM generate_series(1, $1) g ON CONFLICT (id) DO NOTHING',
+    [rows],
+  );
+  let next = 0;
   try {
     return await loop(seconds, concurrency, () =>
       pool.query({
         name: 'ceiling',
-        text: 'UPDATE bench_ceiling SET balance = balance - 1 WHERE id = 1 AND balance >= 1',
-        values: [],
+        text: 'UPDATE bench_ceiling SET balance = balance - 1 WHERE id = $1 AND balance >= 1',
+        values: [(next++ % rows) + 1],
       }),
     );
   } finally {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { AppError } from '../server/errors.ts';
 import type { UserId } from '../state/types.ts';
@@ -45,12 +46,13 @@ export class Ledger implements Payments {
   constructor(private readonly db: pg.Pool) {}
 
   /** Opens the account with its starting money the first time the user touches the bank. */
-  async open(db: Db, userId: UserId): Promise<void> {
-    await db.query({
+  async open(db: Db, userId: UserId): Promise<boolean> {
+    const opened = await db.query({
       name: 'bank_open',
       text: 'INSERT INTO accounts (user_id, balance_cents) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING',
       values: [userId, OPENING_BALANCE_CENTS],
     });
+    return opened.rowCount === 1;
   }
 
   async balance(userId: UserId): Promise<number> {
@@ -64,31 +66,40 @@ export class Ledger implements Payments {
   }
 
   async deposit(tx: pg.PoolClient, userId: UserId, amountCents: number, key: string): Promise<Transaction> {
-    await this.open(tx, userId);
-    const balance = (await this.#move(tx, userId, amountCents))!;
-    return this.#post(tx, userId, 'deposit', amountCents, balance, { key });
+    return (await this.#moveAndPost(tx, userId, 'deposit', amountCents, key))!;
   }
 
   async withdraw(tx: pg.PoolClient, userId: UserId, amountCents: number, key: string): Promise<Transaction> {
-    await this.open(tx, userId);
-    const balance = await this.#move(tx, userId, -amountCents);
-    if (balance === null) throw insufficient();
-    return this.#post(tx, userId, 'withdrawal', amountCents, balance, { key });
+    const posted = await this.#moveAndPost(tx, userId, 'withdrawal', -amountCents, key);
+    if (!posted) throw insufficient();
+    return posted;
   }
 
   /** Both postings in one transaction; accounts locked in id order so transfers never deadlock. */
   async transfer(tx: pg.PoolClient, from: UserId, to: UserId, amountCents: number, key: string): Promise<Transaction> {
-    await this.open(tx, from);
-    await this.open(tx, to);
-    await tx.query('SELECT 1 FROM accounts WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE', [[from, to]]);
+    const lock = () =>
+      tx.query({
+        name: 'bank_lock_pair',
+        text: 'SELECT 1 FROM accounts WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE',
+        values: [[from, to]],
+      });
+    if ((await lock()).rowCount !== 2) {
+      // First touch of the bank for one of them: open (idempotent), then lock both again.
+      await this.open(tx, from);
+      await this.open(tx, to);
+      await lock();
+    }
     const fromBalance = await this.#move(tx, from, -amountCents);
     if (fromBalance === null) throw insufficient();
     const toBalance = (await this.#move(tx, to, amountCents))!;
-    const { rows } = await tx.query<{ id: string }>('SELECT gen_random_uuid() AS id');
-    const transferId = rows[0]!.id;
-    const out = await this.#post(tx, from, 'transfer_out', amountCents, fromBalance, { key, transferId });
-    await this.#post(tx, to, 'transfer_in', amountCents, toBalance, { transferId });
-    return out;
+    const { rows } = await tx.query<LedgerRow>({
+      name: 'bank_post_transfer',
+      text: `INSERT INTO ledger (user_id, kind, amount_cents, balance_after_cents, transfer_id, idempotency_key)
+             VALUES ($1, 'transfer_out', $3, $4, $6, $7), ($2, 'transfer_in', $3, $5, $6, NULL)
+             RETURNING id, kind, amount_cents, balance_after_cents, created_at`,
+      values: [from, to, amountCents, fromBalance, toBalance, randomUUID(), key],
+    });
+    return toTransaction(rows.find((row) => row.kind === 'transfer_out')!);
   }
 
   async transactions(userId: UserId, limit = 100): Promise<Transaction[]> {
@@ -124,6 +135,36 @@ export class Ledger implements Payments {
     const amount = Number(charged.rows[0].amount_cents);
     const balance = (await this.#move(tx, userId, amount))!;
     await this.#post(tx, userId, 'order_refund', amount, balance, { reference: `order:${orderId}:refund` });
+  }
+
+  /**
+   * The guarded UPDATE and its posting in ONE statement: the account's row lock is taken by the
+   * statement and held until COMMIT, so fewer round trips under it means more movements per second
+   * on a busy account. null when the balance would go below zero. An account that does not exist
+   * yet is opened (with its starting money) and the movement tried once more.
+   */
+  async #moveAndPost(
+    tx: pg.PoolClient,
+    userId: UserId,
+    kind: 'deposit' | 'withdrawal',
+    delta: number,
+    key: string,
+  ): Promise<Transaction | null> {
+    for (let tries = 0; tries < 2; tries++) {
+      const { rows } = await tx.query<LedgerRow>({
+        name: 'bank_move_and_post',
+        text: `WITH moved AS (
+                 UPDATE accounts SET balance_cents = balance_cents + $2
+                 WHERE user_id = $1 AND balance_cents + $2 >= 0 RETURNING balance_cents)
+               INSERT INTO ledger (user_id, kind, amount_cents, balance_after_cents, idempotency_key)
+               SELECT $1, $3, abs($2::bigint), balance_cents, $4 FROM moved
+               RETURNING id, kind, amount_cents, balance_after_cents, created_at`,
+        values: [userId, delta, kind, key],
+      });
+      if (rows[0]) return toTransaction(rows[0]);
+      if (!(await this.open(tx, userId))) return null;
+    }
+    return null;
   }
 
   /** Adds `delta` (negative to take); null when the balance would go below zero. */

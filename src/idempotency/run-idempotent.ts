@@ -84,17 +84,23 @@ async function once<T>(
   work: (client: pg.PoolClient) => Promise<{ status: number; body: T }>,
 ): Promise<IdempotentResult<T>> {
   const client = await db.connect();
+  const literal = (value: string) => client.escapeLiteral(value);
   try {
-    await client.query('BEGIN');
-    await client.query(`SET LOCAL lock_timeout = '${IN_PROGRESS_WAIT}'`);
-    await client.query(`SET LOCAL idle_in_transaction_session_timeout = '${HUNG_SERVER_TIMEOUT}'`);
-    let claimed;
+    // One round trip (the simple protocol takes several statements, hence the escaped literals):
+    // open the transaction, bound the wait for a duplicate's key, claim the key, and set the
+    // savepoint that lets a refusal be stored without its effect.
+    let claim: pg.QueryResult[];
     try {
-      claimed = await client.query(
-        `INSERT INTO idempotency_keys (user_id, key, fingerprint, response_status, response_body)
-         VALUES ($1, $2, $3, 0, 'null') ON CONFLICT (user_id, key) DO NOTHING RETURNING 1`,
-        [userId, key, fingerprint],
-      );
+      claim = (await client.query(
+        `BEGIN;
+         SET LOCAL lock_timeout = '${IN_PROGRESS_WAIT}';
+         SET LOCAL idle_in_transaction_session_timeout = '${HUNG_SERVER_TIMEOUT}';
+         INSERT INTO idempotency_keys (user_id, key, fingerprint, response_status, response_body)
+           VALUES (${literal(userId)}, ${literal(key)}, ${literal(fingerprint)}, 0, 'null')
+           ON CONFLICT (user_id, key) DO NOTHING;
+         RESET lock_timeout;
+         SAVEPOINT work`,
+      )) as unknown as pg.QueryResult[];
     } catch (error) {
       if ((error as { code?: string }).code === '55P03') {
         throw new AppError(
@@ -107,11 +113,12 @@ async function once<T>(
       }
       throw error;
     }
-    if (claimed.rowCount === 0) {
-      const { rows } = await client.query<{ fingerprint: string; response_status: number; response_body: T }>(
-        'SELECT fingerprint, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2',
-        [userId, key],
-      );
+    if (claim[3]!.rowCount === 0) {
+      const { rows } = await client.query<{ fingerprint: string; response_status: number; response_body: T }>({
+        name: 'idempotency_stored',
+        text: 'SELECT fingerprint, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2',
+        values: [userId, key],
+      });
       const stored = rows[0]!;
       if (stored.fingerprint !== fingerprint) {
         throw new AppError(
@@ -123,8 +130,6 @@ async function once<T>(
       await client.query('COMMIT');
       return { status: stored.response_status, body: stored.response_body, headers: { 'idempotent-replayed': 'true' } };
     }
-    await client.query('RESET lock_timeout');
-    await client.query('SAVEPOINT work');
     let result: { status: number; body: T };
     try {
       result = await work(client);
@@ -134,11 +139,14 @@ async function once<T>(
       await client.query('ROLLBACK TO SAVEPOINT work');
       result = { status: error.status, body: error.toBody() as T };
     }
+    // The response and the commit in one round trip: the effect's row locks are held until COMMIT,
+    // so every round trip saved here is time another request for the same account does not wait.
     await client.query(
-      'UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE user_id = $1 AND key = $2',
-      [userId, key, result.status, JSON.stringify(result.body)],
+      `UPDATE idempotency_keys SET response_status = ${Number(result.status)},
+         response_body = ${literal(JSON.stringify(result.body))}
+       WHERE user_id = ${literal(userId)} AND key = ${literal(key)};
+       COMMIT`,
     );
-    await client.query('COMMIT');
     return { ...result, headers: {} };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
