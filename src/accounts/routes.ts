@@ -4,8 +4,8 @@ import type { ServerContext } from '../server/context.ts';
 import { AppError } from '../server/errors.ts';
 import { NoContent, responses } from '../server/schemas.ts';
 import type { SessionId, SessionRecord, UserId } from '../state/types.ts';
-import { burnPasswordCheck, checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.ts';
-import { loginLimits, RateLimiter } from './rate-limiter.ts';
+import { checkPasswordPolicy, hashPassword } from './passwords.ts';
+import { credentialChecker } from './credentials.ts';
 import { Credentials, Registration, SessionList, SessionParams, UserReply } from './schemas.ts';
 import { clearSessionCookie, setSessionCookie } from './session-cookie.ts';
 
@@ -13,8 +13,8 @@ const tags = ['accounts'];
 
 /** Registration, login, logout, the current user and the user's sessions. */
 export function accountRoutes(app: App, ctx: ServerContext): void {
-  const { users, sessions, auth, config } = ctx;
-  const loginLimiter = new RateLimiter(ctx.state.keys, 'login', config.loginWindowMs);
+  const { users, sessions, auth } = ctx;
+  const checkCredentials = credentialChecker(ctx);
 
   /** Starts a fresh session for the user (a new id every time); the previous one dies. */
   async function signIn(request: FastifyRequest, reply: FastifyReply, user: { id: UserId; username: string }) {
@@ -50,15 +50,7 @@ export function accountRoutes(app: App, ctx: ServerContext): void {
     { schema: { tags, body: Credentials, response: responses({ 200: UserReply }, [400, 401, 429]) } },
     async (request, reply) => {
       const { username, password } = request.body;
-      await loginLimiter.hit(loginLimits(config, username, request.ip));
-      const user = await users.byUsername(username);
-      if (!user) {
-        await burnPasswordCheck(password);
-        throw new AppError('invalid_credentials', 'Wrong username or password.');
-      }
-      if (!(await verifyPassword(password, user.passwordHash))) {
-        throw new AppError('invalid_credentials', 'Wrong username or password.');
-      }
+      const user = await checkCredentials(username, password, request.ip);
       await signIn(request, reply, user);
       return { user: { id: user.id, username: user.username } };
     },

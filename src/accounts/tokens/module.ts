@@ -3,8 +3,8 @@ import type { ServerContext } from '../../server/context.ts';
 import { AppError } from '../../server/errors.ts';
 import { responses } from '../../server/schemas.ts';
 import type { UserId } from '../../state/types.ts';
-import { burnPasswordCheck, verifyPassword } from '../passwords.ts';
-import { loginLimits, RateLimiter } from '../rate-limiter.ts';
+import { credentialChecker } from '../credentials.ts';
+import { RateLimiter } from '../rate-limiter.ts';
 import { Credentials } from '../schemas.ts';
 import { AccessTokens, revokedBeforeKey } from './access-tokens.ts';
 import { KeyRing } from './key-ring.ts';
@@ -28,6 +28,7 @@ export async function tokenModule(app: App, ctx: ServerContext): Promise<void> {
   });
   const refresh = new RefreshTokens(ctx.db, config.refreshTokenTtlSeconds);
   const limiter = new RateLimiter(ctx.state.keys, 'login', config.loginWindowMs);
+  const checkCredentials = credentialChecker(ctx);
   ctx.auth.useTokenVerifier(access);
 
   // Log out everywhere: refresh families die, and access tokens issued until now are refused
@@ -50,15 +51,7 @@ export async function tokenModule(app: App, ctx: ServerContext): Promise<void> {
     { schema: { tags, body: Credentials, response: responses({ 200: TokenPair }, [400, 401, 429]) } },
     async (request) => {
       const { username, password } = request.body;
-      await limiter.hit(loginLimits(config, username, request.ip));
-      const user = await users.byUsername(username);
-      if (!user) {
-        await burnPasswordCheck(password);
-        throw new AppError('invalid_credentials', 'Wrong username or password.');
-      }
-      if (!(await verifyPassword(password, user.passwordHash))) {
-        throw new AppError('invalid_credentials', 'Wrong username or password.');
-      }
+      const user = await checkCredentials(username, password, request.ip);
       return pair(user, await refresh.issue(user.id));
     },
   );

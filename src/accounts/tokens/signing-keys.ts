@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, type K
 import { promisify } from 'node:util';
 import { exportJWK, type JWK } from 'jose';
 import pg from 'pg';
+import { inTransaction } from '../../records/pool.ts';
 
 /** The only algorithm we sign and accept. Chosen by measurement (bench/jwt-verify.ts): RS256 has the
  * cheapest asymmetric verify here (~32 us with node:crypto, vs ~94 ES256 and ~127 EdDSA). */
@@ -101,21 +102,13 @@ export class SigningKeyTable {
     return kid;
   }
 
-  /** Runs `work` in a transaction under the keys lock, then tells every server to reload. */
-  async #locked<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.db.connect();
-    try {
-      await client.query('BEGIN');
+  /** Runs `work` in a transaction under the keys lock; the NOTIFY, sent at COMMIT, makes every server reload. */
+  #locked<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.db, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [KEYS_LOCK]);
       const result = await work(client);
       await client.query(`NOTIFY ${KEYS_CHANNEL}`);
-      await client.query('COMMIT');
       return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 }
