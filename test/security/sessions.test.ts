@@ -67,6 +67,84 @@ for (const backend of BACKENDS) {
       assert.equal(new Set(ids).size, ids.size);
     });
 
+    it('issues 1000 distinct ids with the bits of random numbers (visitor sessions)', async () => {
+      // A visitor's first cart write starts a session: the same id generator as a login, no scrypt.
+      const ids = await Promise.all(
+        Array.from({ length: 1000 }, async (_, i) => {
+          const b = browser(`visitor-${i}`, SERVERS[i % SERVERS.length]);
+          const r = await b.post('/api/cart/items', { itemId: 'lemonade', qty: 1 });
+          assert.equal(r.status, 200);
+          return Buffer.from(b.cookies.get('sid')!, 'base64url');
+        }),
+      );
+      assert.equal(new Set(ids.map((id) => id.toString('hex'))).size, 1000, 'all distinct');
+      for (const id of ids) assert.ok(id.length * 8 >= 128, 'at least 128 bits');
+      // Random bits: about half of all bits set, and every bit position set in about half the ids.
+      const ones = (byte: number) => byte.toString(2).replaceAll('0', '').length;
+      const total = ids.reduce((sum, id) => sum + id.reduce((n, byte) => n + ones(byte), 0), 0);
+      const share = total / (ids.length * ids[0]!.length * 8);
+      assert.ok(share > 0.49 && share < 0.51, `share of 1 bits ${share}`);
+      for (let bit = 0; bit < ids[0]!.length * 8; bit++) {
+        const set = ids.filter((id) => (id[bit >> 3]! >> (bit & 7)) & 1).length;
+        assert.ok(set > 400 && set < 600, `bit ${bit} set in ${set} of 1000 ids`);
+      }
+      // No sequence: sorted neighbours share no more leading bytes than chance allows.
+      const sorted = ids.map((id) => id.toString('hex')).sort();
+      for (let i = 1; i < sorted.length; i++) {
+        let common = 0;
+        while (sorted[i]![common] === sorted[i - 1]![common]) common++;
+        assert.ok(common < 10, `neighbours share ${common} hex digits`);
+      }
+    });
+
+    it('takes the id only from the cookie, never from the URL or the body', async () => {
+      const { b } = await signedUp();
+      const id = b.cookies.get('sid')!;
+      const bare = browser();
+      assert.equal((await bare.get(`/api/me?sid=${id}`)).status, 401, 'query string');
+      const viaPath = await bare.get(`/api/me;sid=${id}`);
+      assert.ok(viaPath.status >= 400 && viaPath.status < 500, `path parameter: ${viaPath.status}`);
+      // A logout that names the id in its body logs nobody out.
+      assert.ok((await bare.post('/api/auth/logout', { sid: id })).status < 500);
+      assert.equal((await b.get('/api/me')).status, 200, 'the real session is untouched');
+    });
+
+    it('refuses an id with one byte flipped, and the real one still works', async () => {
+      const { b } = await signedUp();
+      const id = Buffer.from(b.cookies.get('sid')!, 'base64url');
+      for (const at of [0, 15, id.length - 1]) {
+        const flipped = Buffer.from(id);
+        flipped[at]! ^= 0x01;
+        const forger = browser();
+        forger.cookies.set('sid', flipped.toString('base64url'));
+        const r = await forger.get('/api/me');
+        assert.equal(r.status, 401, `byte ${at}`);
+        assert.equal(r.headers.getSetCookie().length, 0, 'nothing adopted');
+      }
+      assert.equal((await b.get('/api/me')).status, 200);
+    });
+
+    it('a logout racing requests in flight stays a logout (no request brings the session back)', async () => {
+      const { b } = await signedUp();
+      const cookie = b.cookies.get('sid')!;
+      // Requests that read and touch the session, and write session state, on every server it lives on.
+      const servers = backend.shared ? SERVERS : ['s1'];
+      const racing = Array.from({ length: 60 }, (_, i) => {
+        const r = browser('Mozilla/5.0 test', servers[i % servers.length]);
+        r.cookies.set('sid', cookie);
+        return i % 2 ? r.get('/api/me') : r.post('/api/cart/items', { itemId: 'lemonade', qty: 1 });
+      });
+      const out = b.post('/api/auth/logout');
+      const results = await Promise.all([out, ...racing]);
+      assert.equal(results[0]!.status, 204);
+      for (const r of results.slice(1)) assert.ok([200, 401].includes(r.status), `racing request: ${r.status}`);
+      for (const server of servers) {
+        const replay = browser('Mozilla/5.0 test', server);
+        replay.cookies.set('sid', cookie);
+        assert.equal((await replay.get('/api/me')).status, 401, `still logged out on ${server}`);
+      }
+    });
+
     it('does not adopt an id it never issued', async () => {
       const b = browser();
       b.cookies.set('sid', Buffer.alloc(32, 7).toString('base64url'));
