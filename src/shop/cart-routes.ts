@@ -3,7 +3,7 @@ import type { ServerContext } from '../server/context.ts';
 import { AppError } from '../server/errors.ts';
 import { responses } from '../server/schemas.ts';
 import { cartOwners } from './cart-owner.ts';
-import { MAX_LINE_QTY, type Carts } from './cart.ts';
+import { MAX_LINE_QTY, priced, type Carts } from './cart.ts';
 import type { Menu, MenuSnapshot } from './menu.ts';
 import { AddItem, CartSchema, ItemParams, SetQty } from './schemas.ts';
 
@@ -43,13 +43,14 @@ export function cartRoutes(app: App, ctx: ServerContext, carts: Carts, menu: Men
       const { itemId, qty } = request.body;
       const snapshot = await onMenu(itemId);
       const owner = await owners.forWrite(request, reply);
-      if ((await carts.add(owner, itemId, qty)) === null) {
+      const lines = await carts.add(owner, itemId, qty);
+      if (lines === null) {
         throw new AppError(
           'conflict',
           `A cart line holds at most ${MAX_LINE_QTY}; this add would pass it, so nothing was added.`,
         );
       }
-      return carts.view(owner, snapshot);
+      return priced(lines, snapshot);
     },
   );
 

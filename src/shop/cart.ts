@@ -37,11 +37,14 @@ export const cartKey = (owner: CartOwner): string =>
 export class Carts {
   constructor(private readonly hashes: HashStore) {}
 
-  /** Adds `qty` to the line; null (and nothing changed) when the line would pass MAX_LINE_QTY. */
-  async add(owner: CartOwner, itemId: string, qty: number): Promise<number | null> {
+  /**
+   * Adds `qty` to the line and returns the cart's lines right after (one round trip); null, and
+   * nothing changed, when the line would pass MAX_LINE_QTY.
+   */
+  async add(owner: CartOwner, itemId: string, qty: number): Promise<Map<string, number> | null> {
     const key = cartKey(owner);
-    const total = await this.hashes.incrBy(key, itemId, qty, CART_TTL_MS);
-    if (total <= MAX_LINE_QTY) return total;
+    const { value, fields } = await this.hashes.incrByAndGetAll(key, itemId, qty, CART_TTL_MS);
+    if (value <= MAX_LINE_QTY) return positiveLines(fields);
     await this.hashes.incrBy(key, itemId, -qty, CART_TTL_MS);
     return null;
   }
@@ -58,13 +61,7 @@ export class Carts {
 
   /** Item id to quantity, only lines with a positive quantity. */
   async lines(owner: CartOwner): Promise<Map<string, number>> {
-    const raw = await this.hashes.getAll(cartKey(owner));
-    const lines = new Map<string, number>();
-    for (const [itemId, value] of Object.entries(raw)) {
-      const qty = Number(value);
-      if (Number.isSafeInteger(qty) && qty > 0) lines.set(itemId, qty);
-    }
-    return lines;
+    return positiveLines(await this.hashes.getAll(cartKey(owner)));
   }
 
   /** The cart with names and prices from the menu, in menu order; items no longer sold are left out. */
@@ -96,6 +93,16 @@ export class Carts {
     }
     await this.hashes.delete(key);
   }
+}
+
+/** Item id to quantity, only lines with a positive quantity. */
+function positiveLines(raw: Record<string, string>): Map<string, number> {
+  const lines = new Map<string, number>();
+  for (const [itemId, value] of Object.entries(raw)) {
+    const qty = Number(value);
+    if (Number.isSafeInteger(qty) && qty > 0) lines.set(itemId, qty);
+  }
+  return lines;
 }
 
 export function priced(lines: ReadonlyMap<string, number>, menu: MenuSnapshot): CartView {

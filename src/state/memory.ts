@@ -130,11 +130,21 @@ class MemoryHashes implements HashStore {
     return Object.fromEntries(this.hashes.get(key) ?? []);
   }
 
-  async incrBy(key: string, field: string, by: number, ttlMs?: number): Promise<number> {
+  #incr(key: string, field: string, by: number, ttlMs?: number): { value: number; hash: Map<string, string> } {
     const hash = this.#hash(key, ttlMs);
-    const next = Number(hash.get(field) ?? 0) + by;
-    hash.set(field, String(next));
-    return next;
+    const value = Number(hash.get(field) ?? 0) + by;
+    hash.set(field, String(value));
+    return { value, hash };
+  }
+
+  async incrBy(key: string, field: string, by: number, ttlMs?: number): Promise<number> {
+    return this.#incr(key, field, by, ttlMs).value;
+  }
+
+  async incrByAndGetAll(key: string, field: string, by: number, ttlMs?: number) {
+    // Synchronous from increment to copy: an await in between would let other requests run.
+    const { value, hash } = this.#incr(key, field, by, ttlMs);
+    return { value, fields: Object.fromEntries(hash) };
   }
 
   async set(key: string, field: string, value: string, ttlMs?: number): Promise<void> {

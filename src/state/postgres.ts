@@ -146,7 +146,11 @@ class PostgresHashes implements HashStore {
   }
 
   async incrBy(key: string, field: string, by: number, ttlMs?: number): Promise<number> {
-    const { rows } = await this.db.query<{ value: string }>({
+    return (await this.incrByAndGetAll(key, field, by, ttlMs)).value;
+  }
+
+  async incrByAndGetAll(key: string, field: string, by: number, ttlMs?: number) {
+    const { rows } = await this.db.query<{ fields: Record<string, string> }>({
       name: 'state_hash_incr',
       text: `INSERT INTO state_hashes AS state_hashes (key, fields, expires_at)
              VALUES ($1, jsonb_build_object($2::text, ($3::bigint)::text), $4)
@@ -154,10 +158,11 @@ class PostgresHashes implements HashStore {
                fields = jsonb_set(${FRESH}, ARRAY[$2::text],
                  to_jsonb((coalesce((${FRESH} ->> $2::text)::bigint, 0) + $3::bigint)::text)),
                expires_at = coalesce($4, CASE WHEN state_hashes.expires_at <= $5 THEN NULL ELSE state_hashes.expires_at END)
-             RETURNING fields ->> $2::text AS value`,
+             RETURNING fields`,
       values: [key, field, by, ttlMs === undefined ? null : Date.now() + ttlMs, Date.now()],
     });
-    return Number(rows[0]!.value);
+    const fields = rows[0]!.fields;
+    return { value: Number(fields[field]), fields };
   }
 
   async set(key: string, field: string, value: string, ttlMs?: number): Promise<void> {

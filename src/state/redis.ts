@@ -126,6 +126,16 @@ class RedisHashes implements HashStore {
     return Number(results?.[0]?.[1]);
   }
 
+  async incrByAndGetAll(key: string, field: string, by: number, ttlMs?: number) {
+    const k = hashKey(key);
+    const step = this.redis.multi().hincrby(k, field, by);
+    if (ttlMs !== undefined) step.pexpire(k, ttlMs);
+    const results = await step.hgetall(k).exec();
+    if (!results || results.some(([error]) => error))
+      throw results?.find(([error]) => error)?.[0] ?? new Error('EXEC aborted');
+    return { value: Number(results[0]![1]), fields: results.at(-1)![1] as Record<string, string> };
+  }
+
   async set(key: string, field: string, value: string, ttlMs?: number): Promise<void> {
     if (ttlMs === undefined) await this.redis.hset(hashKey(key), field, value);
     else await this.redis.multi().hset(hashKey(key), field, value).pexpire(hashKey(key), ttlMs).exec();

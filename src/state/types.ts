@@ -56,6 +56,16 @@ export interface HashStore {
   getAll(key: string): Promise<Record<string, string>>;
   /** Atomically adds `by` to an integer field (missing = 0) and returns the new value. */
   incrBy(key: string, field: string, by: number, ttlMs?: number): Promise<number>;
+  /**
+   * incrBy, and the whole hash as it is right after, in one atomic step and one round trip: for a
+   * caller that answers with the hash it changed (a cart).
+   */
+  incrByAndGetAll(
+    key: string,
+    field: string,
+    by: number,
+    ttlMs?: number,
+  ): Promise<{ value: number; fields: Record<string, string> }>;
   set(key: string, field: string, value: string, ttlMs?: number): Promise<void>;
   /** Removes one field; true when it existed. */
   deleteField(key: string, field: string): Promise<boolean>;

@@ -169,6 +169,32 @@ for (const kind of ['memory', 'postgres', 'redis'] as const) {
         assert.deepEqual(await store.hashes.getAll(key), { a: '1', b: 'x' }, 'the renewed key lives on');
       });
 
+      it('increments and reads the whole hash back in one step, each answer a state that existed', async () => {
+        const key = unique('cart');
+        await other.hashes.set(key, 'note', 'no onions', 60_000);
+        assert.deepEqual(await store.hashes.incrByAndGetAll(key, 'a', 2, 60_000), {
+          value: 2,
+          fields: { a: '2', note: 'no onions' },
+        });
+        assert.deepEqual(await other.hashes.incrByAndGetAll(key, 'a', -1), {
+          value: 1,
+          fields: { a: '1', note: 'no onions' },
+        });
+        // Concurrent: every answer shows its own increment already applied, and the answers are all different.
+        const answers = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => (i % 2 ? store : other).hashes.incrByAndGetAll(key, 'b', 1, 60_000)),
+        );
+        for (const { value, fields } of answers) assert.equal(fields.b, String(value));
+        assert.deepEqual(
+          answers.map((a) => a.value).sort((x, y) => x - y),
+          Array.from({ length: 40 }, (_, i) => i + 1),
+        );
+        const brief = unique('cart');
+        await store.hashes.incrByAndGetAll(brief, 'a', 5, 150);
+        await waitFor(async () => Object.keys(await store.hashes.getAll(brief)).length === 0, { what: 'hash expiry' });
+        assert.deepEqual(await store.hashes.incrByAndGetAll(brief, 'a', 1, 60_000), { value: 1, fields: { a: '1' } });
+      });
+
       it('loses no concurrent increment on one field or on two fields of one key', async () => {
         const key = unique('cart');
         await Promise.all(
