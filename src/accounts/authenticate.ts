@@ -26,6 +26,11 @@ export class Authenticator {
   constructor(
     private readonly sessions: SessionManager,
     private readonly log: FastifyBaseLogger,
+    /**
+     * Counts a request whose session id is not live, per client address, and throws 429 past the
+     * limit: guessing ids costs a guesser the same shared budget on every server.
+     */
+    private readonly countUnknownId: (ip: string) => Promise<void> = async () => {},
   ) {}
 
   useTokenVerifier(verifier: AccessTokenVerifier): void {
@@ -84,7 +89,11 @@ export class Authenticator {
       );
       return null;
     }
-    return outcome.kind === 'ok' ? outcome.session : null;
+    if (outcome.kind === 'none') {
+      await this.countUnknownId(request.ip);
+      return null;
+    }
+    return outcome.session;
   }
 }
 

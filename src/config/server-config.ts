@@ -44,6 +44,8 @@ export interface ServerConfig {
   loginIpLimit: number;
   /** @default 60000 */
   loginWindowMs: number;
+  /** Requests with a session id that is not live, allowed per client address in one window (id guessing). @default 100 */
+  unknownSessionIpLimit: number;
   logLevel: string;
   /** Fault tests only: a pause inside each checkout step's transaction, so a kill lands mid-step. @default 0 */
   sagaStepDelayMs: number;
@@ -83,6 +85,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     loginLimit: read.int('SW_LOGIN_LIMIT', 10, { min: 1 }),
     loginIpLimit: read.int('SW_LOGIN_IP_LIMIT', 100, { min: 1 }),
     loginWindowMs: read.int('SW_LOGIN_WINDOW_MS', 60_000, { min: 1 }),
+    unknownSessionIpLimit: read.int('SW_UNKNOWN_SESSION_IP_LIMIT', 100, { min: 1 }),
     sagaStepDelayMs: read.int('SW_SAGA_STEP_DELAY_MS', 0, { min: 0, max: 10_000 }),
     logLevel: read.oneOf(
       'SW_LOG_LEVEL',

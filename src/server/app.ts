@@ -9,6 +9,7 @@ import { UsersTable } from '../records/users.ts';
 import { SessionManager } from '../accounts/session-manager.ts';
 import { assertSameOrigin, Authenticator } from '../accounts/authenticate.ts';
 import { accountRoutes } from '../accounts/routes.ts';
+import { RateLimiter } from '../accounts/rate-limiter.ts';
 import type { App } from './app-type.ts';
 import type { ServerContext } from './context.ts';
 import { installErrorHandling } from './error-handler.ts';
@@ -54,6 +55,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: App; ctx: ServerCo
     bindUserAgent: config.sessionBindUserAgent,
   });
   const users = new UsersTable(deps.db);
+  const unknownIds = new RateLimiter(deps.state.keys, 'unknown-sid', config.loginWindowMs);
   const ctx: ServerContext = {
     config,
     log: app.log,
@@ -61,7 +63,9 @@ export async function buildApp(deps: AppDeps): Promise<{ app: App; ctx: ServerCo
     state: deps.state,
     users,
     sessions,
-    auth: new Authenticator(sessions, app.log),
+    auth: new Authenticator(sessions, app.log, (ip) =>
+      unknownIds.hit([{ subject: `ip:${ip}`, max: config.unknownSessionIpLimit }]),
+    ),
     lifecycle,
     signInHooks: [],
     logoutEverywhereHooks: [async (userId) => void (await sessions.endAllForUser(userId))],

@@ -4,6 +4,7 @@
  * stateful design (memory) behaves differently, the test asserts what it really does.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { startCluster, type Cluster } from '../support/cluster.ts';
 import { Browser } from '../support/http.ts';
@@ -11,12 +12,17 @@ import { waitFor } from '../support/wait.ts';
 import { BACKENDS, newUsername, PASSWORD } from './backends.ts';
 
 const SERVERS = ['s1', 's2', 's3'];
+/** Requests with a dead or made-up session id allowed per address per minute in this suite. */
+const GUESS_LIMIT = 200;
 
 for (const backend of BACKENDS) {
   describe(`browser sessions on ${backend.name}`, () => {
     let cluster: Cluster;
     before(async () => {
-      cluster = await startCluster({ ...backend.cluster, env: { SW_LOGIN_LIMIT: '5' } });
+      cluster = await startCluster({
+        ...backend.cluster,
+        env: { SW_LOGIN_LIMIT: '5', SW_UNKNOWN_SESSION_IP_LIMIT: String(GUESS_LIMIT) },
+      });
     });
     after(() => cluster.stop());
 
@@ -151,6 +157,31 @@ for (const backend of BACKENDS) {
       const me = await b.get('/api/me');
       assert.equal(me.status, 401);
       assert.equal(me.headers.getSetCookie().length, 0, 'no session is created for a made-up id');
+    });
+
+    it('throttles an address that guesses session ids, with one budget over all servers', async () => {
+      const guesser = { 'x-forwarded-for': '203.0.113.7' };
+      // Where the ids would live: every server on a shared store, one server in the stateful design.
+      const servers = backend.shared ? SERVERS : ['s1'];
+      const { b: victim } = await signedUp();
+      const statuses: number[] = [];
+      for (let round = 0; round < 23; round++) {
+        const batch = await Promise.all(
+          Array.from({ length: 10 }, async (_, i) => {
+            const b = browser('Mozilla/5.0 test', servers[(round * 10 + i) % servers.length]);
+            b.cookies.set('sid', randomBytes(32).toString('base64url'));
+            const r = await b.get('/api/me', guesser);
+            if (r.status === 429) assert.ok(Number(r.headers.get('retry-after')) >= 1, 'Retry-After');
+            return r.status;
+          }),
+        );
+        statuses.push(...batch);
+      }
+      const count = (status: number) => statuses.filter((s) => s === status).length;
+      assert.deepEqual([count(401), count(429)], [GUESS_LIMIT, 230 - GUESS_LIMIT]);
+      // A live session is never counted nor refused, from the guesser's address or any other.
+      assert.equal((await victim.get('/api/me', guesser)).status, 200);
+      assert.equal((await victim.get('/api/me')).status, 200);
     });
 
     it('gives a new id on login and refuses the old one', async () => {
