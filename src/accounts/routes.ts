@@ -58,7 +58,7 @@ export function accountRoutes(app: App, ctx: ServerContext): void {
 
   app.post(
     '/api/auth/logout',
-    { schema: { tags, response: responses({ 204: NoContent }) } },
+    { schema: { tags, response: responses({ 204: NoContent }, [429]) } },
     async (request, reply) => {
       const session = await auth.session(request);
       if (session) await sessions.end(session.id);
