@@ -37,6 +37,9 @@ try {
   const raw = await startProcess(new URL('./peers/raw-hello.ts', import.meta.url).pathname, {});
   stops.push(raw.stop);
   targets.push({ name: 'raw node:http hello', url: raw.url, headers: {} });
+  const fastify = await startProcess(new URL('./peers/fastify-hello.ts', import.meta.url).pathname, {});
+  stops.push(fastify.stop);
+  targets.push({ name: 'fastify hello (the framework alone)', url: fastify.url, headers: {} });
 
   for (const store of ['memory', 'postgres', 'redis'] as const) {
     const server = await startProcess(serverEntry, {
@@ -108,6 +111,12 @@ try {
     ['bearer (memory) / raw hello (target >= 0.6)', ratio(rps('statewise bearer GET /api/me (memory)'), rawRps)],
     ['bearer (redis) / raw hello', ratio(rps('statewise bearer GET /api/me (redis)'), rawRps)],
     ['bearer (postgres) / raw hello', ratio(rps('statewise bearer GET /api/me (postgres)'), rawRps)],
+    ['fastify hello / raw hello (the framework alone)', ratio(rps('fastify hello (the framework alone)'), rawRps)],
+    [
+      'bearer (memory) / fastify hello',
+      ratio(rps('statewise bearer GET /api/me (memory)'), rps('fastify hello (the framework alone)')),
+    ],
+    ['redis session / fastify hello', ratio(redis, rps('fastify hello (the framework alone)'))],
   ];
   const report = `${table(rows)}\n\n| ratio | value |\n|---|---:|\n${ratios.map(([k, v]) => `| ${k} | ${v} |`).join('\n')}\n`;
   process.stdout.write(`\n${report}`);
