@@ -18,7 +18,7 @@ export function bankModule(app: App, ctx: ServerContext): void {
   ctx.payments = ledger;
   // The one place the design differs: what an ATM shows. Stateful servers remember balances.
   const atm = ctx.config.mode === 'stateful' ? serverMemoryView(ctx.state.hashes) : ledgerView;
-  const stopCleanup = startKeyCleanup(ctx.db);
+  const stopCleanup = startKeyCleanup(ctx.db, ctx.config.idempotencySweepMs);
   ctx.lifecycle.onClose('idempotency key cleanup', async () => stopCleanup());
 
   app.get('/api/bank/account', { schema: { tags, response: responses({ 200: Balance }, [401]) } }, async (request) => {

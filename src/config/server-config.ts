@@ -47,6 +47,8 @@ export interface ServerConfig {
   /** Requests with a session id that is not live, allowed per client address in one window (id guessing). @default 100 */
   unknownSessionIpLimit: number;
   logLevel: string;
+  /** How often a server deletes idempotency keys past their 24 h retention. @default 600000 */
+  idempotencySweepMs: number;
   /** Fault tests only: a pause inside each checkout step's transaction, so a kill lands mid-step. @default 0 */
   sagaStepDelayMs: number;
 }
@@ -86,6 +88,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     loginIpLimit: read.int('SW_LOGIN_IP_LIMIT', 100, { min: 1 }),
     loginWindowMs: read.int('SW_LOGIN_WINDOW_MS', 60_000, { min: 1 }),
     unknownSessionIpLimit: read.int('SW_UNKNOWN_SESSION_IP_LIMIT', 100, { min: 1 }),
+    idempotencySweepMs: read.int('SW_IDEMPOTENCY_SWEEP_MS', 10 * 60_000, { min: 100 }),
     sagaStepDelayMs: read.int('SW_SAGA_STEP_DELAY_MS', 0, { min: 0, max: 10_000 }),
     logLevel: read.oneOf(
       'SW_LOG_LEVEL',

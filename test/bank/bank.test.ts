@@ -33,7 +33,9 @@ type Customer = Awaited<ReturnType<typeof customer>>;
 describe('bank, stateless', () => {
   let cluster: Cluster;
   before(async () => {
-    cluster = await startCluster({ env: { SW_LOGIN_LIMIT: '1000', SW_LOGIN_IP_LIMIT: '100000' } });
+    cluster = await startCluster({
+      env: { SW_LOGIN_LIMIT: '1000', SW_LOGIN_IP_LIMIT: '100000', SW_IDEMPOTENCY_SWEEP_MS: '300' },
+    });
   });
   after(async () => {
     if (process.env.STATEWISE_TEST_VERBOSE) process.stderr.write(cluster.output());
@@ -192,6 +194,31 @@ describe('bank, stateless', () => {
     assert.deepEqual(again.body, first.body);
     await cluster.start('s2');
     assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING + 1234);
+  });
+
+  it('keeps a key 24 hours and then forgets it: after that the same key is a new operation', async () => {
+    const c = await customer(cluster, 'retained');
+    const withdraw = (key: string) => c.post('/api/bank/withdraw', { amountCents: 100 }, { 'idempotency-key': key });
+    const [aged, kept] = [randomUUID(), randomUUID()];
+    assert.equal((await withdraw(aged)).status, 200);
+    assert.equal((await withdraw(kept)).status, 200);
+    const replay = await withdraw(aged);
+    assert.equal(replay.headers.get('idempotent-replayed'), 'true', 'inside the window: the stored answer');
+    const keyRows = (key: string) => query(cluster.databaseUrl, 'SELECT 1 FROM idempotency_keys WHERE key = $1', [key]);
+
+    // What 24 hours would do: the key's row passes the retention, and a server's sweep removes it.
+    await query(
+      cluster.databaseUrl,
+      "UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 minute' WHERE key = $1",
+      [aged],
+    );
+    await waitFor(async () => (await keyRows(aged)).length === 0, { timeoutMs: 10_000, what: 'the aged key swept' });
+    assert.equal((await keyRows(kept)).length, 1, 'a key inside its 24 hours stays');
+
+    const again = await withdraw(aged);
+    assert.equal(again.status, 200);
+    assert.equal(again.headers.get('idempotent-replayed'), null, 'a forgotten key runs as a new operation');
+    assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING - 300);
   });
 
   it('refuses bad amounts and recipients with a 4xx and changes nothing', async () => {
