@@ -31,33 +31,35 @@ const ratios: Array<[string, string]> = [];
 
 try {
   process.stderr.write(`bench: ${SECONDS} s per target, ${CONNECTIONS} connections\n`);
+  /** Measures one ceiling, keeps it for the report, and returns it. */
+  const ceiling = async (name: string, measure: Promise<number>): Promise<number> => {
+    const value = await measure;
+    ceilings.push([name, value]);
+    process.stderr.write(`  ${name}: ${value} ops/s\n`);
+    return value;
+  };
   const raw = await startProcess(new URL('./peers/raw-hello.ts', import.meta.url).pathname, {});
-  ceilings.push(['raw node:http hello (req/s)', (await load('raw node:http hello', raw.url)).requestsPerSecond]);
+  const rawHello = await ceiling(
+    'raw node:http hello (req/s)',
+    load('raw node:http hello', raw.url).then((m) => m.requestsPerSecond),
+  );
   await raw.stop();
-  ceilings.push([
+  const updateOne = await ceiling(
     `bare guarded UPDATE, one row (pg, ${PG_CLIENTS} clients)`,
-    await bareUpdateCeiling(infra.databaseUrl, SECONDS, PG_CLIENTS, 1),
-  ]);
-  ceilings.push([
+    bareUpdateCeiling(infra.databaseUrl, SECONDS, PG_CLIENTS, 1),
+  );
+  const updateSpread = await ceiling(
     `bare guarded UPDATE, ${ACCOUNTS} rows (pg, ${PG_CLIENTS} clients)`,
-    await bareUpdateCeiling(infra.databaseUrl, SECONDS, PG_CLIENTS, ACCOUNTS),
-  ]);
-  ceilings.push([
+    bareUpdateCeiling(infra.databaseUrl, SECONDS, PG_CLIENTS, ACCOUNTS),
+  );
+  const hincrby = await ceiling(
     `bare HINCRBY (ioredis, ${CONNECTIONS} loops)`,
-    await bareHincrbyCeiling(infra.redisUrl, SECONDS, CONNECTIONS),
-  ]);
-  ceilings.push([
+    bareHincrbyCeiling(infra.redisUrl, SECONDS, CONNECTIONS),
+  );
+  const upsert = await ceiling(
     `bare upsert-increment (pg, ${PG_CLIENTS} clients)`,
-    await bareUpsertCeiling(infra.databaseUrl, SECONDS, PG_CLIENTS),
-  ]);
-  for (const [name, value] of ceilings) process.stderr.write(`  ${name}: ${value} ops/s\n`);
-  const [rawHello, updateOne, updateSpread, hincrby, upsert] = ceilings.map(([, v]) => v) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+    bareUpsertCeiling(infra.databaseUrl, SECONDS, PG_CLIENTS),
+  );
 
   for (const store of ['memory', 'postgres', 'redis'] as const) {
     const server = await startProcess(entry('server/main.ts'), {

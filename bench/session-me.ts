@@ -1,7 +1,7 @@
 /**
  * Issue 2 and 3 bench: an authenticated `GET /api/me` on ONE app server, per session-state backend,
- * beside a raw node:http hello (the machine's ceiling) and Express 5 + express-session +
- * connect-redis on the same Redis, all in one run. Targets are measured in interleaved rounds and
+ * beside a raw node:http hello (the machine's ceiling), a Fastify hello (the framework alone) and
+ * Express 5 + express-session + connect-redis on the same Redis, all in one run. Targets are measured in interleaved rounds and
  * the median kept, so drift of this shared VM hits every target alike.
  * `npm run bench` (BENCH_SECONDS per measurement, BENCH_ROUNDS rounds).
  */

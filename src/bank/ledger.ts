@@ -35,12 +35,18 @@ const toTransaction = (row: LedgerRow): Transaction => ({
   createdAt: row.created_at.toISOString(),
 });
 
+/**
+ * The one guarded UPDATE every movement goes through ($1 user, $2 signed delta): a balance is never
+ * negative, and two withdrawals can never both spend the same money.
+ */
+const GUARDED_MOVE = `UPDATE accounts SET balance_cents = balance_cents + $2
+  WHERE user_id = $1 AND balance_cents + $2 >= 0 RETURNING balance_cents`;
+
 const insufficient = () => new AppError('insufficient_funds', 'The balance is too low for this amount.');
 
 /**
- * The central ledger: the one place balances change. Every movement is a guarded UPDATE
- * (`... WHERE balance_cents >= amount`, so a balance is never negative and two withdrawals can
- * never both spend the same money) plus a posting, in the caller's transaction.
+ * The central ledger: the one place balances change. Every movement is GUARDED_MOVE plus a
+ * posting, in the caller's transaction.
  */
 export class Ledger implements Payments {
   constructor(private readonly db: pg.Pool) {}
@@ -150,29 +156,27 @@ export class Ledger implements Payments {
     delta: number,
     key: string,
   ): Promise<Transaction | null> {
-    for (let tries = 0; tries < 2; tries++) {
+    const attempt = async () => {
       const { rows } = await tx.query<LedgerRow>({
         name: 'bank_move_and_post',
-        text: `WITH moved AS (
-                 UPDATE accounts SET balance_cents = balance_cents + $2
-                 WHERE user_id = $1 AND balance_cents + $2 >= 0 RETURNING balance_cents)
+        text: `WITH moved AS (${GUARDED_MOVE})
                INSERT INTO ledger (user_id, kind, amount_cents, balance_after_cents, idempotency_key)
                SELECT $1, $3, abs($2::bigint), balance_cents, $4 FROM moved
                RETURNING id, kind, amount_cents, balance_after_cents, created_at`,
         values: [userId, delta, kind, key],
       });
-      if (rows[0]) return toTransaction(rows[0]);
-      if (!(await this.open(tx, userId))) return null;
-    }
-    return null;
+      return rows[0] ? toTransaction(rows[0]) : null;
+    };
+    const posted = await attempt();
+    if (posted || !(await this.open(tx, userId))) return posted;
+    return attempt();
   }
 
   /** Adds `delta` (negative to take); null when the balance would go below zero. */
   async #move(tx: pg.PoolClient, userId: UserId, delta: number): Promise<number | null> {
     const { rows } = await tx.query<{ balance_cents: string }>({
       name: 'bank_move',
-      text: `UPDATE accounts SET balance_cents = balance_cents + $2
-             WHERE user_id = $1 AND balance_cents + $2 >= 0 RETURNING balance_cents`,
+      text: GUARDED_MOVE,
       values: [userId, delta],
     });
     return rows[0] ? Number(rows[0].balance_cents) : null;

@@ -11,8 +11,14 @@ import { parseArgs } from 'node:util';
 import { createPool } from '../records/pool.ts';
 import { SigningKeyTable } from '../accounts/tokens/signing-keys.ts';
 
+// The KID after `remove` is taken verbatim, before parseArgs sees it: a key id of an older scheme
+// (base64url) may start with '-', which parseArgs would read as an unknown option.
+const args = process.argv.slice(2);
+const removeAt = args.indexOf('remove');
+const kidToRemove = removeAt >= 0 ? args.splice(removeAt + 1, 1)[0] : undefined;
+
 const { values, positionals } = parseArgs({
-  args: process.argv.slice(2),
+  args,
   options: {
     'database-url': { type: 'string' },
     'data-dir': { type: 'string', default: fileURLToPath(new URL('../../.statewise', import.meta.url)) },
@@ -35,12 +41,13 @@ async function databaseUrl(): Promise<string> {
 const pool = createPool(await databaseUrl(), { max: 1 });
 const table = new SigningKeyTable(pool);
 try {
-  const [command, arg] = positionals;
+  const [command] = positionals;
   if (command === 'rotate') {
     const kid = await table.rotate(Number(values['verify-for-seconds']) * 1000);
     process.stdout.write(`new signing key ${kid}; older keys verify for ${values['verify-for-seconds']} s more\n`);
-  } else if (command === 'remove' && arg) {
-    process.stdout.write((await table.remove(arg)) ? `removed ${arg}\n` : `no key ${arg}\n`);
+  } else if (command === 'remove' && kidToRemove) {
+    const removed = await table.remove(kidToRemove);
+    process.stdout.write(removed ? `removed ${kidToRemove}\n` : `no key ${kidToRemove}\n`);
   } else if (command === 'list' || command === undefined) {
     for (const key of await table.all()) {
       const state = key.retiredAt ? `retired, verifies until ${key.expiresAt?.toISOString()}` : 'signing';

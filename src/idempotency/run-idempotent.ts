@@ -106,14 +106,13 @@ async function once<T>(
         throw new AppError(
           'idempotency_in_progress',
           'A request with this Idempotency-Key is still running; retry shortly.',
-          {
-            retryAfterSeconds: 1,
-          },
+          { retryAfterSeconds: 1 },
         );
       }
       throw error;
     }
-    if (claim[3]!.rowCount === 0) {
+    const claimed = claim.find((result) => result.command === 'INSERT')!.rowCount === 1;
+    if (!claimed) {
       const { rows } = await client.query<{ fingerprint: string; response_status: number; response_body: T }>({
         name: 'idempotency_stored',
         text: 'SELECT fingerprint, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2',
@@ -157,7 +156,7 @@ async function once<T>(
 }
 
 /** Deletes keys older than 24 hours, the published retention, every `everyMs` (unref'd timer). */
-export function startKeyCleanup(db: pg.Pool, everyMs = 10 * 60_000): () => void {
+export function startKeyCleanup(db: pg.Pool, everyMs: number): () => void {
   const timer = setInterval(() => {
     db.query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'").catch(() => {});
   }, everyMs);

@@ -113,6 +113,15 @@ class RedisSessions implements SessionStore {
   }
 }
 
+/** Runs a MULTI and returns its replies; throws the first command error (ioredis returns them as values). */
+async function execAll(multi: ReturnType<Client['multi']>): Promise<unknown[]> {
+  const results = await multi.exec();
+  if (!results) throw new Error('the Redis transaction was aborted');
+  const failed = results.find(([error]) => error);
+  if (failed) throw failed[0];
+  return results.map(([, reply]) => reply);
+}
+
 class RedisHashes implements HashStore {
   constructor(private readonly redis: Client) {}
 
@@ -122,18 +131,16 @@ class RedisHashes implements HashStore {
 
   async incrBy(key: string, field: string, by: number, ttlMs?: number): Promise<number> {
     if (ttlMs === undefined) return this.redis.hincrby(hashKey(key), field, by);
-    const results = await this.redis.multi().hincrby(hashKey(key), field, by).pexpire(hashKey(key), ttlMs).exec();
-    return Number(results?.[0]?.[1]);
+    const [value] = await execAll(this.redis.multi().hincrby(hashKey(key), field, by).pexpire(hashKey(key), ttlMs));
+    return Number(value);
   }
 
   async incrByAndGetAll(key: string, field: string, by: number, ttlMs?: number) {
     const k = hashKey(key);
     const step = this.redis.multi().hincrby(k, field, by);
     if (ttlMs !== undefined) step.pexpire(k, ttlMs);
-    const results = await step.hgetall(k).exec();
-    if (!results || results.some(([error]) => error))
-      throw results?.find(([error]) => error)?.[0] ?? new Error('EXEC aborted');
-    return { value: Number(results[0]![1]), fields: results.at(-1)![1] as Record<string, string> };
+    const replies = await execAll(step.hgetall(k));
+    return { value: Number(replies[0]), fields: replies.at(-1) as Record<string, string> };
   }
 
   async set(key: string, field: string, value: string, ttlMs?: number): Promise<void> {
