@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
-import { AppError } from '../server/errors.ts';
-import type { SessionRecord, UserId } from '../state/types.ts';
+import { AppError } from '../kernel/errors.ts';
+import type { SessionRecord } from '../state/types.ts';
+import type { UserId } from '../kernel/ids.ts';
 import { readSessionCookie } from './session-cookie.ts';
 import type { SessionManager } from './session-manager.ts';
 
@@ -21,10 +22,10 @@ const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
  */
 export class Authenticator {
   readonly #resolved = new WeakMap<FastifyRequest, Promise<SessionRecord | null>>();
-  #tokens: AccessTokenVerifier | undefined;
 
   constructor(
     private readonly sessions: SessionManager,
+    private readonly tokens: AccessTokenVerifier,
     private readonly log: FastifyBaseLogger,
     /**
      * Counts a request whose session id is not live, per client address, and throws 429 past the
@@ -32,10 +33,6 @@ export class Authenticator {
      */
     private readonly countUnknownId: (ip: string) => Promise<void> = async () => {},
   ) {}
-
-  useTokenVerifier(verifier: AccessTokenVerifier): void {
-    this.#tokens = verifier;
-  }
 
   static bearerToken(request: FastifyRequest): string | undefined {
     const header = request.headers.authorization;
@@ -63,8 +60,7 @@ export class Authenticator {
   async optionalUser(request: FastifyRequest): Promise<Principal | null> {
     const bearer = Authenticator.bearerToken(request);
     if (bearer !== undefined) {
-      if (!this.#tokens) throw new AppError('invalid_token', 'Bearer tokens are not accepted here.');
-      const claims = await this.#tokens.verify(bearer);
+      const claims = await this.tokens.verify(bearer);
       return { via: 'bearer', ...claims };
     }
     const session = await this.session(request);

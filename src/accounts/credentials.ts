@@ -1,6 +1,6 @@
-import type { UserRow } from '../records/users.ts';
-import type { ServerContext } from '../server/context.ts';
-import { AppError } from '../server/errors.ts';
+import type { UserRow, UsersTable } from '../records/users.ts';
+import type { KeyStore } from '../state/types.ts';
+import { AppError } from '../kernel/errors.ts';
 import { burnPasswordCheck, verifyPassword } from './passwords.ts';
 import { loginLimits, RateLimiter } from './rate-limiter.ts';
 
@@ -12,12 +12,20 @@ export type CheckCredentials = (username: string, password: string, ip: string) 
  * costs the same scrypt time and gets the same answer as a wrong password, so neither the timing
  * nor the text tells whether the account exists.
  */
-export function credentialChecker(ctx: Pick<ServerContext, 'users' | 'config' | 'state'>): CheckCredentials {
-  const limiter = new RateLimiter(ctx.state.keys, 'login', ctx.config.loginWindowMs);
+export function credentialChecker({
+  users,
+  keys,
+  limits,
+}: {
+  users: UsersTable;
+  keys: KeyStore;
+  limits: { loginLimit: number; loginIpLimit: number; loginWindowMs: number };
+}): CheckCredentials {
+  const limiter = new RateLimiter(keys, 'login', limits.loginWindowMs);
   const refuse = () => new AppError('invalid_credentials', 'Wrong username or password.');
   return async (username, password, ip) => {
-    await limiter.hit(loginLimits(ctx.config, username, ip));
-    const user = await ctx.users.byUsername(username);
+    await limiter.hit(loginLimits(limits, username, ip));
+    const user = await users.byUsername(username);
     if (!user) {
       await burnPasswordCheck(password);
       throw refuse();

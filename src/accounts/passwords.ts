@@ -1,5 +1,5 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { AppError } from '../server/errors.ts';
+import { AppError } from '../kernel/errors.ts';
 import { COMMON_PASSWORDS } from './common-passwords.ts';
 
 /** scrypt cost N=2^14, r=8: ~40 ms and 16 MiB per hash on this 2-core machine. Parameters are stored

@@ -1,4 +1,4 @@
-import { AppError } from '../server/errors.ts';
+import { AppError } from '../kernel/errors.ts';
 import type { KeyStore } from '../state/types.ts';
 
 export interface Limit {

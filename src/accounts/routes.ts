@@ -1,35 +1,42 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { App } from '../server/app-type.ts';
-import type { ServerContext } from '../server/context.ts';
-import { AppError } from '../server/errors.ts';
-import { NoContent, responses } from '../server/schemas.ts';
-import type { SessionId, SessionRecord, UserId } from '../state/types.ts';
+import type { App } from '../kernel/app-type.ts';
+import type { UsersTable } from '../records/users.ts';
+import type { Authenticator } from './authenticate.ts';
+import type { CheckCredentials } from './credentials.ts';
+import type { SessionManager } from './session-manager.ts';
+import { AppError } from '../kernel/errors.ts';
+import { NoContent, responses } from '../kernel/responses.ts';
+import type { SessionRecord } from '../state/types.ts';
+import type { SessionId, UserId } from '../kernel/ids.ts';
 import { checkPasswordPolicy, hashPassword } from './passwords.ts';
-import { credentialChecker } from './credentials.ts';
 import { Credentials, Registration, SessionList, SessionParams, UserReply } from './schemas.ts';
 import { clearSessionCookie, setSessionCookie } from './session-cookie.ts';
 
 const tags = ['accounts'];
 
+export interface AccountRoutesDeps {
+  users: UsersTable;
+  sessions: SessionManager;
+  auth: Authenticator;
+  checkCredentials: CheckCredentials;
+  logoutEverywhere(userId: UserId): Promise<void>;
+  onVisitorSignIn(visitor: SessionRecord, user: SessionRecord): Promise<void>;
+}
+
 /** Registration, login, logout, the current user and the user's sessions. */
-export function accountRoutes(app: App, ctx: ServerContext): void {
-  const { users, sessions, auth } = ctx;
-  const checkCredentials = credentialChecker(ctx);
+export function accountRoutes(app: App, deps: AccountRoutesDeps): void {
+  const { users, sessions, auth, checkCredentials } = deps;
 
   /** Starts a fresh session for the user (a new id every time); the previous one dies. */
   async function signIn(request: FastifyRequest, reply: FastifyReply, user: { id: UserId; username: string }) {
     const previous = await auth.session(request);
     const { token, session } = await sessions.start(user, request.headers['user-agent'] ?? '');
     if (previous) {
-      if (previous.userId === null) await runSignInHooks(previous, session);
+      if (previous.userId === null) await deps.onVisitorSignIn(previous, session);
       await sessions.end(previous.id);
     }
     setSessionCookie(request, reply, token);
     return session;
-  }
-
-  async function runSignInHooks(visitor: SessionRecord, user: SessionRecord) {
-    for (const hook of ctx.signInHooks) await hook(visitor, user);
   }
 
   app.post(
@@ -108,7 +115,7 @@ export function accountRoutes(app: App, ctx: ServerContext): void {
     { schema: { tags, response: responses({ 204: NoContent }, [401]) } },
     async (request, reply) => {
       const principal = await auth.requireUser(request);
-      await Promise.all(ctx.logoutEverywhereHooks.map((hook) => hook(principal.userId)));
+      await deps.logoutEverywhere(principal.userId);
       clearSessionCookie(request, reply);
       return reply.code(204).send();
     },

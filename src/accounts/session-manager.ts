@@ -1,5 +1,6 @@
 import { hash, randomBytes } from 'node:crypto';
-import type { SessionId, SessionRecord, SessionStore, UserId } from '../state/types.ts';
+import type { SessionRecord, SessionStore } from '../state/types.ts';
+import type { SessionId, UserId } from '../kernel/ids.ts';
 
 export interface SessionPolicy {
   idleMs: number;

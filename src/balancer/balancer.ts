@@ -1,7 +1,8 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyPluginAsync } from 'fastify';
 import { pino } from 'pino';
 import { Agent } from 'undici';
-import { methodNotAllowed, sendError } from './error-replies.ts';
+import { sendAppError } from '../kernel/http-errors.ts';
+import { methodNotAllowed } from './error-replies.ts';
 import { HealthChecks } from './health-checks.ts';
 import type { BalancePolicy } from './policies.ts';
 import { PROXIED_METHODS, proxyRoutes } from './proxy-route.ts';
@@ -88,7 +89,7 @@ export async function createBalancer(options: BalancerOptions): Promise<Balancer
     // /* matches every path, so only a method outside the proxied ones gets here.
     app.setNotFoundHandler((_request, reply) => {
       reply.header('allow', PROXIED_METHODS.join(', '));
-      return sendError(reply, methodNotAllowed(PROXIED_METHODS));
+      return sendAppError(reply, methodNotAllowed(PROXIED_METHODS));
     });
     app.server.on('upgrade', tunnels.handle);
     await app.listen({ port: options.port, host: options.host ?? '127.0.0.1' });

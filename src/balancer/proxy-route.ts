@@ -1,15 +1,14 @@
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Agent } from 'undici';
+import { sendAppError, type ReplyLike } from '../kernel/http-errors.ts';
 import {
   noServerUp,
   pinnedFailed,
   pinnedUnavailable,
-  sendError,
   toBalancerError,
   unsafeToRepeat,
   upstreamFailed,
-  type ReplyLike,
 } from './error-replies.ts';
 import { addForwardedHeaders } from './forwarded-headers.ts';
 import { chooseUpstream, needsStickyCookie, type BalancePolicy, type UpstreamRoute } from './policies.ts';
@@ -60,12 +59,12 @@ export function proxyRoutes({ upstreams, policy, agent, bodyLimit }: ProxyOption
 
   const onUpstreamError = (reply: ProxyReply, request: FastifyRequest, forwarding: Forwarding, error: unknown) => {
     const failed = forwarding.upstream;
-    if (!failedBeforeAnswer(error)) return sendError(reply, upstreamFailed(failed.id, errorCode(error)));
+    if (!failedBeforeAnswer(error)) return sendAppError(reply, upstreamFailed(failed.id, errorCode(error)));
     upstreams.failed(failed, `connection failed (${errorCode(error)})`, true);
-    if (!safeToRepeat(request.method, request.headers)) return sendError(reply, unsafeToRepeat);
-    if (forwarding.route.pinned) return sendError(reply, pinnedFailed(failed.id));
+    if (!safeToRepeat(request.method, request.headers)) return sendAppError(reply, unsafeToRepeat());
+    if (forwarding.route.pinned) return sendAppError(reply, pinnedFailed(failed.id));
     const next = upstreams.next(forwarding.tried);
-    if (!next) return sendError(reply, noServerUp);
+    if (!next) return sendAppError(reply, noServerUp());
     forwarding.upstream = next;
     return send(reply, request, forwarding);
   };
@@ -106,7 +105,7 @@ export function proxyRoutes({ upstreams, policy, agent, bodyLimit }: ProxyOption
     app.setErrorHandler((error, request, reply) => {
       const answer = toBalancerError(error, bodyLimit);
       if (answer.status >= 500) request.log.error({ err: error }, 'balancer failed');
-      return sendError(reply, answer);
+      return sendAppError(reply, answer);
     });
     await app.register(replyFrom, { undici: agent, disableRequestLogging: true });
 
@@ -118,8 +117,8 @@ export function proxyRoutes({ upstreams, policy, agent, bodyLimit }: ProxyOption
       logLevel: 'error',
       handler: (request, reply) => {
         const route = chooseUpstream(upstreams, policy, request.headers);
-        if (route.kind === 'none') return sendError(reply, noServerUp);
-        if (route.kind === 'pinned-unavailable') return sendError(reply, pinnedUnavailable(route.id));
+        if (route.kind === 'none') return sendAppError(reply, noServerUp());
+        if (route.kind === 'pinned-unavailable') return sendAppError(reply, pinnedUnavailable(route.id));
         send(reply, request, start(request, route));
         return reply;
       },

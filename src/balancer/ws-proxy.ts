@@ -55,7 +55,7 @@ export class UpgradeProxy {
     const early = () => socket.destroy();
     socket.on('error', early);
     const route = chooseUpstream(this.upstreams, this.policy, req.headers);
-    if (route.kind === 'none') return writeUpgradeError(socket, noServerUp);
+    if (route.kind === 'none') return writeUpgradeError(socket, noServerUp());
     if (route.kind === 'pinned-unavailable') return writeUpgradeError(socket, pinnedUnavailable(route.id));
     this.#attempt({ req, socket, head, route, early, tried: new Set() }, route.upstream);
   };
@@ -81,7 +81,7 @@ export class UpgradeProxy {
       this.upstreams.failed(upstream, `connection failed (${errorCode(error)})`, true);
       if (route.pinned) return writeUpgradeError(socket, pinnedFailed(upstream.id));
       const next = this.upstreams.next(tried);
-      if (!next) return writeUpgradeError(socket, noServerUp);
+      if (!next) return writeUpgradeError(socket, noServerUp());
       this.#attempt(upgrade, next);
     };
     backend.once('error', failed);

@@ -1,4 +1,5 @@
-import type { HashStore, UserId } from '../state/types.ts';
+import type { HashStore } from '../state/types.ts';
+import type { UserId } from '../kernel/ids.ts';
 
 /**
  * What an ATM (an app server) shows as a balance. The ledger is always the truth and always

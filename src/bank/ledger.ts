@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { AppError } from '../server/errors.ts';
-import type { UserId } from '../state/types.ts';
+import { AppError } from '../kernel/errors.ts';
+import type { UserId } from '../kernel/ids.ts';
 import type { Payments } from './payments.ts';
 
 export const OPENING_BALANCE_CENTS = 100_000;

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { UserId } from '../state/types.ts';
+import type { UserId } from '../kernel/ids.ts';
 
 /**
  * How the shop's checkout saga pays. Both calls run inside the caller's PostgreSQL transaction

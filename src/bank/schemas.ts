@@ -20,7 +20,3 @@ export const TransactionSchema = Type.Object({
 export const Balance = Type.Object({ balanceCents: Type.Integer() });
 export const Movement = Type.Object({ balanceCents: Type.Integer(), transaction: TransactionSchema });
 export const TransactionList = Type.Object({ transactions: Type.Array(TransactionSchema) });
-export const IdempotencyHeader = Type.Object(
-  { 'idempotency-key': Type.Optional(Type.String()) },
-  { additionalProperties: true },
-);

@@ -4,6 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { topologyFor } from '../config/topology.ts';
+import { storeUrlProblem } from '../config/urls.ts';
 import { Supervisor, type SupervisorOptions } from '../supervisor/supervisor.ts';
 
 const HELP = `statewise: N stateless app servers behind a load balancer (or the stateful design beside it).
@@ -58,23 +60,16 @@ function parseOptions(argv: string[]): SupervisorOptions & { verbose: boolean } 
   if (v.store !== 'postgres' && v.store !== 'redis') fail('--store must be postgres or redis');
   const port = Number(v.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail('--port must be a port number (0 for any free one)');
-  for (const [flag, url, schemes] of [
-    ['--database-url', v['database-url'], ['postgres:', 'postgresql:']],
-    ['--redis-url', v['redis-url'], ['redis:', 'rediss:', 'redis+sentinel:', 'redis+cluster:']],
+  for (const [flag, kind, url] of [
+    ['--database-url', 'database', v['database-url']],
+    ['--redis-url', 'redis', v['redis-url']],
   ] as const) {
-    if (url === undefined) continue;
-    let scheme: string;
-    try {
-      scheme = new URL(url).protocol;
-    } catch {
-      fail(`${flag} is not a URL: ${url}`);
-    }
-    if (!(schemes as readonly string[]).includes(scheme)) fail(`${flag} must start with ${schemes.join(' or ')}//`);
+    const problem = url === undefined ? undefined : storeUrlProblem(kind, url);
+    if (problem) fail(`${flag} ${problem}`);
   }
   return {
     servers,
-    mode: v.mode,
-    store: v.store,
+    topology: topologyFor(v.mode, v.store),
     port,
     host: v.host,
     databaseUrl: v['database-url'],
@@ -114,7 +109,7 @@ try {
 const { servers } = supervisor.view();
 process.stdout.write(
   [
-    `statewise is up at ${supervisor.url}  (${options.mode}, session state in ${supervisor.storeKind}, ${servers.length} servers, ${Date.now() - started} ms)`,
+    `statewise is up at ${supervisor.url}  (${options.topology.mode}, session state in ${options.topology.store}, ${servers.length} servers, ${Date.now() - started} ms)`,
     `admin token: ${options.adminToken}`,
     `cluster:     ${supervisor.url}/_cluster   API docs: ${supervisor.url}/docs/json`,
     '',

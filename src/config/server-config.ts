@@ -1,7 +1,6 @@
 import { ConfigError, readEnv } from './read-env.ts';
-import type { StoreKind } from '../state/types.ts';
-
-export type Mode = 'stateless' | 'stateful';
+import { topologyFor, type Topology } from './topology.ts';
+import { storeUrlProblem } from './urls.ts';
 
 /**
  * Everything an app server needs, read once from the environment at start. The supervisor sets
@@ -14,9 +13,8 @@ export interface ServerConfig {
   port: number;
   /** @default '127.0.0.1' (SW_HOST) */
   host: string;
-  mode: Mode;
-  /** Where session state lives. stateful mode always uses 'memory'. */
-  store: StoreKind;
+  /** Where each kind of state lives (SW_MODE, SW_STORE), decided once by topologyFor. */
+  topology: Topology;
   databaseUrl: string;
   redisUrl: string | undefined;
   /** Sliding idle timeout of a login session. @default 30 min */
@@ -55,24 +53,32 @@ export interface ServerConfig {
 
 export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const read = readEnv(env);
-  const mode = read.oneOf('SW_MODE', ['stateless', 'stateful'] as const, 'stateless');
-  const store =
-    mode === 'stateful' ? 'memory' : read.oneOf('SW_STORE', ['memory', 'postgres', 'redis'] as const, 'postgres');
+  const topology = topologyFor(
+    read.oneOf('SW_MODE', ['stateless', 'stateful'] as const, 'stateless'),
+    read.oneOf('SW_STORE', ['memory', 'postgres', 'redis'] as const, 'postgres'),
+  );
   const redisUrl = read.optionalString('SW_REDIS_URL');
-  if (store === 'redis' && !redisUrl) {
+  if (topology.store === 'redis' && !redisUrl) {
     throw new ConfigError('SW_REDIS_URL', 'is required with SW_STORE=redis; set it to e.g. redis://127.0.0.1:6379');
+  }
+  const databaseUrl = read.requiredString(
+    'SW_DATABASE_URL',
+    'set it to a PostgreSQL URL such as postgres://user:pass@127.0.0.1:5432/statewise (npm start sets it for you)',
+  );
+  for (const [name, kind, url] of [
+    ['SW_DATABASE_URL', 'database', databaseUrl],
+    ['SW_REDIS_URL', 'redis', redisUrl],
+  ] as const) {
+    const problem = url === undefined ? undefined : storeUrlProblem(kind, url);
+    if (problem) throw new ConfigError(name, problem);
   }
   const accessTokenTtlSeconds = read.int('SW_ACCESS_TOKEN_TTL_SECONDS', 900, { min: 1, max: 900 });
   return {
     serverId: read.string('SW_SERVER_ID', 's1'),
     port: read.int('SW_PORT', 3000, { min: 0, max: 65535 }),
     host: read.string('SW_HOST', '127.0.0.1'),
-    mode,
-    store,
-    databaseUrl: read.requiredString(
-      'SW_DATABASE_URL',
-      'set it to a PostgreSQL URL such as postgres://user:pass@127.0.0.1:5432/statewise (npm start sets it for you)',
-    ),
+    topology,
+    databaseUrl,
     redisUrl,
     sessionIdleMs: read.int('SW_SESSION_IDLE_MS', 30 * 60_000, { min: 1 }),
     sessionAbsoluteMs: read.int('SW_SESSION_ABSOLUTE_MS', 12 * 3_600_000, { min: 1 }),

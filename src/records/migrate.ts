@@ -2,20 +2,36 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 
-const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
-/** Any constant: every process that migrates takes the same advisory lock. */
-const MIGRATION_LOCK = 7_301_001;
+import { ADVISORY_LOCKS } from './advisory-locks.ts';
 
 /**
- * Applies the SQL files of migrations/ in name order, each once, each in its own transaction.
+ * The folders of migrations: the records', and those of parts that own their tables. Files are
+ * applied in name order across all folders, so a name's number says when it runs.
+ */
+const MIGRATION_DIRS = [
+  fileURLToPath(new URL('./migrations/', import.meta.url)),
+  fileURLToPath(new URL('../idempotency/migrations/', import.meta.url)),
+];
+
+async function migrationFiles(): Promise<Array<{ name: string; path: string }>> {
+  const found = await Promise.all(
+    MIGRATION_DIRS.map(async (dir) =>
+      (await readdir(dir)).filter((f) => f.endsWith('.sql')).map((name) => ({ name, path: dir + name })),
+    ),
+  );
+  return found.flat().sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+/**
+ * Applies the SQL files of MIGRATION_DIRS in name order, each once, each in its own transaction.
  * Safe when several processes start at once: they queue on an advisory lock.
  */
 export async function migrate(pool: pg.Pool): Promise<string[]> {
-  const files = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).sort();
+  const files = await migrationFiles();
   const client = await pool.connect();
   const applied: string[] = [];
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCKS.migrations]);
     await client.query(
       'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
     );
@@ -23,21 +39,21 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
       (await client.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map((r) => r.name),
     );
     for (const file of files) {
-      if (done.has(file)) continue;
-      const sql = await readFile(MIGRATIONS_DIR + file, 'utf8');
+      if (done.has(file.name)) continue;
+      const sql = await readFile(file.path, 'utf8');
       await client.query('BEGIN');
       try {
         await client.query(sql);
-        await client.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file]);
+        await client.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file.name]);
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK');
-        throw new Error(`migration ${file} failed: ${(error as Error).message}`, { cause: error });
+        throw new Error(`migration ${file.name} failed: ${(error as Error).message}`, { cause: error });
       }
-      applied.push(file);
+      applied.push(file.name);
     }
   } finally {
-    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+    await client.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCKS.migrations]).catch(() => {});
     client.release();
   }
   return applied;

@@ -5,10 +5,8 @@
 import pino from 'pino';
 import { loadServerConfig } from '../config/server-config.ts';
 import { ConfigError } from '../config/read-env.ts';
-import { createPool } from '../records/pool.ts';
-import { createStateStore } from '../state/index.ts';
 import { buildApp } from './app.ts';
-import { Lifecycle } from './lifecycle.ts';
+import { openServices } from './services.ts';
 
 let config;
 try {
@@ -22,24 +20,17 @@ try {
 }
 
 const logger = pino({ level: config.logLevel, base: { server: config.serverId } });
-const db = createPool(config.databaseUrl, { onError: (e) => logger.warn({ err: e }, 'idle database client failed') });
-const state = await createStateStore({
-  store: config.store,
-  databaseUrl: config.databaseUrl,
-  redisUrl: config.redisUrl,
-  pool: db,
-});
-const lifecycle = new Lifecycle();
-const { app } = await buildApp({ config, db, state, lifecycle, logger });
-
+const services = await openServices(config, logger);
+const app = await buildApp(services);
+const { lifecycle } = services;
+// Draining closes the listener, waits for requests in flight, then runs the parts' onClose hooks
+// (sagas hand back their jobs, timers stop); the stores close after that.
 lifecycle.onDrain('http', () => app.close());
-lifecycle.onClose('state', () => state.close());
-lifecycle.onClose('database', () => db.end());
 
 await app.listen({ port: config.port, host: config.host });
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
-logger.info({ port, mode: config.mode, store: config.store }, 'ready');
+logger.info({ port, ...config.topology }, 'ready');
 process.send?.({ type: 'listening', port });
 
 const stop = (why: string) =>

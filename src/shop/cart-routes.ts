@@ -1,8 +1,7 @@
-import type { App } from '../server/app-type.ts';
-import type { ServerContext } from '../server/context.ts';
-import { AppError } from '../server/errors.ts';
-import { responses } from '../server/schemas.ts';
-import { cartOwners } from './cart-owner.ts';
+import type { App } from '../kernel/app-type.ts';
+import { AppError } from '../kernel/errors.ts';
+import { responses } from '../kernel/responses.ts';
+import type { CartOwners } from './cart-owner.ts';
 import { MAX_LINE_QTY, priced, type Carts } from './cart.ts';
 import type { Menu, MenuSnapshot } from './menu.ts';
 import { AddItem, CartSchema, ItemParams, SetQty } from './schemas.ts';
@@ -13,9 +12,7 @@ const tags = ['shop'];
  * The cart routes. Every write is validated first (schema, then the item against the menu), so a
  * refused request changes nothing and starts no session; then ONE atomic operation on one line.
  */
-export function cartRoutes(app: App, ctx: ServerContext, carts: Carts, menu: Menu): void {
-  const owners = cartOwners(ctx);
-
+export function cartRoutes(app: App, { owners, carts, menu }: { owners: CartOwners; carts: Carts; menu: Menu }): void {
   async function onMenu(itemId: string): Promise<MenuSnapshot> {
     const snapshot = await menu.read();
     if (!snapshot.byId.has(itemId))

@@ -1,4 +1,5 @@
-import type { HashStore, SessionRecord, UserId } from '../state/types.ts';
+import type { HashStore, SessionRecord } from '../state/types.ts';
+import type { UserId } from '../kernel/ids.ts';
 import type { MenuSnapshot } from './menu.ts';
 
 export interface CartLine {

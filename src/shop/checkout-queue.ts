@@ -1,10 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify';
 import PgBoss from 'pg-boss';
 import type pg from 'pg';
+import { ADVISORY_LOCKS } from '../records/advisory-locks.ts';
+import { retryOnSqlState } from '../records/retry.ts';
 
 const QUEUE = 'checkout';
-/** Any constant of its own: the advisory lock that serializes creating the queue. */
-const CREATE_QUEUE_LOCK = 7_301_104;
 
 /**
  * Queue timings. A server SIGKILLed mid-saga leaves its jobs `active`; once `expireInSeconds` have
@@ -61,14 +61,8 @@ export class CheckoutQueue {
   /** Installs or checks pg-boss's schema and creates the queue. */
   async start(db: pg.Pool): Promise<void> {
     await this.#boss.start();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.#createQueue(db);
-      } catch (error) {
-        // A deadlock with another server's pg-boss maintenance: try again, it is idempotent.
-        if ((error as { code?: string }).code !== '40P01' || attempt >= 5) throw error;
-      }
-    }
+    // A deadlock with another server's pg-boss maintenance: try again, creating is idempotent.
+    await retryOnSqlState(() => this.#createQueue(db), { states: new Set(['40P01']) });
   }
 
   /** Adds the order's job in the caller's transaction: it commits with the order or not at all. */
@@ -116,7 +110,7 @@ export class CheckoutQueue {
     if (await this.#boss.getQueue(QUEUE)) return;
     const client = await db.connect();
     try {
-      await client.query('SELECT pg_advisory_lock($1)', [CREATE_QUEUE_LOCK]);
+      await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCKS.checkoutQueue]);
       if (!(await this.#boss.getQueue(QUEUE))) {
         await this.#boss.createQueue(QUEUE, {
           name: QUEUE,
@@ -128,7 +122,7 @@ export class CheckoutQueue {
         });
       }
     } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [CREATE_QUEUE_LOCK]).catch(() => {});
+      await client.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCKS.checkoutQueue]).catch(() => {});
       client.release();
     }
   }

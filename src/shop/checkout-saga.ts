@@ -3,7 +3,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type pg from 'pg';
 import type { Payments } from '../bank/payments.ts';
 import { inTransaction } from '../records/pool.ts';
-import type { UserId } from '../state/types.ts';
+import { retryOnSqlState } from '../records/retry.ts';
+import type { UserId } from '../kernel/ids.ts';
 import type { CartLine } from './cart.ts';
 import type { CancelReason, OrderStatus } from './orders.ts';
 
@@ -11,8 +12,6 @@ export type SagaState = 'started' | 'reserved' | 'charged' | 'compensating' | 'c
 type Step = 'reserve' | 'charge' | 'confirm' | 'compensate';
 
 const TERMINAL: ReadonlySet<SagaState> = new Set(['confirmed', 'cancelled']);
-/** Serialization failures and deadlocks: the step rolled back whole; run it again at once. */
-const RETRYABLE = new Set(['40001', '40P01']);
 
 interface LockedSaga {
   state: SagaState;
@@ -69,7 +68,7 @@ export class CheckoutSaga {
   /** Runs the one step the saga waits for, if any; resolves with the state after it. */
   async step(orderId: string): Promise<SagaState | null> {
     let confirmed: LockedSaga | undefined;
-    const state = await retrying(() =>
+    const state = await retryOnSqlState(() =>
       inTransaction(this.db, async (tx) => {
         confirmed = undefined;
         const { rows } = await tx.query<LockedSaga>(
@@ -189,15 +188,5 @@ export class CheckoutSaga {
       next.status,
       next.status === 'cancelled' ? next.reason : null,
     ]);
-  }
-}
-
-async function retrying<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await run();
-    } catch (error) {
-      if (attempt >= attempts || !RETRYABLE.has((error as { code?: string }).code ?? '')) throw error;
-    }
   }
 }

@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
+import { reportFailure } from '../kernel/periodic.ts';
 import type { CheckoutJob, CheckoutQueue } from './checkout-queue.ts';
 
 export const WORKER_SETTINGS = {
@@ -55,7 +56,9 @@ export class CheckoutWorker {
     ]);
     if (finished) return;
     for (const jobId of this.#inFlight) {
-      await this.queue.fail(jobId, 'the server stopped while running it').catch(() => {});
+      await this.queue
+        .fail(jobId, 'the server stopped while running it')
+        .catch((error: unknown) => reportFailure('checkout queue: hand back a job', error, this.log));
     }
   }
 
@@ -78,7 +81,7 @@ export class CheckoutWorker {
       await delay(WORKER_SETTINGS.pollMs, undefined, {
         signal: this.#wake.signal,
         ref: false,
-      }).catch(() => {});
+      }).catch(() => undefined); // woken early: look for jobs now
       this.#wake = undefined;
     }
   }
@@ -89,7 +92,9 @@ export class CheckoutWorker {
       await this.drive(job.orderId);
     } catch (error) {
       this.log.warn({ err: error, orderId: job.orderId }, 'checkout saga step failed; the queue retries it');
-      await this.queue.fail(job.id, String((error as Error)?.message ?? error)).catch(() => {});
+      await this.queue
+        .fail(job.id, String((error as Error)?.message ?? error))
+        .catch((failed: unknown) => reportFailure('checkout queue: fail a job', failed, this.log));
       return;
     } finally {
       this.#inFlight.delete(job.id);

@@ -1,7 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
-import type { App } from '../server/app-type.ts';
-import { noneMatchHits } from '../server/http-cache.ts';
+import type { App } from '../kernel/app-type.ts';
+import { noneMatchHits } from '../kernel/http-cache.ts';
 import type { Menu } from './menu.ts';
 import { MenuSchema } from './schemas.ts';
 

@@ -1,9 +1,10 @@
-import { IdempotencyHeader } from '../bank/schemas.ts';
-import { runIdempotent } from '../idempotency/run-idempotent.ts';
-import type { App } from '../server/app-type.ts';
-import type { ServerContext } from '../server/context.ts';
-import { AppError } from '../server/errors.ts';
-import { responses } from '../server/schemas.ts';
+import type { Authenticator } from '../accounts/authenticate.ts';
+import { operationOf } from '../idempotency/from-request.ts';
+import type { Idempotency } from '../idempotency/idempotency.ts';
+import { IdempotencyKeyHeader } from '../idempotency/key.ts';
+import type { App } from '../kernel/app-type.ts';
+import { AppError } from '../kernel/errors.ts';
+import { responses } from '../kernel/responses.ts';
 import type { Carts } from './cart.ts';
 import type { CheckoutQueue } from './checkout-queue.ts';
 import type { CheckoutWorker } from './checkout-worker.ts';
@@ -12,14 +13,16 @@ import { CheckoutBody, OrderList, OrderParams, OrderReply } from './schemas.ts';
 
 const tags = ['shop'];
 
-export function orderRoutes(
-  app: App,
-  ctx: ServerContext,
-  carts: Carts,
-  orders: Orders,
-  queue: CheckoutQueue,
-  worker: CheckoutWorker,
-): void {
+export interface OrderRoutesDeps {
+  auth: Authenticator;
+  idempotency: Idempotency;
+  carts: Carts;
+  orders: Orders;
+  queue: CheckoutQueue;
+  worker: CheckoutWorker;
+}
+
+export function orderRoutes(app: App, { auth, idempotency, carts, orders, queue, worker }: OrderRoutesDeps): void {
   app.post(
     '/api/orders',
     {
@@ -27,15 +30,15 @@ export function orderRoutes(
         tags,
         description:
           "Checks out the signed-in user's cart (Idempotency-Key required). 202: the order is pending; its saga reserves stock, charges the bank account and confirms, or cancels and undoes what it did. Poll GET /api/orders/:id.",
-        headers: IdempotencyHeader,
+        headers: IdempotencyKeyHeader,
         body: CheckoutBody,
         response: responses({ 202: OrderReply }, [400, 401, 409, 422]),
       },
     },
     async (request, reply) => {
-      const { userId } = await ctx.auth.requireUser(request);
+      const { userId } = await auth.requireUser(request);
       // One transaction: the key, the order, its saga row and its queue job commit together.
-      const result = await runIdempotent(ctx.db, request, userId, async (tx) => {
+      const result = await idempotency.run(operationOf(request, userId), async (tx) => {
         const order = await orders.create(tx, userId, await carts.lines({ userId }));
         await queue.enqueue(tx, order.id);
         return { status: 202, body: { order } };
@@ -46,7 +49,7 @@ export function orderRoutes(
   );
 
   app.get('/api/orders', { schema: { tags, response: responses({ 200: OrderList }, [401]) } }, async (request) => {
-    const { userId } = await ctx.auth.requireUser(request);
+    const { userId } = await auth.requireUser(request);
     return { orders: await orders.list(userId) };
   });
 
@@ -54,7 +57,7 @@ export function orderRoutes(
     '/api/orders/:id',
     { schema: { tags, params: OrderParams, response: responses({ 200: OrderReply }, [401, 404]) } },
     async (request) => {
-      const { userId } = await ctx.auth.requireUser(request);
+      const { userId } = await auth.requireUser(request);
       const order = await orders.get(userId, request.params.id);
       if (!order) throw new AppError('not_found', 'You have no order with that id.');
       return { order };

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { AppError } from '../server/errors.ts';
-import type { UserId } from '../state/types.ts';
+import { AppError } from '../kernel/errors.ts';
+import type { UserId } from '../kernel/ids.ts';
 import type { CartLine } from './cart.ts';
 
 export type OrderStatus = 'pending' | 'confirmed' | 'cancelled';

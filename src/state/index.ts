@@ -1,4 +1,6 @@
 import type pg from 'pg';
+import type { WarnLog } from '../kernel/periodic.ts';
+import type { PgListener } from '../records/pg-listener.ts';
 import { createMemoryState } from './memory.ts';
 import { createPostgresState } from './postgres.ts';
 import { createRedisState } from './redis.ts';
@@ -12,13 +14,20 @@ export async function createStateStore(config: {
   databaseUrl?: string;
   redisUrl?: string;
   pool?: pg.Pool;
+  listener?: PgListener;
+  log?: WarnLog;
 }): Promise<StateStore> {
   switch (config.store) {
     case 'memory':
       return createMemoryState();
     case 'postgres':
       if (!config.databaseUrl) throw new Error('the postgres store needs a database URL (SW_DATABASE_URL)');
-      return createPostgresState({ connectionString: config.databaseUrl, pool: config.pool });
+      return createPostgresState({
+        connectionString: config.databaseUrl,
+        pool: config.pool,
+        listener: config.listener,
+        log: config.log,
+      });
     case 'redis':
       if (!config.redisUrl) throw new Error('the redis store needs a Redis URL (SW_REDIS_URL or --redis-url)');
       return createRedisState({ url: config.redisUrl });

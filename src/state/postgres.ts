@@ -1,8 +1,9 @@
 import pg from 'pg';
+import { everyInterval, type WarnLog } from '../kernel/periodic.ts';
+import { ADVISORY_LOCKS } from '../records/advisory-locks.ts';
+import { PgListener } from '../records/pg-listener.ts';
 import { PostgresBus } from './postgres-bus.ts';
 import type { HashStore, KeyStore, SessionId, SessionRecord, SessionStore, StateStore, UserId } from './types.ts';
-
-const SCHEMA_LOCK = 7_301_003;
 
 /**
  * Session state in PostgreSQL. UNLOGGED tables: no WAL, several times faster to write, and emptied
@@ -13,7 +14,7 @@ const SCHEMA_LOCK = 7_301_003;
 export async function ensurePostgresStateSchema(client: pg.ClientBase): Promise<void> {
   await client.query('BEGIN');
   try {
-    await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
+    await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCKS.stateSchema]);
     await client.query(`
       CREATE UNLOGGED TABLE IF NOT EXISTS state_sessions (
         id text PRIMARY KEY,
@@ -252,8 +253,13 @@ export interface PostgresStateOptions {
   connectionString: string;
   /** A pool to share (the records pool); the store then leaves closing it to its owner. */
   pool?: pg.Pool;
+  /** The process's LISTEN connection to share; without one the store opens (and closes) its own. */
+  listener?: PgListener;
   sweepEveryMs?: number;
+  log?: WarnLog;
 }
+
+const silent: WarnLog = { warn: () => undefined };
 
 /** Session state in PostgreSQL, with LISTEN/NOTIFY as the bus between servers. */
 export async function createPostgresState(options: PostgresStateOptions): Promise<StateStore> {
@@ -265,14 +271,20 @@ export async function createPostgresState(options: PostgresStateOptions): Promis
   } finally {
     client.release();
   }
-  const bus = await PostgresBus.connect(options.connectionString);
-  const sweeper = setInterval(() => {
-    const now = Date.now();
-    for (const table of ['state_sessions', 'state_hashes', 'state_keys']) {
-      pool.query(`DELETE FROM ${table} WHERE expires_at <= $1`, [now]).catch(() => {});
-    }
-  }, options.sweepEveryMs ?? 30_000);
-  sweeper.unref();
+  const log = options.log ?? silent;
+  const listener = options.listener ?? (await PgListener.connect(options.connectionString, log));
+  const bus = await PostgresBus.open(listener);
+  const stopSweeping = everyInterval(
+    'expired session-state sweep',
+    options.sweepEveryMs ?? 30_000,
+    async () => {
+      const now = Date.now();
+      for (const table of ['state_sessions', 'state_hashes', 'state_keys']) {
+        await pool.query(`DELETE FROM ${table} WHERE expires_at <= $1`, [now]);
+      }
+    },
+    log,
+  );
   return {
     kind: 'postgres',
     sessions: new PostgresSessions(pool),
@@ -283,8 +295,9 @@ export async function createPostgresState(options: PostgresStateOptions): Promis
       await pool.query('SELECT 1');
     },
     async close() {
-      clearInterval(sweeper);
+      stopSweeping();
       await bus.close();
+      if (!options.listener) await listener.close();
       if (!options.pool) await pool.end();
     },
   };

@@ -36,3 +36,22 @@ export function redisFromUrl(url: string): Redis | Cluster {
   if (!path) throw new Error(`Redis URL "${url}": name the Sentinel master after the hosts, e.g. /mymaster`);
   return new Redis({ ...COMMON, sentinels: hosts(hostList!), name: path, password, sentinelPassword: password });
 }
+
+/** A Redis URL fit for an error message or a log: the password replaced by ***. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/^([a-z+]+:\/\/)([^@/]*)@/i, (_, scheme: string, auth: string) => {
+    const colon = auth.indexOf(':');
+    return `${scheme}${colon === -1 ? '***' : `${auth.slice(0, colon)}:***`}@`;
+  });
+}
+
+/** `redis_version` from the reply of INFO server, or null when it is not there. */
+export function redisVersionFromInfo(info: string): string | null {
+  return /^redis_version:([^\r\n]+)/m.exec(info)?.[1]?.trim() ?? null;
+}
+
+/** True for Redis 7.0 and newer: the session store needs PEXPIRE ... GT / NX (new in 7.0). */
+export function isRedis7OrNewer(version: string): boolean {
+  const match = /^(\d+)\.\d+/.exec(version);
+  return match !== null && Number(match[1]) >= 7;
+}

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { redisFromUrl } from './redis-url.ts';
+import { isRedis7OrNewer, redactRedisUrl, redisFromUrl, redisVersionFromInfo } from './redis-url.ts';
 import type {
   Bus,
   BusHandler,
@@ -19,6 +19,8 @@ type Client = Redis | Cluster;
  * the same code runs on a single Redis, under Sentinel and on Redis Cluster.
  *   sw:s:{<sessionId>}   hash: one session          sw:u:{<userId>}  sorted set: a user's session ids
  *   sw:h:{<key>}         hash: HashStore            sw:k:{<key>}     string: KeyStore
+ * The user index scores each session id by its absoluteExpiresAt (older versions scored by
+ * createdAt; such entries are still read and pruned correctly).
  */
 const sessionKey = (id: string) => `sw:s:{${id}}`;
 const userKey = (userId: string) => `sw:u:{${userId}}`;
@@ -50,35 +52,62 @@ type StoredSession = Omit<SessionRecord, 'lastSeenAt'>;
 const toSession = (h: Record<string, string>): SessionRecord | null =>
   h.d ? { ...(JSON.parse(h.d) as StoredSession), lastSeenAt: Number(h.l) } : null;
 
+/**
+ * How long past its absoluteExpiresAt an index entry whose session is gone is kept, and how much
+ * longer than its longest session the index lives: far more than the clock skew between app
+ * servers and than a create can take between its two writes.
+ */
+const INDEX_GRACE_MS = 60_000;
+
+/*
+ * A session (sw:s:{id}) and its user's index (sw:u:{userId}) are in two hash slots, so no MULTI or
+ * script may span them on Cluster, and nothing can write both at once. The invariant kept instead:
+ * a session never exists without its index entry (else logout-all misses it), while an index entry
+ * without a session is harmless (listings skip it). Hence:
+ *   - create writes the index entry first and writes the session only once that write succeeded;
+ *   - an index entry is removed only after its session is gone for good: by whoever deleted the
+ *     session (destroy, destroyByUser), or once its absoluteExpiresAt is INDEX_GRACE_MS past. An
+ *     entry whose session is merely absent may belong to a create between its two writes, so a
+ *     listing or a logout-all never removes it early (the old DEL of the whole index did, and a
+ *     session landing just after was invisible to every later logout-all).
+ * A logout-all that races a login may leave that one login alive; the next logout-all finds it.
+ */
 class RedisSessions implements SessionStore {
   constructor(private readonly redis: Client & Scripts) {}
 
   async create(s: SessionRecord, idleTtlMs: number): Promise<void> {
-    const key = sessionKey(s.id);
-    await this.redis
-      .multi()
-      .hset(key, {
-        d: JSON.stringify({
-          id: s.id,
-          userId: s.userId,
-          username: s.username,
-          createdAt: s.createdAt,
-          absoluteExpiresAt: s.absoluteExpiresAt,
-          userAgent: s.userAgent,
-        } satisfies StoredSession),
-        l: s.lastSeenAt,
-      })
-      .pexpire(key, idleTtlMs)
-      .exec();
     if (s.userId) {
       const index = userKey(s.userId);
-      // The index lives as long as the longest session in it could.
-      await this.redis
-        .multi()
-        .zadd(index, s.createdAt, s.id)
-        .pexpire(index, s.absoluteExpiresAt - Date.now(), 'GT')
-        .exec();
-      await this.redis.pexpire(index, s.absoluteExpiresAt - Date.now(), 'NX');
+      // The index lives as long as the longest session in it could. PEXPIRE GT never sets a TTL on
+      // a key without one (a new index), NX sets only that: together, the larger of old and new.
+      const ttl = Math.max(s.absoluteExpiresAt - Date.now(), idleTtlMs, 0) + INDEX_GRACE_MS;
+      await execAll(
+        this.redis.multi().zadd(index, s.absoluteExpiresAt, s.id).pexpire(index, ttl, 'GT').pexpire(index, ttl, 'NX'),
+      );
+    }
+    const key = sessionKey(s.id);
+    try {
+      await execAll(
+        this.redis
+          .multi()
+          .hset(key, {
+            d: JSON.stringify({
+              id: s.id,
+              userId: s.userId,
+              username: s.username,
+              createdAt: s.createdAt,
+              absoluteExpiresAt: s.absoluteExpiresAt,
+              userAgent: s.userAgent,
+            } satisfies StoredSession),
+            l: s.lastSeenAt,
+          })
+          .pexpire(key, idleTtlMs),
+      );
+    } catch (error) {
+      // The caller hands out no cookie; drop whatever was written (an HSET without its PEXPIRE
+      // would never expire). Its index entry stays, harmless, until pruned.
+      await this.redis.del(key).catch(() => {});
+      throw error;
     }
   }
 
@@ -92,24 +121,45 @@ class RedisSessions implements SessionStore {
 
   async destroy(id: SessionId): Promise<boolean> {
     const session = await this.get(id);
+    if (!session) return false;
     const removed = await this.redis.del(sessionKey(id));
-    if (session?.userId) await this.redis.zrem(userKey(session.userId), id);
+    // The entry goes after its session, never before (a login writes them the other way round).
+    if (session.userId) await this.redis.zrem(userKey(session.userId), id);
     return removed === 1;
   }
 
+  /** The index entries of a user: session id and absoluteExpiresAt (createdAt for old entries). */
+  async #entries(index: string): Promise<{ id: string; score: number }[]> {
+    const flat = await this.redis.zrange(index, '0', '-1', 'WITHSCORES');
+    const entries = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) entries.push({ id: flat[i]!, score: Number(flat[i + 1]) });
+    return entries;
+  }
+
   async listByUser(userId: UserId): Promise<SessionRecord[]> {
-    const ids = await this.redis.zrange(userKey(userId), '0', '-1');
-    const found = await Promise.all(ids.map(async (id) => toSession(await this.redis.hgetall(sessionKey(id)))));
-    const gone = ids.filter((_, i) => found[i] === null);
-    if (gone.length > 0) await this.redis.zrem(userKey(userId), ...gone);
-    return found.filter((s): s is SessionRecord => s !== null);
+    const index = userKey(userId);
+    const entries = await this.#entries(index);
+    const found = await Promise.all(entries.map(async ({ id }) => toSession(await this.redis.hgetall(sessionKey(id)))));
+    const pruneBefore = Date.now() - INDEX_GRACE_MS;
+    const stale = entries.filter((e, i) => found[i] === null && e.score < pruneBefore).map((e) => e.id);
+    if (stale.length > 0) await this.redis.zrem(index, ...stale);
+    return found.filter((s): s is SessionRecord => s !== null).sort((a, b) => a.createdAt - b.createdAt);
   }
 
   async destroyByUser(userId: UserId): Promise<number> {
-    const ids = await this.redis.zrange(userKey(userId), '0', '-1');
-    const removed = await Promise.all(ids.map((id) => this.redis.del(sessionKey(id))));
-    await this.redis.del(userKey(userId));
-    return removed.reduce((sum, n) => sum + n, 0);
+    const index = userKey(userId);
+    const entries = await this.#entries(index);
+    // One DEL per session: on Cluster a multi-key DEL must stay in one slot.
+    const deleted = await Promise.allSettled(entries.map(({ id }) => this.redis.del(sessionKey(id))));
+    const pruneBefore = Date.now() - INDEX_GRACE_MS;
+    const done = entries.filter((e, i) => {
+      const result = deleted[i]!;
+      return result.status === 'fulfilled' && (result.value === 1 || e.score < pruneBefore);
+    });
+    if (done.length > 0) await this.redis.zrem(index, ...done.map((e) => e.id));
+    const failed = deleted.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return deleted.reduce((sum, r) => sum + (r.status === 'fulfilled' ? r.value : 0), 0);
   }
 }
 
@@ -145,7 +195,7 @@ class RedisHashes implements HashStore {
 
   async set(key: string, field: string, value: string, ttlMs?: number): Promise<void> {
     if (ttlMs === undefined) await this.redis.hset(hashKey(key), field, value);
-    else await this.redis.multi().hset(hashKey(key), field, value).pexpire(hashKey(key), ttlMs).exec();
+    else await execAll(this.redis.multi().hset(hashKey(key), field, value).pexpire(hashKey(key), ttlMs));
   }
 
   async deleteField(key: string, field: string): Promise<boolean> {
@@ -217,7 +267,16 @@ class RedisBus implements Bus {
   }
 }
 
-/** Session state in Redis (single, Sentinel or Cluster, by URL), with pub/sub as the bus. */
+/** Throws unless the server runs Redis 7.0+ (on Cluster, INFO goes to one node: they run one version). */
+async function requireRedis7(redis: Client, url: string): Promise<void> {
+  const version = redisVersionFromInfo(await redis.info('server'));
+  if (version && isRedis7OrNewer(version)) return;
+  throw new Error(
+    `statewise needs Redis 7.0 or newer for its session store; ${redactRedisUrl(url)} runs ${version ?? 'an unknown version (INFO server names no redis_version)'}`,
+  );
+}
+
+/** Session state in Redis (single, Sentinel or Cluster, by URL), with pub/sub as the bus. Needs Redis 7.0+. */
 export async function createRedisState(options: { url: string }): Promise<StateStore> {
   const redis = redisFromUrl(options.url) as Client & Scripts;
   redis.defineCommand('swTouch', { numberOfKeys: 1, lua: TOUCH });
@@ -225,7 +284,14 @@ export async function createRedisState(options: { url: string }): Promise<StateS
   redis.on('error', () => {}); // ioredis reconnects by itself; requests fail meanwhile and say why.
   const subscriber = redisFromUrl(options.url);
   subscriber.on('error', () => {});
-  await Promise.all([redis.ping(), subscriber.ping()]);
+  try {
+    await Promise.all([redis.ping(), subscriber.ping()]);
+    await requireRedis7(redis, options.url);
+  } catch (error) {
+    redis.disconnect();
+    subscriber.disconnect();
+    throw error;
+  }
   return {
     kind: 'redis',
     sessions: new RedisSessions(redis),

@@ -10,13 +10,10 @@
  * on different servers never lose each other's updates.
  */
 
-declare const brand: unique symbol;
-export type Brand<T, B extends string> = T & { readonly [brand]: B };
+import type { SessionId, UserId } from '../kernel/ids.ts';
 
-/** Public handle of a session: sha256 of the secret cookie value. Safe to show and to log. */
-export type SessionId = Brand<string, 'SessionId'>;
-export type UserId = Brand<string, 'UserId'>;
-export type ServerId = Brand<string, 'ServerId'>;
+// The state layer's own files name the ids through this module.
+export type { SessionId, UserId } from '../kernel/ids.ts';
 
 export type StoreKind = 'memory' | 'postgres' | 'redis';
 

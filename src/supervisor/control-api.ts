@@ -1,71 +1,80 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError } from '../server/errors.ts';
-import { sendAppError } from '../server/error-handler.ts';
-import type { Supervisor } from './supervisor.ts';
+import { Type } from 'typebox';
+import { AppError } from '../kernel/errors.ts';
+import { sendAppError, toAppError } from '../kernel/http-errors.ts';
+import { checkControlAccess } from './control-access.ts';
+import type { ManagedServer } from './managed-server.ts';
+import type { ClusterView } from './supervisor.ts';
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
-
-function allowed(request: FastifyRequest, adminToken: string): boolean {
-  if (LOOPBACK.has(request.socket.remoteAddress ?? '')) return true;
-  const header = request.headers.authorization ?? '';
-  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-  const expected = Buffer.from(adminToken);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+/** What the control API drives: the supervisor. */
+export interface ClusterControl {
+  view(): ClusterView;
+  server(id: string): ManagedServer | undefined;
+  add(): Promise<ManagedServer>;
+  remove(id: string): Promise<boolean>;
 }
 
-/**
- * The supervisor's /_cluster API, mounted on the load balancer's origin. Loopback callers and
- * holders of the admin token (printed at start) may use it.
- */
-export function controlApi(supervisor: Supervisor, adminToken: string): FastifyPluginAsync {
-  return async (app) => {
-    app.addHook('onRequest', async (request, reply) => {
-      if (!allowed(request, adminToken)) {
-        return sendAppError(reply, new AppError('forbidden', 'Use the admin token printed by npm start.'));
-      }
-    });
-    app.setErrorHandler((error, _request, reply) =>
-      sendAppError(reply, error instanceof AppError ? error : new AppError('invalid_input', String(error))),
-    );
+export interface ControlApiOptions {
+  adminToken: string;
+  /** The address the balancer listens on (its own name, besides the loopback ones). */
+  listenHost: string;
+  log: (line: string) => void;
+}
 
-    const find = (request: FastifyRequest) => {
-      const { id } = request.params as { id: string };
-      const server = supervisor.server(id);
-      if (!server) throw new AppError('not_found', `No server "${id}"; GET /_cluster lists them.`);
+const ServerParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+/**
+ * The supervisor's /_cluster API, mounted on the load balancer's origin (see control-access.ts for
+ * who may use it). Errors are the one table's codes, sent by the kernel like every other process's.
+ */
+export function controlApi(cluster: ClusterControl, options: ControlApiOptions): FastifyPluginAsync {
+  return async (app) => {
+    app.addHook('onRequest', async (request) => checkControlAccess(request, options));
+    app.setErrorHandler((error, request, reply) => {
+      const appError = toAppError(error);
+      if (appError.status >= 500) request.log.error({ err: error }, 'cluster control failed');
+      return sendAppError(reply, appError);
+    });
+
+    const find = (request: FastifyRequest<{ Params: { id: string } }>) => {
+      const server = cluster.server(request.params.id);
+      if (!server) throw new AppError('not_found', `No server "${request.params.id}"; GET /_cluster lists them.`);
       return server;
     };
-    const accepted = (reply: FastifyReply, server: { view(): unknown }) =>
-      reply.code(202).send({ server: server.view() });
+    const accepted = (reply: FastifyReply, server: ManagedServer) => reply.code(202).send({ server: server.view() });
+    /** Work that outlives the request: its failure is logged, never lost. */
+    const inBackground = (what: string, work: Promise<unknown>) =>
+      void work.catch((error: unknown) => options.log(`cluster control: ${what} failed: ${String(error)}`));
+    const byId = { schema: { params: ServerParams } };
 
-    app.get('/_cluster', async () => supervisor.view());
+    app.get('/_cluster', async () => cluster.view());
 
-    app.post('/_cluster/servers/:id/kill', async (request, reply) => {
+    app.post<{ Params: { id: string } }>('/_cluster/servers/:id/kill', byId, async (request, reply) => {
       const server = find(request);
       await server.kill();
       return accepted(reply, server);
     });
 
-    app.post('/_cluster/servers/:id/stop', async (request, reply) => {
+    app.post<{ Params: { id: string } }>('/_cluster/servers/:id/stop', byId, async (request, reply) => {
       const server = find(request);
-      void server.stop();
+      inBackground(`stop ${server.id}`, server.stop());
       return accepted(reply, server);
     });
 
-    app.post('/_cluster/servers/:id/start', async (request, reply) => {
+    app.post<{ Params: { id: string } }>('/_cluster/servers/:id/start', byId, async (request, reply) => {
       const server = find(request);
-      void server.start().catch(() => {});
+      inBackground(`start ${server.id}`, server.start());
       return accepted(reply, server);
     });
 
     app.post('/_cluster/servers', async (_request, reply) => {
-      const server = await supervisor.add();
+      const server = await cluster.add();
       return reply.code(201).send({ server: server.view() });
     });
 
-    app.delete('/_cluster/servers/:id', async (request, reply) => {
+    app.delete<{ Params: { id: string } }>('/_cluster/servers/:id', byId, async (request, reply) => {
       const server = find(request);
-      void supervisor.remove(server.id);
+      inBackground(`remove ${server.id}`, cluster.remove(server.id));
       return reply.code(202).send({ server: server.view() });
     });
   };

@@ -12,9 +12,8 @@ if (!dataDir || !Number.isInteger(port)) {
   process.exit(2);
 }
 
-const logs: string[] = [];
 try {
-  const handle = await startEmbeddedPostgres({ dataDir, port, onLog: (line) => logs.push(line) });
+  const handle = await startEmbeddedPostgres({ dataDir, port });
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= handle.stop().finally(() => process.exit(0));
@@ -29,6 +28,10 @@ try {
   process.on('SIGTERM', () => void stop());
   process.send?.({ type: 'ready', url: handle.url });
 } catch (error) {
-  process.stderr.write(`embedded PostgreSQL failed to start: ${String(error)}\n${logs.slice(-20).join('')}`);
+  // The message says why (another statewise on this data directory; PostgreSQL's last log lines).
+  // The supervisor forwards each line, and prints those that look like errors.
+  process.stderr.write(
+    `embedded PostgreSQL failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exit(1);
 }

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createBalancer, type Balancer } from '../balancer/balancer.ts';
-import type { Mode } from '../config/server-config.ts';
+import type { Mode, Topology } from '../config/topology.ts';
 import { migrate } from '../records/migrate.ts';
 import { createPool } from '../records/pool.ts';
 import { ensurePostgresStateSchema } from '../state/postgres.ts';
@@ -16,8 +16,8 @@ import { startRedisProcess, type RedisProcess } from './redis-process.ts';
 
 export interface SupervisorOptions {
   servers: number;
-  mode: Mode;
-  store: Exclude<StoreKind, 'memory'>;
+  /** Where state lives (decided once by topologyFor): the servers' store, the balancer's policy. */
+  topology: Topology;
   port: number;
   host: string;
   /** External PostgreSQL; when absent the embedded one is started with `dataDir`. */
@@ -55,6 +55,7 @@ export class Supervisor {
   #databaseUrl = '';
   #redisUrl: string | undefined;
   #stopping: Promise<void> | undefined;
+  #wroteRuntime = false;
   #serverEntry = entry('server/main.ts');
 
   constructor(private readonly options: SupervisorOptions) {}
@@ -65,7 +66,7 @@ export class Supervisor {
   }
 
   get storeKind(): StoreKind {
-    return this.options.mode === 'stateful' ? 'memory' : this.options.store;
+    return this.options.topology.store;
   }
 
   async start(): Promise<void> {
@@ -90,13 +91,18 @@ export class Supervisor {
     this.#balancer = await createBalancer({
       port: this.options.port,
       host: this.options.host,
-      policy: this.options.mode === 'stateful' ? 'sticky' : 'round-robin',
-      control: controlApi(this, this.options.adminToken),
+      policy: this.options.topology.balancer,
+      control: controlApi(this, {
+        adminToken: this.options.adminToken,
+        listenHost: this.options.host,
+        log: this.options.log,
+      }),
     });
     for (let i = 1; i <= this.options.servers; i++) this.#servers.set(`s${i}`, this.#newServer(`s${i}`));
     await Promise.all([...this.#servers.values()].map((s) => s.start()));
     await this.#untilAllUp(15_000);
     // Lets `npm run keys` and the lab find this system's database and balancer.
+    this.#wroteRuntime = true;
     await writeFile(
       `${this.options.dataDir}/runtime.json`,
       JSON.stringify({ url: this.url, databaseUrl: this.#databaseUrl, pid: process.pid }, null, 2),
@@ -115,7 +121,7 @@ export class Supervisor {
   view(): ClusterView {
     const health = new Map(this.#balancer?.health().map((h) => [h.id, h]) ?? []);
     return {
-      mode: this.options.mode,
+      mode: this.options.topology.mode,
       store: this.storeKind,
       servers: [...this.#servers.values()].map((server) => {
         const v = server.view();
@@ -158,7 +164,8 @@ export class Supervisor {
 
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      await rm(`${this.options.dataDir}/runtime.json`, { force: true });
+      // Only our own: a start refused because another statewise runs here must not remove its file.
+      if (this.#wroteRuntime) await rm(`${this.options.dataDir}/runtime.json`, { force: true });
       await Promise.all([...this.#servers.values()].map((s) => s.stop()));
       await this.#balancer?.close();
       await this.#redis?.stop();
@@ -182,7 +189,7 @@ export class Supervisor {
 
   #serverEnv(): NodeJS.ProcessEnv {
     return {
-      SW_MODE: this.options.mode,
+      SW_MODE: this.options.topology.mode,
       SW_STORE: this.storeKind,
       SW_DATABASE_URL: this.#databaseUrl,
       SW_REDIS_URL: this.#redisUrl ?? '',

@@ -10,6 +10,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { request as undiciRequest } from 'undici';
 import WebSocket from 'ws';
 import { createBalancer, type Balancer, type BalancePolicy } from '../../src/balancer/balancer.ts';
+import { ERROR_STATUS, type ErrorCode } from '../../src/kernel/errors.ts';
 import { waitFor } from '../support/wait.ts';
 import { startFakeUpstream, type EchoBody, type FakeUpstream } from './fake-upstream.ts';
 
@@ -99,6 +100,7 @@ function assertError(answer: Answer, status: number, code: string, message?: str
   assert.match(answer.headers.get('content-type') ?? '', /application\/json/);
   const body = answer.json as ErrorAnswer;
   assert.equal(body.error.code, code);
+  assert.equal(ERROR_STATUS[code as ErrorCode], status, `the one error table gives ${code} this status`);
   if (message !== undefined) assert.equal(body.error.message, message);
   else assert.ok(body.error.message.length > 5);
 }
@@ -226,7 +228,7 @@ describe('load balancer', () => {
     assertError(
       unsafe,
       502,
-      'unavailable',
+      'bad_gateway',
       'the server failed before answering; retry with an Idempotency-Key to make it safe',
     );
     assert.equal(posts(servers).length, 0, 'no other server got the POST');

@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { startCluster, type Cluster } from '../support/cluster.ts';
 import { Browser } from '../support/http.ts';
-import { waitFor } from '../support/wait.ts';
 import { BACKENDS, newUsername, PASSWORD } from './backends.ts';
 
 const SERVERS = ['s1', 's2', 's3'];
@@ -54,7 +53,7 @@ for (const backend of BACKENDS) {
 
     it('issues unique ids of 256 random bits that carry no user data', async () => {
       const { username, user } = await signedUp();
-      const ids = new Set<string>();
+      const ids: string[] = [];
       for (let i = 0; i < 20; i++) {
         const b = browser(`agent-${i}`);
         const r = await b.post(
@@ -67,10 +66,10 @@ for (const backend of BACKENDS) {
         if (!id) continue;
         assert.equal(Buffer.from(id, 'base64url').length, 32, 'at least 128 bits');
         assert.ok(!id.includes(username) && !Buffer.from(id, 'base64url').toString('latin1').includes(user.id));
-        ids.add(id);
+        ids.push(id);
       }
-      assert.ok(ids.size >= 4, 'logins went through until the per-user limit');
-      assert.equal(new Set(ids).size, ids.size);
+      assert.ok(ids.length >= 4, 'logins went through until the per-user limit');
+      assert.equal(new Set(ids).size, ids.length, 'every login got a new id');
     });
 
     it('issues 1000 distinct ids with the bits of random numbers (visitor sessions)', async () => {
@@ -337,55 +336,6 @@ for (const backend of BACKENDS) {
       const winner = results.findIndex((r) => r.status === 201);
       const login = await browser().post('/api/auth/login', { username, password: `${PASSWORD} ${winner}` });
       assert.equal(login.status, 200);
-    });
-  });
-
-  describe(`session timeouts on ${backend.name}`, () => {
-    let cluster: Cluster;
-    const IDLE = 1500;
-    const ABSOLUTE = 4000;
-    before(async () => {
-      cluster = await startCluster({
-        ...backend.cluster,
-        env: { SW_SESSION_IDLE_MS: String(IDLE), SW_SESSION_ABSOLUTE_MS: String(ABSOLUTE) },
-      });
-    });
-    after(() => cluster.stop());
-
-    const pinned = () => {
-      const b = new Browser(cluster.url);
-      const request = b.request.bind(b);
-      b.request = (method, path, options = {}) =>
-        request(method, path, { ...options, headers: { 'x-statewise-server': 's1', ...options.headers } });
-      return b;
-    };
-
-    it('keeps an active session alive past the idle window, and ends it after idling', async () => {
-      const b = pinned();
-      assert.equal(
-        (await b.post('/api/auth/register', { username: newUsername('idle'), password: PASSWORD })).status,
-        201,
-      );
-      const started = Date.now();
-      while (Date.now() - started < IDLE * 1.5) {
-        assert.equal((await b.get('/api/me')).status, 200, 'activity inside the window extends it');
-        await new Promise((resolve) => setTimeout(resolve, 200)); // pacing the client, not synchronising
-      }
-      const lastActive = Date.now();
-      await waitFor(async () => (await b.get('/api/me')).status === 401, { timeoutMs: IDLE * 3, intervalMs: IDLE / 2 });
-      assert.ok(Date.now() - lastActive >= IDLE * 0.9, 'not before the idle window');
-    });
-
-    it('ends a session at the absolute limit whatever its activity', async () => {
-      const b = pinned();
-      assert.equal(
-        (await b.post('/api/auth/register', { username: newUsername('abs'), password: PASSWORD })).status,
-        201,
-      );
-      const started = Date.now();
-      await waitFor(async () => (await b.get('/api/me')).status === 401, { timeoutMs: ABSOLUTE * 3, intervalMs: 200 });
-      const lifetime = Date.now() - started;
-      assert.ok(lifetime >= ABSOLUTE - 300 && lifetime < ABSOLUTE + IDLE, `ended after ${lifetime} ms`);
     });
   });
 }

@@ -1,6 +1,7 @@
 import { randomUUID, sign, verify } from 'node:crypto';
-import { AppError } from '../../server/errors.ts';
-import type { KeyStore, UserId } from '../../state/types.ts';
+import { AppError } from '../../kernel/errors.ts';
+import type { HashStore } from '../../state/types.ts';
+import type { UserId } from '../../kernel/ids.ts';
 import type { AccessTokenVerifier } from '../authenticate.ts';
 import type { KeyRing } from './key-ring.ts';
 import { ALGORITHM } from './signing-keys.ts';
@@ -20,6 +21,8 @@ interface Claims {
   exp: number;
   nbf?: number;
   jti: string;
+  /** The user's token generation when it was issued (absent: 0). See revokeAllForUser. */
+  gen?: number;
 }
 
 const CLOCK_SKEW_SECONDS = 60;
@@ -27,15 +30,15 @@ const CACHE_LIMIT = 10_000;
 const b64url = (value: string | Buffer) => Buffer.from(value).toString('base64url');
 const invalid = (why: string) => new AppError('invalid_token', `The access token is not valid: ${why}.`);
 
-/** The key under which "log out everywhere" records the time before which tokens are refused. */
-export const revokedBeforeKey = (userId: string) => `tokens-revoked-before:${userId}`;
+/** The hash whose field `gen` counts a user's "log out everywhere"s (see revokeAllForUser). */
+export const tokenGenerationKey = (userId: string) => `token-generation:${userId}`;
 
 /**
  * RS256 access tokens, signed and verified with node:crypto. Verification is strict: one allowed
  * algorithm (never `none`, never an HMAC keyed with a public key), a known kid, `jku`/`x5u`/`jwk`
  * headers ignored, 60 s of clock skew at most. A token whose signature was checked once is kept in
  * a bounded cache (keyed by the whole token, signature included), so repeat requests skip the RSA
- * work; claims are still checked on every request, and so is revocation: one KeyStore read.
+ * work; claims are still checked on every request, and so is revocation: one store read.
  */
 export class AccessTokens implements AccessTokenVerifier {
   /** Tokens whose signature was checked, with the kid that signed them. */
@@ -43,11 +46,12 @@ export class AccessTokens implements AccessTokenVerifier {
 
   constructor(
     private readonly keys: KeyRing,
-    private readonly revocations: KeyStore,
+    private readonly revocations: HashStore,
     private readonly policy: AccessTokenPolicy,
   ) {}
 
-  issue(user: { id: UserId; username: string }): { token: string; expiresIn: number } {
+  async issue(user: { id: UserId; username: string }): Promise<{ token: string; expiresIn: number }> {
+    const gen = await this.#generation(user.id);
     const key = this.keys.signer();
     const now = Math.floor(Date.now() / 1000);
     const claims: Claims = {
@@ -58,6 +62,7 @@ export class AccessTokens implements AccessTokenVerifier {
       iat: now,
       exp: now + this.policy.ttlSeconds,
       jti: randomUUID(),
+      gen,
     };
     const input = `${b64url(JSON.stringify({ alg: ALGORITHM, typ: 'JWT', kid: key.kid }))}.${b64url(JSON.stringify(claims))}`;
     const signature = sign('sha256', Buffer.from(input), key.privateKey);
@@ -78,9 +83,25 @@ export class AccessTokens implements AccessTokenVerifier {
     }
     const { claims } = entry;
     this.#checkClaims(claims);
-    const revokedBefore = await this.revocations.get(revokedBeforeKey(claims.sub));
-    if (revokedBefore !== null && claims.iat <= Number(revokedBefore)) throw invalid('it was revoked');
+    if ((claims.gen ?? 0) < (await this.#generation(claims.sub))) throw invalid('it was revoked');
     return { userId: claims.sub as UserId, username: claims.name, tokenId: claims.jti };
+  }
+
+  /**
+   * "Log out everywhere" for access tokens: the user's generation goes up by one, and a token
+   * carrying an older one is refused. A counter, not a time: a token issued in the same second as
+   * the logout, or by a server whose clock is behind, is judged by what it carries, exactly.
+   * The counter lives as long as the longest token it must refuse; once it expires (0 again),
+   * every token it refused has expired too, and newer ones carry a generation >= 0.
+   */
+  async revokeAllForUser(userId: UserId): Promise<void> {
+    const ttlMs = (this.policy.ttlSeconds + CLOCK_SKEW_SECONDS * 2) * 1000;
+    await this.revocations.incrBy(tokenGenerationKey(userId), 'gen', 1, ttlMs);
+  }
+
+  async #generation(userId: string): Promise<number> {
+    const fields = await this.revocations.getAll(tokenGenerationKey(userId));
+    return Number(fields.gen ?? 0);
   }
 
   async #verifySignature(token: string): Promise<{ claims: Claims; kid: string }> {
@@ -109,6 +130,7 @@ export class AccessTokens implements AccessTokenVerifier {
       if (typeof claims[field] !== 'number') throw invalid(`claim ${field} missing`);
     }
     if (claims.nbf !== undefined && typeof claims.nbf !== 'number') throw invalid('claim nbf malformed');
+    if (claims.gen !== undefined && !Number.isSafeInteger(claims.gen)) throw invalid('claim gen malformed');
     if (claims.iss !== this.policy.issuer) throw invalid('wrong issuer');
     const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
     if (!audiences.includes(this.policy.audience)) throw invalid('wrong audience');

@@ -1,32 +1,32 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { JWK } from 'jose';
+import { everyInterval, reportFailure, type WarnLog } from '../../kernel/periodic.ts';
+import type { PgListener } from '../../records/pg-listener.ts';
 import { KEYS_CHANNEL, SigningKeyTable, type SigningKey } from './signing-keys.ts';
 
 /**
  * This server's copy of the signing keys. Keys are records in PostgreSQL; the copy is reloaded
- * when a rotation NOTIFYs, every `refreshMs` as a fallback, and (at most once a second) when a
- * token names a kid we do not know yet.
+ * when a rotation NOTIFYs (on the process's shared listener, which reconnects by itself; a
+ * reconnect reloads too, since a NOTIFY may have been missed meanwhile), every `refreshMs` as a
+ * fallback, and (at most once a second) when a token names a kid we do not know yet.
  */
 export class KeyRing {
   #keys: SigningKey[] = [];
   #byKid = new Map<string, SigningKey>();
   #lastUnknownReload = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #listener: pg.Client | undefined;
-  #closed = false;
+  #stopPolling: (() => void) | undefined;
+  #unlisten: (() => Promise<void>) | undefined;
 
-  private constructor(
-    private readonly table: SigningKeyTable,
-    private readonly databaseUrl: string,
-  ) {}
+  private constructor(private readonly table: SigningKeyTable) {}
 
-  static async open(db: pg.Pool, databaseUrl: string, refreshMs = 30_000): Promise<KeyRing> {
-    const ring = new KeyRing(new SigningKeyTable(db), databaseUrl);
+  static async open(db: pg.Pool, listener: PgListener, log: WarnLog, refreshMs = 30_000): Promise<KeyRing> {
+    const ring = new KeyRing(new SigningKeyTable(db));
     await ring.table.ensureOne();
+    const reloadNow = () =>
+      void ring.reload().catch((error: unknown) => reportFailure('signing key reload', error, log));
+    ring.#unlisten = await listener.listen(KEYS_CHANNEL, reloadNow, reloadNow);
     await ring.reload();
-    ring.#timer = setInterval(() => void ring.reload().catch(() => {}), refreshMs);
-    ring.#timer.unref();
-    await ring.#listen();
+    ring.#stopPolling = everyInterval('signing key poll', refreshMs, () => ring.reload(), log);
     return ring;
   }
 
@@ -65,20 +65,7 @@ export class KeyRing {
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    clearInterval(this.#timer);
-    await this.#listener?.end().catch(() => {});
-  }
-
-  async #listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.databaseUrl });
-    client.on('notification', () => void this.reload().catch(() => {}));
-    client.on('error', () => {
-      // Lost the listener: reconnect; the timer keeps the keys fresh meanwhile.
-      if (!this.#closed) setTimeout(() => void this.#listen().catch(() => {}), 1000).unref();
-    });
-    await client.connect();
-    await client.query(`LISTEN ${KEYS_CHANNEL}`);
-    this.#listener = client;
+    this.#stopPolling?.();
+    await this.#unlisten?.();
   }
 }

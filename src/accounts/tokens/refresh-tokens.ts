@@ -1,8 +1,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { inTransaction } from '../../records/pool.ts';
-import { AppError } from '../../server/errors.ts';
-import type { UserId } from '../../state/types.ts';
+import { AppError } from '../../kernel/errors.ts';
+import type { UserId } from '../../kernel/ids.ts';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('base64url');
 const refused = () => new AppError('invalid_token', 'The refresh token is not valid; sign in again.');

@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, type K
 import { promisify } from 'node:util';
 import { exportJWK, type JWK } from 'jose';
 import pg from 'pg';
+import { ADVISORY_LOCKS } from '../../records/advisory-locks.ts';
 import { inTransaction } from '../../records/pool.ts';
 
 /** The only algorithm we sign and accept. Chosen by measurement (bench/jwt-verify.ts): RS256 has the
@@ -9,7 +10,6 @@ import { inTransaction } from '../../records/pool.ts';
 export const ALGORITHM = 'RS256';
 /** The NOTIFY channel that tells every server to reload keys after a rotation. */
 export const KEYS_CHANNEL = 'statewise_keys';
-const KEYS_LOCK = 7_301_002;
 
 export interface SigningKey {
   kid: string;
@@ -105,7 +105,7 @@ export class SigningKeyTable {
   /** Runs `work` in a transaction under the keys lock; the NOTIFY, sent at COMMIT, makes every server reload. */
   #locked<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     return inTransaction(this.db, async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [KEYS_LOCK]);
+      await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCKS.signingKeys]);
       const result = await work(client);
       await client.query(`NOTIFY ${KEYS_CHANNEL}`);
       return result;

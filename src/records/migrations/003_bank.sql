@@ -19,15 +19,3 @@ CREATE TABLE ledger (
 );
 CREATE INDEX ledger_user ON ledger (user_id, created_at DESC);
 CREATE INDEX ledger_transfer ON ledger (transfer_id) WHERE transfer_id IS NOT NULL;
-
--- Idempotency keys (IETF draft): the key row is written in the same transaction as the effect.
-CREATE TABLE idempotency_keys (
-  user_id uuid NOT NULL,
-  key text NOT NULL,
-  fingerprint text NOT NULL,
-  response_status integer NOT NULL,
-  response_body jsonb NOT NULL,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (user_id, key)
-);
-CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);

@@ -3,14 +3,17 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AppError, ERROR_STATUS } from '../../src/server/errors.ts';
-import { toAppError } from '../../src/server/error-handler.ts';
+import { AppError, ERROR_STATUS } from '../../src/kernel/errors.ts';
+import { toAppError } from '../../src/kernel/http-errors.ts';
 
 describe('error codes', () => {
   it('are snake_case and map to a fitting status', () => {
     for (const [code, status] of Object.entries(ERROR_STATUS)) {
       assert.match(code, /^[a-z]+(_[a-z]+)*$/, code);
-      assert.ok([400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503].includes(status), `${code}: ${status}`);
+      assert.ok(
+        [400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 502, 503, 504].includes(status),
+        `${code}: ${status}`,
+      );
     }
   });
 

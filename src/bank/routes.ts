@@ -1,28 +1,32 @@
 import type { FastifyReply } from 'fastify';
-import type { App } from '../server/app-type.ts';
-import type { ServerContext } from '../server/context.ts';
-import { AppError } from '../server/errors.ts';
-import { responses } from '../server/schemas.ts';
-import { runIdempotent, startKeyCleanup, type IdempotentResult } from '../idempotency/run-idempotent.ts';
-import { ledgerView, serverMemoryView } from './atm-view.ts';
-import { Ledger } from './ledger.ts';
-import { AmountBody, Balance, IdempotencyHeader, Movement, TransactionList, TransferBody } from './schemas.ts';
+import type { Authenticator } from '../accounts/authenticate.ts';
+import type { Idempotency, IdempotentResult } from '../idempotency/idempotency.ts';
+import { operationOf } from '../idempotency/from-request.ts';
+import { IdempotencyKeyHeader } from '../idempotency/key.ts';
+import type { App } from '../kernel/app-type.ts';
+import { AppError } from '../kernel/errors.ts';
+import { responses } from '../kernel/responses.ts';
+import type { UsersTable } from '../records/users.ts';
+import type { AtmView } from './atm-view.ts';
+import type { Ledger } from './ledger.ts';
+import { AmountBody, Balance, Movement, TransactionList, TransferBody } from './schemas.ts';
 
 const tags = ['bank'];
 const send = <T>(reply: FastifyReply, result: IdempotentResult<T>) =>
   reply.code(result.status).headers(result.headers).send(result.body);
 
-/** The bank / ATM: balances and a ledger in PostgreSQL; every money movement idempotent by key. */
-export function bankModule(app: App, ctx: ServerContext): void {
-  const ledger = new Ledger(ctx.db);
-  ctx.payments = ledger;
-  // The one place the design differs: what an ATM shows. Stateful servers remember balances.
-  const atm = ctx.config.mode === 'stateful' ? serverMemoryView(ctx.state.hashes) : ledgerView;
-  const stopCleanup = startKeyCleanup(ctx.db, ctx.config.idempotencySweepMs);
-  ctx.lifecycle.onClose('idempotency key cleanup', async () => stopCleanup());
+export interface BankRoutesDeps {
+  ledger: Ledger;
+  atm: AtmView;
+  idempotency: Idempotency;
+  auth: Authenticator;
+  users: UsersTable;
+}
 
+/** Balance, deposit, withdraw, transfer, history. The ledger guards the money; the ATM view only answers. */
+export function bankRoutes(app: App, { ledger, atm, idempotency, auth, users }: BankRoutesDeps): void {
   app.get('/api/bank/account', { schema: { tags, response: responses({ 200: Balance }, [401]) } }, async (request) => {
-    const { userId } = await ctx.auth.requireUser(request);
+    const { userId } = await auth.requireUser(request);
     return { balanceCents: await atm.shown(userId, () => ledger.balance(userId)) };
   });
 
@@ -32,16 +36,15 @@ export function bankModule(app: App, ctx: ServerContext): void {
       {
         schema: {
           tags,
-          headers: IdempotencyHeader,
+          headers: IdempotencyKeyHeader,
           body: AmountBody,
           response: responses({ 200: Movement }, [400, 401, 409, 422]),
         },
       },
       async (request, reply) => {
-        const { userId } = await ctx.auth.requireUser(request);
+        const { userId } = await auth.requireUser(request);
         const { amountCents } = request.body;
-        const result = await runIdempotent(ctx.db, request, userId, async (tx) => {
-          const key = request.headers['idempotency-key'] as string;
+        const result = await idempotency.run(operationOf(request, userId), async (tx, key) => {
           const transaction =
             kind === 'deposit'
               ? await ledger.deposit(tx, userId, amountCents, key)
@@ -63,26 +66,20 @@ export function bankModule(app: App, ctx: ServerContext): void {
     {
       schema: {
         tags,
-        headers: IdempotencyHeader,
+        headers: IdempotencyKeyHeader,
         body: TransferBody,
         response: responses({ 200: Movement }, [400, 401, 404, 409, 422]),
       },
     },
     async (request, reply) => {
-      const { userId, username } = await ctx.auth.requireUser(request);
+      const { userId, username } = await auth.requireUser(request);
       const { toUsername, amountCents } = request.body;
       if (toUsername === username)
         throw new AppError('invalid_input', 'A transfer needs another account than your own.');
-      const result = await runIdempotent(ctx.db, request, userId, async (tx) => {
-        const recipient = await ctx.users.byUsername(toUsername);
+      const result = await idempotency.run(operationOf(request, userId), async (tx, key) => {
+        const recipient = await users.byUsername(toUsername);
         if (!recipient) throw new AppError('user_not_found', `There is no user "${toUsername}".`);
-        const transaction = await ledger.transfer(
-          tx,
-          userId,
-          recipient.id,
-          amountCents,
-          request.headers['idempotency-key'] as string,
-        );
+        const transaction = await ledger.transfer(tx, userId, recipient.id, amountCents, key);
         return {
           status: 200,
           body: { balanceCents: await atm.after(userId, -amountCents, transaction.balanceAfterCents), transaction },
@@ -96,7 +93,7 @@ export function bankModule(app: App, ctx: ServerContext): void {
     '/api/bank/transactions',
     { schema: { tags, response: responses({ 200: TransactionList }, [401]) } },
     async (request) => {
-      const { userId } = await ctx.auth.requireUser(request);
+      const { userId } = await auth.requireUser(request);
       return { transactions: await ledger.transactions(userId) };
     },
   );

@@ -1,7 +1,8 @@
 /**
- * The closed set of error codes of the public contract, each with its HTTP status.
- * Every error a client can see is one of these; `toHttpError` (error-handler.ts) is the
- * only place that turns anything thrown into a response.
+ * The closed set of error codes of the public contract, each with its HTTP status: one table for
+ * every process (app server, load balancer, supervisor). Every error a client can see is one of
+ * these, made with `new AppError(code, message)`; the status always comes from this table, and
+ * `toAppError` (http-errors.ts) is the only place that turns anything else thrown into one.
  */
 export const ERROR_STATUS = {
   invalid_input: 400,
@@ -25,9 +26,13 @@ export const ERROR_STATUS = {
   idempotency_key_mismatch: 422,
   rate_limited: 429,
   internal_error: 500,
+  /** The balancer: a server failed before or while answering, so the outcome is unknown. */
+  bad_gateway: 502,
   unavailable: 503,
   shutting_down: 503,
   server_unavailable: 503,
+  /** The balancer: a server took the request and did not answer in time. */
+  gateway_timeout: 504,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

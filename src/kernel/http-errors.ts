@@ -42,7 +42,7 @@ function describeValidation(error: Partial<FastifyError>): string {
 }
 
 /** Any Fastify reply (HTTP/1 or 2, any type provider): only these methods are used. */
-interface ReplyLike {
+export interface ReplyLike {
   header(name: string, value: string): unknown;
   code(status: number): unknown;
   type(contentType: string): unknown;

@@ -1,0 +1,75 @@
+import type { App } from '../../kernel/app-type.ts';
+import { AppError } from '../../kernel/errors.ts';
+import type { UserId } from '../../kernel/ids.ts';
+import { responses } from '../../kernel/responses.ts';
+import type { UsersTable } from '../../records/users.ts';
+import type { CheckCredentials } from '../credentials.ts';
+import type { RateLimiter } from '../rate-limiter.ts';
+import { Credentials } from '../schemas.ts';
+import type { AccessTokens } from './access-tokens.ts';
+import type { KeyRing } from './key-ring.ts';
+import type { RefreshTokens } from './refresh-tokens.ts';
+import { Jwks, RefreshRequest, TokenPair } from './schemas.ts';
+
+const tags = ['tokens'];
+
+export interface TokenRoutesDeps {
+  users: UsersTable;
+  access: AccessTokens;
+  refresh: RefreshTokens;
+  keyRing: KeyRing;
+  checkCredentials: CheckCredentials;
+  /** Refreshes count against the per-address login limit (the same 'login' budget). */
+  refreshLimiter: RateLimiter;
+  loginIpLimit: number;
+}
+
+/**
+ * API tokens: short-lived RS256 access JWTs any server verifies on its own, rotating single-use
+ * refresh tokens, and the JWKS that publishes the verification keys.
+ */
+export function tokenRoutes(app: App, deps: TokenRoutesDeps): void {
+  const { users, access, refresh } = deps;
+
+  const pair = async (user: { id: UserId; username: string }, refreshToken: string) => {
+    const { token, expiresIn } = await access.issue(user);
+    return { accessToken: token, refreshToken, tokenType: 'Bearer' as const, expiresIn };
+  };
+
+  app.post(
+    '/api/auth/token',
+    { schema: { tags, body: Credentials, response: responses({ 200: TokenPair }, [400, 401, 429]) } },
+    async (request) => {
+      const { username, password } = request.body;
+      const user = await deps.checkCredentials(username, password, request.ip);
+      return pair(user, await refresh.issue(user.id));
+    },
+  );
+
+  app.post(
+    '/api/auth/refresh',
+    { schema: { tags, body: RefreshRequest, response: responses({ 200: TokenPair }, [400, 401, 429]) } },
+    async (request) => {
+      await deps.refreshLimiter.hit([{ subject: `ip:${request.ip}`, max: deps.loginIpLimit }]);
+      const outcome = await refresh.rotate(request.body.refreshToken);
+      if (outcome.kind === 'reused') {
+        request.log.warn(
+          { event: 'refresh_token_reuse', userId: outcome.userId },
+          'refresh token reused; family revoked',
+        );
+        throw new AppError(
+          'invalid_token',
+          'This refresh token was already used; every token of its sign-in is revoked.',
+        );
+      }
+      const user = await users.byId(outcome.userId);
+      if (!user) throw new AppError('invalid_token', 'The account of this token is gone.');
+      return pair(user, outcome.token);
+    },
+  );
+
+  app.get('/.well-known/jwks.json', { schema: { tags, response: { 200: Jwks } } }, async (_request, reply) => {
+    reply.header('cache-control', 'public, max-age=60');
+    return deps.keyRing.jwks();
+  });
+}

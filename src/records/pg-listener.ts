@@ -1,0 +1,124 @@
+import pg from 'pg';
+import type { WarnLog } from '../kernel/periodic.ts';
+
+interface Channel {
+  handlers: Set<(payload: string) => void>;
+  /** Called after a reconnect: notifications sent while the connection was down are lost. */
+  onReconnect: Set<() => void>;
+}
+
+const FIRST_RETRY_MS = 100;
+const MAX_RETRY_MS = 5_000;
+
+/**
+ * The one LISTEN connection of a process (a pooled connection cannot listen), shared by every part
+ * that waits for a NOTIFY: the postgres bus, the signing-key ring. When the connection drops it
+ * reconnects with backoff, for as long as the process runs, then listens again on every channel
+ * and tells each subscriber it may have missed notifications.
+ */
+export class PgListener {
+  readonly #channels = new Map<string, Channel>();
+  #client: pg.Client | undefined;
+  #closed = false;
+  #retryMs = FIRST_RETRY_MS;
+  #retryTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly connectionString: string,
+    private readonly log: WarnLog,
+  ) {}
+
+  static async connect(connectionString: string, log: WarnLog): Promise<PgListener> {
+    const listener = new PgListener(connectionString, log);
+    await listener.#connect();
+    return listener;
+  }
+
+  get connected(): boolean {
+    return this.#client !== undefined;
+  }
+
+  /** Delivers every NOTIFY on `channel` to `handler`; resolves once listening. */
+  async listen(
+    channel: string,
+    handler: (payload: string) => void,
+    onReconnect?: () => void,
+  ): Promise<() => Promise<void>> {
+    let entry = this.#channels.get(channel);
+    if (!entry) {
+      entry = { handlers: new Set(), onReconnect: new Set() };
+      this.#channels.set(channel, entry);
+      await this.#client?.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    }
+    entry.handlers.add(handler);
+    if (onReconnect) entry.onReconnect.add(onReconnect);
+    const channelEntry = entry;
+    return async () => {
+      channelEntry.handlers.delete(handler);
+      if (onReconnect) channelEntry.onReconnect.delete(onReconnect);
+      if (channelEntry.handlers.size > 0) return;
+      this.#channels.delete(channel);
+      await this.#client?.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
+    };
+  }
+
+  /** NOTIFY on the listening connection (PostgreSQL delivers to every listener, this one too). */
+  async notify(channel: string, payload: string): Promise<void> {
+    const client = this.#client;
+    if (!client) throw new Error('the PostgreSQL listener is reconnecting');
+    await client.query('SELECT pg_notify($1, $2)', [channel, payload]);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
+  async #connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: 'statewise-listener' });
+    client.on('notification', (n) => {
+      for (const handler of this.#channels.get(n.channel)?.handlers ?? []) handler(n.payload ?? '');
+    });
+    client.on('error', (error) => this.#lost(client, error));
+    client.on('end', () => this.#lost(client, new Error('connection ended')));
+    try {
+      await client.connect();
+      for (const channel of this.#channels.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    } catch (error) {
+      client.removeAllListeners('end');
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    this.#client = client;
+    this.#retryMs = FIRST_RETRY_MS;
+  }
+
+  #lost(client: pg.Client, error: Error): void {
+    if (this.#client !== client) return;
+    this.#client = undefined;
+    client.end().catch(() => undefined);
+    if (this.#closed) return;
+    this.log.warn({ err: error }, 'PostgreSQL listener lost its connection; reconnecting');
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#connect().then(
+        () => {
+          this.log.warn({}, 'PostgreSQL listener reconnected');
+          for (const channel of this.#channels.values()) for (const callback of channel.onReconnect) callback();
+        },
+        () => {
+          this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS);
+          this.#scheduleReconnect();
+        },
+      );
+    }, this.#retryMs);
+    this.#retryTimer.unref();
+  }
+}

@@ -1,0 +1,40 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import fp from 'fastify-plugin';
+import type pg from 'pg';
+import { Type } from 'typebox';
+import { AppError } from '../kernel/errors.ts';
+import type { Lifecycle } from '../kernel/lifecycle.ts';
+import { responses } from '../kernel/responses.ts';
+import type { StateStore } from '../state/types.ts';
+
+const Status = Type.Object({ status: Type.String(), server: Type.String() });
+
+export interface HealthDeps {
+  config: { serverId: string };
+  db: pg.Pool;
+  state: StateStore;
+  lifecycle: Lifecycle;
+}
+
+/** /healthz: the process answers. /readyz: it can reach its stores and is not draining. */
+export const healthPlugin = fp<HealthDeps>(
+  async (fastify, { config, db, state, lifecycle }) => {
+    const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+    const server = config.serverId;
+    app.get('/healthz', { schema: { tags: ['ops'], response: { 200: Status } } }, async () => ({
+      status: 'ok',
+      server,
+    }));
+
+    app.get('/readyz', { schema: { tags: ['ops'], response: responses({ 200: Status }, [503]) } }, async () => {
+      if (lifecycle.draining) throw new AppError('shutting_down', `${server} is draining; use another server.`);
+      try {
+        await Promise.all([db.query('SELECT 1'), state.ping()]);
+      } catch (error) {
+        throw new AppError('unavailable', `${server} cannot reach its stores: ${(error as Error).message}`);
+      }
+      return { status: 'ready', server };
+    });
+  },
+  { name: 'health', fastify: '5.x' },
+);

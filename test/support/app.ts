@@ -1,0 +1,132 @@
+/**
+ * The fast layer: app servers built in this process (the real composition root and plugins, real
+ * PostgreSQL and Redis) and driven through `app.inject()`: no processes, no sockets for HTTP.
+ * `startApps({ store, servers: 2 })` builds servers that share the database and, for postgres and
+ * redis, the session state, as N processes of `npm start` would; on memory each has its own.
+ */
+import pino from 'pino';
+import type { LightMyRequestResponse } from 'fastify';
+import { loadServerConfig } from '../../src/config/server-config.ts';
+import { buildApp } from '../../src/server/app.ts';
+import { openServices, type Services } from '../../src/server/services.ts';
+import type { App } from '../../src/kernel/app-type.ts';
+import { migrate } from '../../src/records/migrate.ts';
+import { createPool } from '../../src/records/pool.ts';
+import { freshDatabase } from './postgres.ts';
+import { startRedisServer, type RedisServerHandle } from './redis.ts';
+
+export const STORES = ['memory', 'postgres', 'redis'] as const;
+export type Store = (typeof STORES)[number];
+
+export interface TestServer {
+  id: string;
+  app: App;
+  services: Services;
+  /** A new browser-like client of this server (its own cookies and User-Agent). */
+  client(userAgent?: string): InjectClient;
+}
+
+export interface TestApps {
+  servers: TestServer[];
+  databaseUrl: string;
+  close(): Promise<void>;
+}
+
+/** Builds `servers` app servers on one fresh database (and one redis-server for the redis store). */
+export interface AppsOptions {
+  store: Store;
+  servers?: number;
+  mode?: 'stateless' | 'stateful';
+  /** Extra SW_* settings, e.g. short session timeouts. */
+  env?: Record<string, string>;
+}
+
+export async function startApps(options: AppsOptions): Promise<TestApps> {
+  const databaseUrl = await freshDatabase();
+  const pool = createPool(databaseUrl, { max: 1 });
+  await migrate(pool).finally(() => pool.end());
+  let redis: RedisServerHandle | undefined;
+  if (options.store === 'redis') redis = await startRedisServer();
+  const servers: TestServer[] = [];
+  try {
+    for (let i = 1; i <= (options.servers ?? 1); i++) {
+      const config = loadServerConfig({
+        SW_SERVER_ID: `s${i}`,
+        SW_MODE: options.mode ?? 'stateless',
+        SW_STORE: options.store,
+        SW_DATABASE_URL: databaseUrl,
+        SW_REDIS_URL: redis?.url ?? '',
+        SW_LOG_LEVEL: 'silent',
+        ...options.env,
+      });
+      const services = await openServices(config, pino({ level: process.env.STATEWISE_TEST_LOG ?? 'silent' }));
+      const app = await buildApp(services);
+      await app.ready();
+      services.lifecycle.onDrain('http', () => app.close());
+      servers.push({ id: config.serverId, app, services, client: (ua) => new InjectClient(app, ua) });
+    }
+  } catch (error) {
+    await closeAll(servers, redis);
+    throw error;
+  }
+  return { servers, databaseUrl, close: () => closeAll(servers, redis) };
+}
+
+/** One server; the common case. */
+export async function startApp(options: Omit<AppsOptions, 'servers'>) {
+  const apps = await startApps({ ...options, servers: 1 });
+  return { ...apps, server: apps.servers[0]! };
+}
+
+async function closeAll(servers: TestServer[], redis: RedisServerHandle | undefined): Promise<void> {
+  for (const server of servers) {
+    await server.services.lifecycle.shutdown({ drainDelayMs: 0, graceMs: 15_000, log: () => undefined });
+  }
+  await redis?.stop();
+}
+
+export interface InjectResult<T = any> {
+  status: number;
+  headers: LightMyRequestResponse['headers'];
+  body: T;
+  servedBy: string | undefined;
+}
+
+/** Like test/support/http.ts's Browser, through app.inject(): keeps cookies, sends one User-Agent. */
+export class InjectClient {
+  readonly cookies = new Map<string, string>();
+
+  constructor(
+    private readonly app: App,
+    readonly userAgent = 'statewise-inject/1.0',
+  ) {}
+
+  async request<T = any>(
+    method: string,
+    url: string,
+    options: { json?: unknown; body?: string; headers?: Record<string, string> } = {},
+  ): Promise<InjectResult<T>> {
+    const headers: Record<string, string> = { 'user-agent': this.userAgent, ...options.headers };
+    if (this.cookies.size > 0) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    let payload = options.body;
+    if (options.json !== undefined) {
+      payload = JSON.stringify(options.json);
+      headers['content-type'] ??= 'application/json';
+    }
+    const response = await this.app.inject({ method: method as 'GET', url, headers, payload });
+    for (const cookie of response.cookies as Array<{ name: string; value: string; expires?: Date }>) {
+      if (cookie.value === '' || (cookie.expires && cookie.expires.getTime() <= Date.now()))
+        this.cookies.delete(cookie.name);
+      else this.cookies.set(cookie.name, cookie.value);
+    }
+    const type = String(response.headers['content-type'] ?? '');
+    const body = type.includes('json') && response.body ? JSON.parse(response.body) : response.body;
+    const servedBy = response.headers['x-served-by'];
+    return { status: response.statusCode, headers: response.headers, body, servedBy: servedBy as string | undefined };
+  }
+
+  get = <T = any>(url: string, headers?: Record<string, string>) => this.request<T>('GET', url, { headers });
+  post = <T = any>(url: string, json?: unknown, headers?: Record<string, string>) =>
+    this.request<T>('POST', url, { json: json ?? {}, headers });
+  delete = <T = any>(url: string, headers?: Record<string, string>) => this.request<T>('DELETE', url, { headers });
+}
