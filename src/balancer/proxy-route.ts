@@ -2,6 +2,7 @@ import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Agent } from 'undici';
 import { sendAppError, type ReplyLike } from '../kernel/http-errors.ts';
+import { lingerOnUnreadBody } from '../kernel/linger.ts';
 import {
   noServerUp,
   pinnedFailed,
@@ -105,6 +106,7 @@ export function proxyRoutes({ upstreams, policy, agent, bodyLimit }: ProxyOption
     app.setErrorHandler((error, request, reply) => {
       const answer = toBalancerError(error, bodyLimit);
       if (answer.status >= 500) request.log.error({ err: error }, 'balancer failed');
+      lingerOnUnreadBody(request, reply);
       return sendAppError(reply, answer);
     });
     await app.register(replyFrom, { undici: agent, disableRequestLogging: true });

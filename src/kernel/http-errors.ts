@@ -1,6 +1,7 @@
 import FindMyWay from 'find-my-way';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, isAppError } from './errors.ts';
+import { lingerOnUnreadBody } from './linger.ts';
 
 /**
  * The one place where anything thrown becomes an HTTP response. Client mistakes map to their 4xx
@@ -76,6 +77,7 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const appError = toAppError(error);
     if (appError.status >= 500) request.log.error({ err: error }, 'request failed');
+    lingerOnUnreadBody(request, reply);
     return sendAppError(reply, appError);
   });
 

@@ -59,6 +59,8 @@ export async function buildApp(services: Services): Promise<App> {
   const { lifecycle } = services;
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-served-by', servedBy);
+    // Every answer is what its Content-Type says (JSON stays JSON): no browser guesses it is HTML.
+    reply.header('x-content-type-options', 'nosniff');
     if (lifecycle.draining) reply.header('connection', 'close');
     if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
   });

@@ -40,6 +40,7 @@ describe('web UI static files', () => {
     assert.deepEqual(urls.map((u) => u.replace(/\.[\w-]{12}\./, '.*.')).sort(), [
       '/assets/app.*.css',
       '/assets/app.*.js',
+      '/assets/favicon.*.svg',
     ]);
     for (const url of urls) {
       const [one, two] = await Promise.all([get(url, pin('s1')), get(url, pin('s2'))]);

@@ -1,0 +1,156 @@
+/**
+ * The web UI in a real browser (Debian's Chromium through playwright-core) against the whole
+ * system (`npm start`: balancer and app servers): a first visit and a signed-in visit log no
+ * console error, throw nothing, and have no failed request; the document carries its CSP, which
+ * Chromium enforces (an inline script is refused and reported).
+ *
+ * Needs /usr/bin/chromium (`apt-get install chromium`, as .ci/run does) or STATEWISE_CHROMIUM.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
+import { startCluster, type Cluster } from '../support/cluster.ts';
+
+const CHROMIUM = process.env.STATEWISE_CHROMIUM ?? '/usr/bin/chromium';
+/** Bounds every wait on the browser: the page's script needs two small requests. */
+const PAGE_TIMEOUT_MS = 15_000;
+
+interface Visit {
+  page: Page;
+  document: Response;
+  /** Console errors, uncaught exceptions, failed requests and answers >= 400, in order. */
+  problems: string[];
+  /** Every answer the page got, as `status path`, in order. */
+  answers: string[];
+}
+
+describe('web UI in Chromium', () => {
+  let cluster: Cluster;
+  let browser: Browser;
+  before(async () => {
+    assert.ok(
+      existsSync(CHROMIUM),
+      `Chromium is missing at ${CHROMIUM}: install it (apt-get install -y chromium, as .ci/run does) ` +
+        'or set STATEWISE_CHROMIUM to its path',
+    );
+    cluster = await startCluster({ servers: 1 });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      timeout: 30_000,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    await cluster?.stop();
+  });
+
+  /** Opens the page in `context`, recording every problem, and waits until its script has run. */
+  async function visit(context: BrowserContext): Promise<Visit> {
+    const page = await context.newPage();
+    page.setDefaultTimeout(PAGE_TIMEOUT_MS);
+    const problems: string[] = [];
+    const answers: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console error: ${message.text()} (${message.location().url})`);
+    });
+    page.on('pageerror', (error) => problems.push(`uncaught: ${error.message}`));
+    page.on('requestfailed', (request) =>
+      problems.push(`request failed: ${request.method()} ${request.url()}: ${request.failure()?.errorText}`),
+    );
+    page.on('response', (response) => {
+      answers.push(`${response.status()} ${new URL(response.url()).pathname}`);
+      if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
+    });
+    const document = await page.goto(cluster.url + '/', { waitUntil: 'load', timeout: PAGE_TIMEOUT_MS });
+    assert.ok(document, 'the page loaded');
+    // The page's script marks the document when it is done (or has failed): a DOM condition.
+    await page
+      .locator('html[data-state]')
+      .waitFor({ state: 'attached', timeout: PAGE_TIMEOUT_MS })
+      .catch((error: Error) => {
+        throw new Error(`the page's script did not finish: ${error.message}\nproblems:\n${problems.join('\n')}`);
+      });
+    // Let the browser settle pending requests (the favicon) before counting: bounded, no sleep.
+    await page.waitForLoadState('networkidle', { timeout: PAGE_TIMEOUT_MS });
+    return { page, document, problems, answers };
+  }
+
+  it('a first visit logs no error and shows the menu and who served it', async () => {
+    const context = await browser.newContext();
+    try {
+      const { page, document, problems, answers } = await visit(context);
+      assert.deepEqual(problems, [], `a first visit has no problems:\n${problems.join('\n')}`);
+      // The icon the page links is fetched (so Chromium does not guess /favicon.ico).
+      assert.ok(
+        answers.some((a) => /^200 \/assets\/favicon\.[\w-]{12}\.svg$/.test(a)),
+        answers.join('\n'),
+      );
+      assert.ok(!answers.some((a) => a.endsWith(' /favicon.ico')), answers.join('\n'));
+      assert.equal(await page.getAttribute('html', 'data-state'), 'ready');
+      assert.match((await page.textContent('#me')) ?? '', /^Not signed in/);
+      assert.ok((await page.locator('#menu li').count()) > 0, 'the menu is listed');
+      assert.equal(await page.textContent('#served-by'), 's1');
+
+      const headers = await document.allHeaders();
+      assert.equal(document.status(), 200);
+      assert.match(headers['content-security-policy'] ?? '', /script-src 'self'/);
+      assert.doesNotMatch(headers['content-security-policy'] ?? '', /unsafe-inline|unsafe-eval/);
+      assert.equal(headers['x-content-type-options'], 'nosniff');
+      assert.equal(headers['referrer-policy'], 'no-referrer');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('a signed-in visit greets the user by name and logs no error', async () => {
+    const context = await browser.newContext();
+    try {
+      // The context's request API shares the browser's cookie jar: the page sees the session.
+      const registered = await context.request.post(cluster.url + '/api/auth/register', {
+        data: { username: 'chromium-user', password: 'a long enough password' },
+        timeout: PAGE_TIMEOUT_MS,
+      });
+      assert.equal(registered.status(), 201, await registered.text());
+      const { page, problems } = await visit(context);
+      assert.deepEqual(problems, [], `a signed-in visit has no problems:\n${problems.join('\n')}`);
+      assert.equal(await page.textContent('#me'), 'Signed in as chromium-user.');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('Chromium enforces the CSP: an inline script is refused and reported', async () => {
+    const context = await browser.newContext();
+    try {
+      const { page } = await visit(context);
+      // Runs in the page (as a string: this project compiles without the DOM library). Adding an
+      // inline script must fire a securitypolicyviolation event and leave the script unrun.
+      const outcome = await page.evaluate<{ directive: string; ran: boolean }>(`
+        new Promise((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error('no securitypolicyviolation event')), ${PAGE_TIMEOUT_MS});
+          document.addEventListener('securitypolicyviolation', (event) => {
+            clearTimeout(timer);
+            resolve({ directive: event.effectiveDirective, ran: window.inlineRan === true });
+          });
+          const script = document.createElement('script');
+          script.textContent = 'window.inlineRan = true;';
+          document.body.append(script);
+        })
+      `);
+      assert.deepEqual(outcome, { directive: 'script-src-elem', ran: false });
+    } finally {
+      await context.close();
+    }
+  });
+});
