@@ -25,7 +25,10 @@ const dataDir = await mkdtemp(join(tmpdir(), 'statewise-test-pg-'));
 const pg = await startEmbeddedPostgres({ dataDir, port: await freePort() });
 
 const concurrency = process.env.STATEWISE_TEST_CONCURRENCY ?? '2';
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], {
+// Every test has a time bound: one that hangs fails after this, instead of holding the run.
+const timeoutMs = process.env.STATEWISE_TEST_TIMEOUT_MS ?? '120000';
+const testArgs = ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeoutMs}`];
+const child = spawn(process.execPath, [...testArgs, ...files], {
   stdio: 'inherit',
   env: { ...process.env, STATEWISE_TEST_PG_URL: pg.url },
 });

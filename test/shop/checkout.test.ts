@@ -179,19 +179,28 @@ describe('checkout', () => {
     assert.deepEqual(new Set(placed.map((r) => r.status)), new Set([202]));
     const ids = placed.map((r) => r.body.order.id as string);
 
-    // Kill s2 while it is in the middle of a saga: one whose last committed step is s2's and that
-    // is not finished (s2 is running its next step right now, holding the job).
+    // Kill s2 while it is in the middle of a saga step, for certain: freeze s2 (SIGSTOP), then look
+    // for a saga row that s2's database session holds locked right now (the row's xmax is the
+    // locker's transaction id; pg_stat_activity names its server). Frozen, s2 cannot commit that
+    // step before the SIGKILL lands; when it holds none, it runs on and we look again.
+    const s2pid = (await cluster.view()).servers.find((s) => s.id === 's2')!.pid!;
     const midway = await waitFor(
       async () => {
-        const [row] = await db.query<{ order_id: string }>(
-          `SELECT s.order_id FROM checkout_sagas s
-           JOIN LATERAL (SELECT server_id FROM checkout_saga_steps t WHERE t.order_id = s.order_id ORDER BY at DESC LIMIT 1) last ON true
-           WHERE s.order_id = ANY($1::uuid[]) AND s.state NOT IN ('confirmed', 'cancelled') AND last.server_id = 's2' LIMIT 1`,
-          [ids],
-        );
-        return row?.order_id;
+        process.kill(s2pid, 'SIGSTOP');
+        let locked: string | undefined;
+        try {
+          const [row] = await db.query<{ order_id: string }>(
+            `SELECT s.order_id FROM checkout_sagas s JOIN pg_stat_activity a ON a.backend_xid = s.xmax
+             WHERE s.order_id = ANY($1::uuid[]) AND a.application_name = 'statewise-s2' LIMIT 1`,
+            [ids],
+          );
+          locked = row?.order_id;
+        } finally {
+          if (!locked) process.kill(s2pid, 'SIGCONT');
+        }
+        return locked;
       },
-      { timeoutMs: 15_000, what: 's2 to be in the middle of a saga' },
+      { timeoutMs: 15_000, intervalMs: 20, what: 's2 frozen inside a saga step' },
     );
     const killedAt = Date.now();
     await cluster.kill('s2');
