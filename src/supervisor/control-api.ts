@@ -3,8 +3,23 @@ import { Type } from 'typebox';
 import { AppError } from '../kernel/errors.ts';
 import { sendAppError, toAppError } from '../kernel/http-errors.ts';
 import { checkControlAccess } from './control-access.ts';
-import type { ManagedServer } from './managed-server.ts';
-import type { ClusterView } from './supervisor.ts';
+import type { ManagedServer, ServerStatus } from './managed-server.ts';
+import type { Mode } from '../config/topology.ts';
+import type { StoreKind } from '../state/types.ts';
+
+/** GET /_cluster: the mode, the store, and every server as the balancer sees it. */
+export interface ClusterView {
+  mode: Mode;
+  store: StoreKind;
+  servers: Array<{
+    id: string;
+    pid: number | null;
+    status: ServerStatus;
+    startedAt: string | null;
+    requests: number;
+    connections: number;
+  }>;
+}
 
 /** What the control API drives: the supervisor. */
 export interface ClusterControl {

@@ -2,13 +2,15 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createBalancer, type Balancer } from '../balancer/balancer.ts';
-import type { Mode, Topology } from '../config/topology.ts';
+import type { Topology } from '../config/topology.ts';
 import { migrate } from '../records/migrate.ts';
 import { createPool } from '../records/pool.ts';
 import { ensurePostgresStateSchema } from '../state/postgres.ts';
 import type { StoreKind } from '../state/types.ts';
 import { entry, forkTs, waitForExit, waitForMessage } from './child-process.ts';
-import { controlApi } from './control-api.ts';
+import { controlApi, type ClusterView } from './control-api.ts';
+
+export type { ClusterView } from './control-api.ts';
 import { freePort } from './free-port.ts';
 import { bundleServer } from './server-bundle.ts';
 import { ManagedServer, type ServerStatus } from './managed-server.ts';
@@ -27,19 +29,6 @@ export interface SupervisorOptions {
   dataDir: string;
   adminToken: string;
   log: (line: string) => void;
-}
-
-export interface ClusterView {
-  mode: Mode;
-  store: StoreKind;
-  servers: Array<{
-    id: string;
-    pid: number | null;
-    status: ServerStatus;
-    startedAt: string | null;
-    requests: number;
-    connections: number;
-  }>;
 }
 
 /**
