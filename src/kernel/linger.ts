@@ -16,12 +16,13 @@ export const LINGER_MAX_MS = 5_000;
  */
 export function lingerOnUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
   const raw = request.raw;
-  if (raw.complete || raw.destroyed) return;
+  // `complete` is not a boolean on a request injected without a socket (app.inject): nothing to linger on.
+  if (typeof raw.complete !== 'boolean' || raw.complete || raw.readableEnded || raw.destroyed) return;
   const declared = Number(raw.headers['content-length'] ?? 0);
   if (declared > LINGER_MAX_BYTES) return; // Too much to read: Connection: close stays.
   reply.removeHeader('connection');
   let discarded = 0;
-  const cutOff = () => raw.socket?.destroy();
+  const cutOff = () => raw.socket?.destroy?.();
   const timer = setTimeout(cutOff, LINGER_MAX_MS);
   timer.unref();
   raw.removeAllListeners('data');

@@ -1,17 +1,19 @@
 /**
  * API tokens, black box, from the OWASP JWT cheat sheet (../shared/research/sessions.md, checks
- * 22-29): forged and malformed tokens are refused, keys rotate without signing anyone out,
- * refresh tokens are single use with family revocation. On every backend.
+ * 22-29), on three in-process servers (app.inject) sharing one database: forged and malformed
+ * tokens are refused, keys rotate (through the real `keys` CLI) without signing anyone out, refresh
+ * tokens are single use with family revocation. On every backend.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { startCluster, type Cluster } from '../support/cluster.ts';
-import { Browser } from '../support/http.ts';
+import { startApps, type InjectClient, type TestApps } from '../support/app.ts';
 import { waitFor } from '../support/wait.ts';
-import { BACKENDS, newUsername, PASSWORD } from './backends.ts';
-import { attackerKeys, decode, forge, hs256, publicPem, rs256, signingKey } from './jwt.ts';
+import { BACKENDS, newUsername, PASSWORD } from '../security/backends.ts';
+import { attackerKeys, decode, forge, hs256, publicPem, rs256, signingKey } from '../security/jwt.ts';
+
+const SERVERS = ['s1', 's2', 's3'];
 
 async function keysCli(databaseUrl: string, ...args: string[]): Promise<string> {
   const child = spawn(
@@ -30,18 +32,24 @@ async function keysCli(databaseUrl: string, ...args: string[]): Promise<string> 
 
 for (const backend of BACKENDS) {
   describe(`API tokens on ${backend.name}`, () => {
-    let cluster: Cluster;
-    let client: Browser;
+    let apps: TestApps;
+    /** One API client; through the sticky balancer it stayed on one server, here it is s1's. */
+    let client: InjectClient;
     before(async () => {
-      cluster = await startCluster({ ...backend.cluster, env: { SW_LOGIN_LIMIT: '1000' } });
-      client = new Browser(cluster.url, 'api-client');
+      apps = await startApps({ ...backend.apps, servers: SERVERS.length, env: { SW_LOGIN_LIMIT: '1000' } });
+      client = apps.servers[0]!.client('api-client');
     });
-    after(() => cluster.stop());
+    after(() => apps.close());
 
+    const server = (id: string) => {
+      const found = apps.servers.find((s) => s.id === id);
+      assert.ok(found, `server ${id}`);
+      return found;
+    };
     const tokensFor = async () => {
       const username = newUsername('api');
       assert.equal(
-        (await new Browser(cluster.url).post('/api/auth/register', { username, password: PASSWORD })).status,
+        (await server('s1').client().post('/api/auth/register', { username, password: PASSWORD })).status,
         201,
       );
       const r = await client.post('/api/auth/token', { username, password: PASSWORD });
@@ -51,8 +59,8 @@ for (const backend of BACKENDS) {
         ...(r.body as { accessToken: string; refreshToken: string; expiresIn: number; tokenType: string }),
       };
     };
-    const me = (token: string, server?: string) =>
-      client.get('/api/me', { authorization: `Bearer ${token}`, ...(server ? { 'x-statewise-server': server } : {}) });
+    const me = (token: string, on?: string) =>
+      (on ? server(on).client('api-client') : client).get('/api/me', { authorization: `Bearer ${token}` });
 
     it('issues a short-lived RS256 access token any server verifies on its own', async () => {
       const t = await tokensFor();
@@ -63,7 +71,7 @@ for (const backend of BACKENDS) {
       assert.equal(typeof header.kid, 'string');
       for (const claim of ['iss', 'aud', 'sub', 'exp', 'iat', 'jti']) assert.ok(payload[claim] !== undefined, claim);
       assert.ok((payload.exp as number) - (payload.iat as number) <= 900);
-      for (const server of ['s1', 's2', 's3']) assert.equal((await me(t.accessToken, server)).status, 200, server);
+      for (const id of SERVERS) assert.equal((await me(t.accessToken, id)).status, 200, id);
       const jwks = await client.get('/.well-known/jwks.json');
       assert.ok((jwks.body.keys as Array<{ kid: string }>).some((k) => k.kid === header.kid));
       assert.ok(
@@ -75,7 +83,7 @@ for (const backend of BACKENDS) {
     it('refuses forged, tampered and out-of-date tokens', async () => {
       const t = await tokensFor();
       const { header, payload } = decode(t.accessToken);
-      const key = await signingKey(cluster.databaseUrl, header.kid as string);
+      const key = await signingKey(apps.databaseUrl, header.kid as string);
       const now = Math.floor(Date.now() / 1000);
       const jwk = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).find(
         (k) => k.kid === header.kid,
@@ -139,7 +147,7 @@ for (const backend of BACKENDS) {
     it('rotates signing keys without signing anyone out, and refuses a removed key', async () => {
       const before = await tokensFor();
       const oldKid = decode(before.accessToken).header.kid as string;
-      await keysCli(cluster.databaseUrl, 'rotate');
+      await keysCli(apps.databaseUrl, 'rotate');
       const after = await waitFor(
         async () => {
           const t = await tokensFor();
@@ -150,24 +158,23 @@ for (const backend of BACKENDS) {
       const newKid = decode(after.accessToken).header.kid as string;
       const kids = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).map((k) => k.kid);
       assert.ok(kids.includes(oldKid) && kids.includes(newKid), 'both keys are published');
-      for (const server of ['s1', 's2', 's3'])
-        assert.equal((await me(before.accessToken, server)).status, 200, 'old tokens still verify');
+      for (const id of SERVERS) assert.equal((await me(before.accessToken, id)).status, 200, 'old tokens still verify');
 
-      await keysCli(cluster.databaseUrl, 'remove', oldKid);
-      await waitFor(async () => (await me(before.accessToken)).status === 401, {
-        timeoutMs: 15_000,
-        what: 'the removed key to be refused',
-      });
-      for (const server of ['s1', 's2', 's3']) {
-        assert.equal((await me(before.accessToken, server)).status, 401, `removed key refused on ${server}`);
-        assert.equal((await me(after.accessToken, server)).status, 200);
+      await keysCli(apps.databaseUrl, 'remove', oldKid);
+      await waitFor(
+        async () => (await Promise.all(SERVERS.map((id) => me(before.accessToken, id)))).every((r) => r.status === 401),
+        { timeoutMs: 15_000, what: 'the removed key to be refused on every server' },
+      );
+      for (const id of SERVERS) {
+        assert.equal((await me(before.accessToken, id)).status, 401, `removed key refused on ${id}`);
+        assert.equal((await me(after.accessToken, id)).status, 200);
       }
       const published = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).map(
         (k) => k.kid,
       );
       assert.ok(!published.includes(oldKid), 'the removed key left the JWKS');
       // A kid of the older base64url scheme may start with '-': the CLI takes it as the KID, not an option.
-      assert.equal(await keysCli(cluster.databaseUrl, 'remove', '-yAbsentKid'), 'no key -yAbsentKid\n');
+      assert.equal(await keysCli(apps.databaseUrl, 'remove', '-yAbsentKid'), 'no key -yAbsentKid\n');
     });
 
     it('refuses bad credentials for tokens as for logins', async () => {

@@ -1,37 +1,43 @@
 /**
  * Browser sessions, black box, from the OWASP Session Management checklist
- * (../shared/research/sessions.md, section c). Every case runs on the three backends; where the
- * stateful design (memory) behaves differently, the test asserts what it really does.
+ * (../shared/research/sessions.md, section c), on three in-process servers (app.inject) sharing one
+ * database. Every case runs on the three backends; where the stateful design (memory: each server
+ * keeps its own sessions) behaves differently, the test asserts what it really does.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { startCluster, type Cluster } from '../support/cluster.ts';
-import { Browser } from '../support/http.ts';
-import { BACKENDS, newUsername, PASSWORD } from './backends.ts';
+import { startApps, type InjectResult, type TestApps } from '../support/app.ts';
+import { BACKENDS, newUsername, PASSWORD } from '../security/backends.ts';
 
 const SERVERS = ['s1', 's2', 's3'];
 /** Requests with a dead or made-up session id allowed per address per minute in this suite. */
 const GUESS_LIMIT = 200;
+/** The host the browser believes it talks to, and so its own origin. */
+const HOST = 'statewise.test';
+
+const setCookies = (r: InjectResult): string[] => {
+  const value = r.headers['set-cookie'];
+  return value === undefined ? [] : Array.isArray(value) ? value : [String(value)];
+};
 
 for (const backend of BACKENDS) {
   describe(`browser sessions on ${backend.name}`, () => {
-    let cluster: Cluster;
+    let apps: TestApps;
     before(async () => {
-      cluster = await startCluster({
-        ...backend.cluster,
+      apps = await startApps({
+        ...backend.apps,
+        servers: SERVERS.length,
         env: { SW_LOGIN_LIMIT: '5', SW_UNKNOWN_SESSION_IP_LIMIT: String(GUESS_LIMIT) },
       });
     });
-    after(() => cluster.stop());
+    after(() => apps.close());
 
-    /** A browser pinned to one server: in stateful mode that is where its session lives. */
-    const browser = (ua = 'Mozilla/5.0 test', pin = 's1') => {
-      const b = new Browser(cluster.url, ua);
-      const request = b.request.bind(b);
-      b.request = (method, path, options = {}) =>
-        request(method, path, { ...options, headers: { 'x-statewise-server': pin, ...options.headers } });
-      return b;
+    /** A browser of one server: in stateful mode that is where its session lives. */
+    const browser = (ua = 'Mozilla/5.0 test', on = 's1') => {
+      const server = apps.servers.find((s) => s.id === on);
+      assert.ok(server, `server ${on}`);
+      return server.client(ua);
     };
     const signedUp = async (b = browser()) => {
       const username = newUsername();
@@ -43,7 +49,7 @@ for (const backend of BACKENDS) {
     it('sets the cookie HttpOnly, SameSite=Lax, Path=/, for the browser session only', async () => {
       const b = browser();
       const r = await b.post('/api/auth/register', { username: newUsername(), password: PASSWORD });
-      const cookie = r.headers.getSetCookie().find((c) => c.startsWith('sid='))!;
+      const cookie = setCookies(r).find((c) => c.startsWith('sid='))!;
       assert.ok(cookie, 'sid cookie over plain http');
       assert.match(cookie, /; HttpOnly/);
       assert.match(cookie, /; SameSite=Lax/);
@@ -124,7 +130,7 @@ for (const backend of BACKENDS) {
         forger.cookies.set('sid', flipped.toString('base64url'));
         const r = await forger.get('/api/me');
         assert.equal(r.status, 401, `byte ${at}`);
-        assert.equal(r.headers.getSetCookie().length, 0, 'nothing adopted');
+        assert.equal(setCookies(r).length, 0, 'nothing adopted');
       }
       assert.equal((await b.get('/api/me')).status, 200);
     });
@@ -155,10 +161,11 @@ for (const backend of BACKENDS) {
       b.cookies.set('sid', Buffer.alloc(32, 7).toString('base64url'));
       const me = await b.get('/api/me');
       assert.equal(me.status, 401);
-      assert.equal(me.headers.getSetCookie().length, 0, 'no session is created for a made-up id');
+      assert.equal(setCookies(me).length, 0, 'no session is created for a made-up id');
     });
 
     it('throttles an address that guesses session ids, with one budget over all servers', async () => {
+      // From 127.0.0.1, a trusted proxy: X-Forwarded-For names the client, as through the balancer.
       const guesser = { 'x-forwarded-for': '203.0.113.7' };
       // Where the ids would live: every server on a shared store, one server in the stateful design.
       const servers = backend.shared ? SERVERS : ['s1'];
@@ -170,7 +177,7 @@ for (const backend of BACKENDS) {
             const b = browser('Mozilla/5.0 test', servers[(round * 10 + i) % servers.length]);
             b.cookies.set('sid', randomBytes(32).toString('base64url'));
             const r = await b.get('/api/me', guesser);
-            if (r.status === 429) assert.ok(Number(r.headers.get('retry-after')) >= 1, 'Retry-After');
+            if (r.status === 429) assert.ok(Number(r.headers['retry-after']) >= 1, 'Retry-After');
             return r.status;
           }),
         );
@@ -200,7 +207,7 @@ for (const backend of BACKENDS) {
       const cookie = b.cookies.get('sid')!;
       const out = await b.post('/api/auth/logout');
       assert.equal(out.status, 204);
-      assert.match(out.headers.getSetCookie().join(), /sid=;.*Expires=Thu, 01 Jan 1970/);
+      assert.match(setCookies(out).join(), /sid=;.*Expires=Thu, 01 Jan 1970/);
       for (const server of SERVERS) {
         const replay = browser('Mozilla/5.0 test', server);
         replay.cookies.set('sid', cookie);
@@ -263,8 +270,8 @@ for (const backend of BACKENDS) {
 
     it('marks authenticated responses Cache-Control: no-store', async () => {
       const { b } = await signedUp();
-      assert.equal((await b.get('/api/me')).headers.get('cache-control'), 'no-store');
-      assert.equal((await b.get('/api/auth/sessions')).headers.get('cache-control'), 'no-store');
+      assert.equal((await b.get('/api/me')).headers['cache-control'], 'no-store');
+      assert.equal((await b.get('/api/auth/sessions')).headers['cache-control'], 'no-store');
     });
 
     it('revokes a session presented with another User-Agent', async () => {
@@ -277,10 +284,11 @@ for (const backend of BACKENDS) {
 
     it('refuses cross-site requests made with the cookie; bearer requests are exempt', async () => {
       const { b, username } = await signedUp();
-      const evil = await b.post('/api/auth/logout', {}, { origin: 'http://evil.example' });
+      const site = { host: HOST };
+      const evil = await b.post('/api/auth/logout', {}, { ...site, origin: 'http://evil.example' });
       assert.equal(evil.status, 403);
       assert.equal(evil.body.error.code, 'csrf_rejected');
-      const crossSite = await b.post('/api/auth/logout', {}, { 'sec-fetch-site': 'cross-site' });
+      const crossSite = await b.post('/api/auth/logout', {}, { ...site, 'sec-fetch-site': 'cross-site' });
       assert.equal(crossSite.status, 403);
       assert.equal((await b.get('/api/me')).status, 200, 'still signed in: nothing happened');
       const tokens = await browser('api').post('/api/auth/token', { username, password: PASSWORD });
@@ -288,12 +296,17 @@ for (const backend of BACKENDS) {
         '/api/auth/logout-all',
         {},
         {
+          ...site,
           authorization: `Bearer ${tokens.body.accessToken}`,
           origin: 'http://evil.example',
         },
       );
       assert.equal(bearer.status, 204, 'a bearer request is not CSRF-able');
-      const same = await b.post('/api/auth/logout', {}, { origin: cluster.url, 'sec-fetch-site': 'same-origin' });
+      const same = await b.post(
+        '/api/auth/logout',
+        {},
+        { ...site, origin: `http://${HOST}`, 'sec-fetch-site': 'same-origin' },
+      );
       assert.equal(same.status, 204);
     });
 
@@ -306,7 +319,7 @@ for (const backend of BACKENDS) {
         for (const server of SERVERS) {
           const limited = await attempt(server);
           assert.equal(limited.status, 429, `the 6th attempt is refused on ${server}`);
-          assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+          assert.ok(Number(limited.headers['retry-after']) >= 1);
         }
       } else {
         // s1 saw 2 of the 5 attempts: each server counts alone, so 3 servers allow 3 x the limit.
