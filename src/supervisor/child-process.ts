@@ -16,13 +16,20 @@ export function forkTs(path: string, env: NodeJS.ProcessEnv, onOutput?: (line: s
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
-  const forward = (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) onOutput?.(line);
+  const forward = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (!line.trim()) continue;
+      if (stream === 'stderr') lastError.set(child, line);
+      onOutput?.(line);
+    }
   };
-  child.stdout?.on('data', forward);
-  child.stderr?.on('data', forward);
+  child.stdout?.on('data', forward('stdout'));
+  child.stderr?.on('data', forward('stderr'));
   return child;
 }
+
+/** The last line each child wrote to stderr: why it exited, when it says so. */
+const lastError = new WeakMap<ChildProcess, string>();
 
 /** Resolves with the first IPC message of the given type, or rejects if the child exits first. */
 export function waitForMessage<T extends { type: string }>(
@@ -35,8 +42,10 @@ export function waitForMessage<T extends { type: string }>(
     const onMessage = (message: unknown) => {
       if ((message as { type?: string } | null)?.type === type) done(undefined, message as T);
     };
-    const onExit = (code: number | null, signal: string | null) =>
-      done(new Error(`child exited (code ${code}, signal ${signal}) before "${type}"`));
+    const onExit = (code: number | null, signal: string | null) => {
+      const why = lastError.get(child);
+      done(new Error(why ?? `child exited (code ${code}, signal ${signal}) before "${type}"`));
+    };
     const done = (error?: Error, value?: T) => {
       clearTimeout(timer);
       child.off('message', onMessage);

@@ -6,7 +6,9 @@
  */
 import pino from 'pino';
 import type { LightMyRequestResponse } from 'fastify';
+import assert from 'node:assert/strict';
 import { loadServerConfig } from '../../src/config/server-config.ts';
+import { ERROR_STATUS, type ErrorCode } from '../../src/kernel/errors.ts';
 import { buildApp } from '../../src/server/app.ts';
 import { openServices, type Services } from '../../src/server/services.ts';
 import type { App } from '../../src/kernel/app-type.ts';
@@ -121,6 +123,7 @@ export class InjectClient {
     }
     const type = String(response.headers['content-type'] ?? '');
     const body = type.includes('json') && response.body ? JSON.parse(response.body) : response.body;
+    if (response.statusCode >= 400) assertErrorShape(response.statusCode, body);
     const servedBy = response.headers['x-served-by'];
     return { status: response.statusCode, headers: response.headers, body, servedBy: servedBy as string | undefined };
   }
@@ -129,4 +132,19 @@ export class InjectClient {
   post = <T = any>(url: string, json?: unknown, headers?: Record<string, string>) =>
     this.request<T>('POST', url, { json: json ?? {}, headers });
   delete = <T = any>(url: string, headers?: Record<string, string>) => this.request<T>('DELETE', url, { headers });
+}
+
+/**
+ * Every error any in-process test sees is checked here: the contract's shape, a code of the one
+ * table, and the status that table gives the code.
+ */
+export function assertErrorShape(status: number, body: unknown): void {
+  const error = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  assert.equal(typeof error?.code, 'string', `a ${status} without an error code: ${JSON.stringify(body)}`);
+  assert.equal(typeof error?.message, 'string', `a ${status} without a message`);
+  assert.equal(
+    ERROR_STATUS[error!.code as ErrorCode],
+    status,
+    `${String(error!.code)} is not ${status} in the error table`,
+  );
 }
