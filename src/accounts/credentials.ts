@@ -1,4 +1,4 @@
-import type { UserRow, UsersTable } from '../records/users.ts';
+import type { UserRow, UsersTable } from './users.ts';
 import type { KeyStore } from '../state/types.ts';
 import { AppError } from '../kernel/errors.ts';
 import { burnPasswordCheck, verifyPassword } from './passwords.ts';

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import type { ServerConfig } from '../config/server-config.ts';
 import type { UserId } from '../kernel/ids.ts';
 import type { PgListener } from '../records/pg-listener.ts';
-import { UsersTable } from '../records/users.ts';
+import { UsersTable } from './users.ts';
 import type { SessionRecord, StateStore } from '../state/types.ts';
 import { assertSameOrigin, Authenticator } from './authenticate.ts';
 import { credentialChecker } from './credentials.ts';

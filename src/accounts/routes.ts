@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../kernel/app-type.ts';
-import type { UsersTable } from '../records/users.ts';
+import type { UsersTable } from './users.ts';
 import type { Authenticator } from './authenticate.ts';
 import type { CheckCredentials } from './credentials.ts';
 import type { SessionManager } from './session-manager.ts';

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { AppError } from '../kernel/errors.ts';
 import type { UserId } from '../kernel/ids.ts';
 import type { Payments } from './payments.ts';
+import * as q from './queries.ts';
 
 export const OPENING_BALANCE_CENTS = 100_000;
 
@@ -35,39 +36,24 @@ const toTransaction = (row: LedgerRow): Transaction => ({
   createdAt: row.created_at.toISOString(),
 });
 
-/**
- * The one guarded UPDATE every movement goes through ($1 user, $2 signed delta): a balance is never
- * negative, and two withdrawals can never both spend the same money.
- */
-const GUARDED_MOVE = `UPDATE accounts SET balance_cents = balance_cents + $2
-  WHERE user_id = $1 AND balance_cents + $2 >= 0 RETURNING balance_cents`;
-
 const insufficient = () => new AppError('insufficient_funds', 'The balance is too low for this amount.');
 
 /**
- * The central ledger: the one place balances change. Every movement is GUARDED_MOVE plus a
- * posting, in the caller's transaction.
+ * The central ledger: the one place balances change. Every movement is the guarded UPDATE
+ * (GUARDED_MOVE in queries.ts) plus a posting, in the caller's transaction.
  */
 export class Ledger implements Payments {
   constructor(private readonly db: pg.Pool) {}
 
   /** Opens the account with its starting money the first time the user touches the bank. */
   async open(db: Db, userId: UserId): Promise<boolean> {
-    const opened = await db.query({
-      name: 'bank_open',
-      text: 'INSERT INTO accounts (user_id, balance_cents) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING',
-      values: [userId, OPENING_BALANCE_CENTS],
-    });
+    const opened = await db.query(q.openAccount(userId, OPENING_BALANCE_CENTS));
     return opened.rowCount === 1;
   }
 
   async balance(userId: UserId): Promise<number> {
     await this.open(this.db, userId);
-    const { rows } = await this.db.query<{ balance_cents: string }>({
-      name: 'bank_balance',
-      text: 'SELECT balance_cents FROM accounts WHERE user_id = $1',
-      values: [userId],
-    });
+    const { rows } = await this.db.query<{ balance_cents: string }>(q.balance(userId));
     return Number(rows[0]!.balance_cents);
   }
 
@@ -83,12 +69,7 @@ export class Ledger implements Payments {
 
   /** Both postings in one transaction; accounts locked in id order so transfers never deadlock. */
   async transfer(tx: pg.PoolClient, from: UserId, to: UserId, amountCents: number, key: string): Promise<Transaction> {
-    const lock = () =>
-      tx.query({
-        name: 'bank_lock_pair',
-        text: 'SELECT 1 FROM accounts WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE',
-        values: [[from, to]],
-      });
+    const lock = () => tx.query(q.lockPair(from, to));
     if ((await lock()).rowCount !== 2) {
       // First touch of the bank for one of them: open (idempotent), then lock both again.
       await this.open(tx, from);
@@ -98,22 +79,22 @@ export class Ledger implements Payments {
     const fromBalance = await this.#move(tx, from, -amountCents);
     if (fromBalance === null) throw insufficient();
     const toBalance = (await this.#move(tx, to, amountCents))!;
-    const { rows } = await tx.query<LedgerRow>({
-      name: 'bank_post_transfer',
-      text: `INSERT INTO ledger (user_id, kind, amount_cents, balance_after_cents, transfer_id, idempotency_key)
-             VALUES ($1, 'transfer_out', $3, $4, $6, $7), ($2, 'transfer_in', $3, $5, $6, NULL)
-             RETURNING id, kind, amount_cents, balance_after_cents, created_at`,
-      values: [from, to, amountCents, fromBalance, toBalance, randomUUID(), key],
-    });
+    const { rows } = await tx.query<LedgerRow>(
+      q.postTransfer({
+        from,
+        to,
+        amountCents,
+        fromBalanceCents: fromBalance,
+        toBalanceCents: toBalance,
+        transferId: randomUUID(),
+        key,
+      }),
+    );
     return toTransaction(rows.find((row) => row.kind === 'transfer_out')!);
   }
 
   async transactions(userId: UserId, limit = 100): Promise<Transaction[]> {
-    const { rows } = await this.db.query<LedgerRow>(
-      `SELECT id, kind, amount_cents, balance_after_cents, created_at FROM ledger
-       WHERE user_id = $1 ORDER BY created_at DESC, id LIMIT $2`,
-      [userId, limit],
-    );
+    const { rows } = await this.db.query<LedgerRow>(q.transactions(userId, limit));
     return rows.map(toTransaction);
   }
 
@@ -124,7 +105,7 @@ export class Ledger implements Payments {
     amountCents: number,
   ): Promise<'charged' | 'insufficient_funds'> {
     await this.open(tx, userId);
-    const done = await tx.query('SELECT 1 FROM ledger WHERE reference = $1', [`order:${orderId}:charge`]);
+    const done = await tx.query(q.postingExists(`order:${orderId}:charge`));
     if (done.rowCount) return 'charged';
     const balance = await this.#move(tx, userId, -amountCents);
     if (balance === null) return 'insufficient_funds';
@@ -133,10 +114,8 @@ export class Ledger implements Payments {
   }
 
   async refundOrder(tx: pg.PoolClient, userId: UserId, orderId: string): Promise<void> {
-    const charged = await tx.query<{ amount_cents: string }>('SELECT amount_cents FROM ledger WHERE reference = $1', [
-      `order:${orderId}:charge`,
-    ]);
-    const refunded = await tx.query('SELECT 1 FROM ledger WHERE reference = $1', [`order:${orderId}:refund`]);
+    const charged = await tx.query<{ amount_cents: string }>(q.postedAmount(`order:${orderId}:charge`));
+    const refunded = await tx.query(q.postingExists(`order:${orderId}:refund`));
     if (!charged.rows[0] || refunded.rowCount) return;
     const amount = Number(charged.rows[0].amount_cents);
     const balance = (await this.#move(tx, userId, amount))!;
@@ -144,10 +123,9 @@ export class Ledger implements Payments {
   }
 
   /**
-   * The guarded UPDATE and its posting in ONE statement: the account's row lock is taken by the
-   * statement and held until COMMIT, so fewer round trips under it means more movements per second
-   * on a busy account. null when the balance would go below zero. An account that does not exist
-   * yet is opened (with its starting money) and the movement tried once more.
+   * The guarded UPDATE and its posting in ONE statement (q.moveAndPost says why). null when the
+   * balance would go below zero. An account that does not exist yet is opened (with its starting
+   * money) and the movement tried once more.
    */
   async #moveAndPost(
     tx: pg.PoolClient,
@@ -157,14 +135,7 @@ export class Ledger implements Payments {
     key: string,
   ): Promise<Transaction | null> {
     const attempt = async () => {
-      const { rows } = await tx.query<LedgerRow>({
-        name: 'bank_move_and_post',
-        text: `WITH moved AS (${GUARDED_MOVE})
-               INSERT INTO ledger (user_id, kind, amount_cents, balance_after_cents, idempotency_key)
-               SELECT $1, $3, abs($2::bigint), balance_cents, $4 FROM moved
-               RETURNING id, kind, amount_cents, balance_after_cents, created_at`,
-        values: [userId, delta, kind, key],
-      });
+      const { rows } = await tx.query<LedgerRow>(q.moveAndPost(userId, delta, kind, key));
       return rows[0] ? toTransaction(rows[0]) : null;
     };
     const posted = await attempt();
@@ -174,11 +145,7 @@ export class Ledger implements Payments {
 
   /** Adds `delta` (negative to take); null when the balance would go below zero. */
   async #move(tx: pg.PoolClient, userId: UserId, delta: number): Promise<number | null> {
-    const { rows } = await tx.query<{ balance_cents: string }>({
-      name: 'bank_move',
-      text: GUARDED_MOVE,
-      values: [userId, delta],
-    });
+    const { rows } = await tx.query<{ balance_cents: string }>(q.move(userId, delta));
     return rows[0] ? Number(rows[0].balance_cents) : null;
   }
 
@@ -190,20 +157,7 @@ export class Ledger implements Payments {
     balanceAfterCents: number,
     extra: { key?: string; transferId?: string; reference?: string },
   ): Promise<Transaction> {
-    const { rows } = await tx.query<LedgerRow>({
-      name: 'bank_post',
-      text: `INSERT INTO ledger (user_id, kind, amount_cents, balance_after_cents, transfer_id, reference, idempotency_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, kind, amount_cents, balance_after_cents, created_at`,
-      values: [
-        userId,
-        kind,
-        amountCents,
-        balanceAfterCents,
-        extra.transferId ?? null,
-        extra.reference ?? null,
-        extra.key ?? null,
-      ],
-    });
+    const { rows } = await tx.query<LedgerRow>(q.post({ userId, kind, amountCents, balanceAfterCents, ...extra }));
     return toTransaction(rows[0]!);
   }
 }

@@ -6,7 +6,7 @@ import { IdempotencyKeyHeader } from '../idempotency/key.ts';
 import type { App } from '../kernel/app-type.ts';
 import { AppError } from '../kernel/errors.ts';
 import { responses } from '../kernel/responses.ts';
-import type { UsersTable } from '../records/users.ts';
+import type { UsersTable } from '../accounts/users.ts';
 import type { AtmView } from './atm-view.ts';
 import type { Ledger } from './ledger.ts';
 import { AmountBody, Balance, Movement, TransactionList, TransferBody } from './schemas.ts';

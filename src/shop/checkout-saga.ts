@@ -7,6 +7,7 @@ import { retryOnSqlState } from '../records/retry.ts';
 import type { UserId } from '../kernel/ids.ts';
 import type { CartLine } from './cart.ts';
 import type { CancelReason, OrderStatus } from './orders.ts';
+import * as q from './queries.ts';
 
 export type SagaState = 'started' | 'reserved' | 'charged' | 'compensating' | 'confirmed' | 'cancelled';
 type Step = 'reserve' | 'charge' | 'confirm' | 'compensate';
@@ -71,12 +72,7 @@ export class CheckoutSaga {
     const state = await retryOnSqlState(() =>
       inTransaction(this.db, async (tx) => {
         confirmed = undefined;
-        const { rows } = await tx.query<LockedSaga>(
-          `SELECT s.state, s.reason, o.user_id, o.items, o.total_cents
-           FROM checkout_sagas s JOIN orders o ON o.id = s.order_id
-           WHERE s.order_id = $1 FOR UPDATE OF s`,
-          [orderId],
-        );
+        const { rows } = await tx.query<LockedSaga>(q.lockSaga(orderId));
         const saga = rows[0];
         if (!saga) return null;
         if (TERMINAL.has(saga.state)) return saga.state;
@@ -101,15 +97,12 @@ export class CheckoutSaga {
     const lines = [...saga.items].sort((a, b) => (a.itemId < b.itemId ? -1 : 1));
     switch (saga.state) {
       case 'started': {
-        await tx.query('SAVEPOINT reserve');
+        await tx.query(q.reserveSavepoint());
         for (const line of lines) {
-          const taken = await tx.query('UPDATE menu_items SET stock = stock - $2 WHERE id = $1 AND stock >= $2', [
-            line.itemId,
-            line.qty,
-          ]);
+          const taken = await tx.query(q.takeStock(line.itemId, line.qty));
           if (taken.rowCount !== 1) {
             // One line short: give back the lines taken so far in this step, then cancel.
-            await tx.query('ROLLBACK TO SAVEPOINT reserve');
+            await tx.query(q.rollbackReserve());
             return {
               step: 'reserve',
               outcome: `out_of_stock:${line.itemId}`,
@@ -156,8 +149,7 @@ export class CheckoutSaga {
       case 'compensating': {
         // Undo in reverse: the charge (a no-op when it was refused), then the reservation.
         await this.payments.refundOrder(tx, saga.user_id, orderId);
-        for (const line of lines)
-          await tx.query('UPDATE menu_items SET stock = stock + $2 WHERE id = $1', [line.itemId, line.qty]);
+        for (const line of lines) await tx.query(q.releaseStock(line.itemId, line.qty));
         return {
           step: 'compensate',
           outcome: 'released',
@@ -173,20 +165,8 @@ export class CheckoutSaga {
 
   async #record(tx: pg.PoolClient, orderId: string, next: Transition): Promise<void> {
     // The step log's primary key (order, step) makes a second commit of one step impossible.
-    await tx.query('INSERT INTO checkout_saga_steps (order_id, step, outcome, server_id) VALUES ($1, $2, $3, $4)', [
-      orderId,
-      next.step,
-      next.outcome,
-      this.options.serverId,
-    ]);
-    await tx.query(
-      'UPDATE checkout_sagas SET state = $2, reason = $3, updated_at = clock_timestamp() WHERE order_id = $1',
-      [orderId, next.state, next.reason],
-    );
-    await tx.query('UPDATE orders SET status = $2, reason = $3, updated_at = clock_timestamp() WHERE id = $1', [
-      orderId,
-      next.status,
-      next.status === 'cancelled' ? next.reason : null,
-    ]);
+    await tx.query(q.logStep(orderId, next.step, next.outcome, this.options.serverId));
+    await tx.query(q.setSagaState(orderId, next.state, next.reason));
+    await tx.query(q.setOrderStatus(orderId, next.status, next.status === 'cancelled' ? next.reason : null));
   }
 }

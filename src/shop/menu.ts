@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
 import type pg from 'pg';
+import * as q from './queries.ts';
 
 export interface MenuItem {
   id: string;
@@ -50,10 +51,7 @@ export class Menu {
       kind: 'pizza' | 'drink';
       price_cents: number;
       stock: number;
-    }>({
-      name: 'shop_menu',
-      text: 'SELECT id, name, kind, price_cents, stock FROM menu_items ORDER BY position, id',
-    });
+    }>(q.menu());
     const items = rows.map((r) => ({
       id: r.id,
       name: r.name,

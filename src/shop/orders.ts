@@ -2,6 +2,10 @@ import type pg from 'pg';
 import { AppError } from '../kernel/errors.ts';
 import type { UserId } from '../kernel/ids.ts';
 import type { CartLine } from './cart.ts';
+import * as q from './queries.ts';
+
+// GET /api/orders answers the newest ORDER_LIST_LIMIT; it lives with the statement in queries.ts.
+export { ORDER_LIST_LIMIT } from './queries.ts';
 
 export type OrderStatus = 'pending' | 'confirmed' | 'cancelled';
 export type CancelReason = 'out_of_stock' | 'payment_failed';
@@ -24,10 +28,7 @@ interface OrderRow {
   created_at: Date;
 }
 
-const COLUMNS = 'id, status, reason, total_cents, items, created_at';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** GET /api/orders answers the newest this many. */
-export const ORDER_LIST_LIMIT = 100;
 
 const toOrder = (row: OrderRow): Order => ({
   id: row.id,
@@ -48,8 +49,7 @@ export class Orders {
    */
   async create(tx: pg.PoolClient, userId: UserId, lines: ReadonlyMap<string, number>): Promise<Order> {
     const { rows: menu } = await tx.query<{ id: string; name: string; price_cents: number }>(
-      'SELECT id, name, price_cents FROM menu_items WHERE id = ANY($1::text[]) ORDER BY position, id',
-      [[...lines.keys()]],
+      q.menuPrices([...lines.keys()]),
     );
     const items: CartLine[] = menu.map((m) => ({
       itemId: m.id,
@@ -60,31 +60,22 @@ export class Orders {
     if (items.length === 0)
       throw new AppError('invalid_input', 'The cart is empty; add something from the menu first.');
     const total = items.reduce((sum, line) => sum + line.qty * line.priceCents, 0);
-    const { rows } = await tx.query<OrderRow>(
-      `INSERT INTO orders (user_id, items, total_cents) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
-      [userId, JSON.stringify(items), total],
-    );
+    const { rows } = await tx.query<OrderRow>(q.insertOrder(userId, items, total));
     const order = rows[0]!;
-    await tx.query('INSERT INTO checkout_sagas (order_id) VALUES ($1)', [order.id]);
+    await tx.query(q.startSaga(order.id));
     return toOrder(order);
   }
 
   /** The user's own order, or null (another user's order is as unknown as a missing one). */
   async get(userId: UserId, id: string): Promise<Order | null> {
     if (!UUID.test(id)) return null;
-    const { rows } = await this.db.query<OrderRow>(`SELECT ${COLUMNS} FROM orders WHERE id = $1 AND user_id = $2`, [
-      id,
-      userId,
-    ]);
+    const { rows } = await this.db.query<OrderRow>(q.order(userId, id));
     return rows[0] ? toOrder(rows[0]) : null;
   }
 
   /** Newest first. */
   async list(userId: UserId): Promise<Order[]> {
-    const { rows } = await this.db.query<OrderRow>(
-      `SELECT ${COLUMNS} FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id LIMIT ${ORDER_LIST_LIMIT}`,
-      [userId],
-    );
+    const { rows } = await this.db.query<OrderRow>(q.orders(userId));
     return rows.map(toOrder);
   }
 }

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { inTransaction } from '../../records/pool.ts';
 import { AppError } from '../../kernel/errors.ts';
 import type { UserId } from '../../kernel/ids.ts';
+import * as q from '../queries.ts';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('base64url');
 const refused = () => new AppError('invalid_token', 'The refresh token is not valid; sign in again.');
@@ -27,11 +28,7 @@ export class RefreshTokens {
     client: pg.Pool | pg.PoolClient = this.db,
   ): Promise<string> {
     const token = `rt_${randomBytes(32).toString('base64url')}`;
-    await client.query(
-      `INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
-       VALUES ($1, $2, $3, now() + $4 * interval '1 second')`,
-      [hash(token), familyId, userId, this.ttlSeconds],
-    );
+    await client.query(q.insertRefreshToken(hash(token), familyId, userId, this.ttlSeconds));
     return token;
   }
 
@@ -39,12 +36,7 @@ export class RefreshTokens {
   async rotate(token: string): Promise<RotateOutcome> {
     const outcome = await inTransaction(this.db, async (client) => {
       // The guarded UPDATE is the single-use check: of two concurrent uses, exactly one matches.
-      const used = await client.query<{ family_id: string; user_id: UserId }>(
-        `UPDATE refresh_tokens SET used_at = now()
-         WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
-         RETURNING family_id, user_id`,
-        [hash(token)],
-      );
+      const used = await client.query<{ family_id: string; user_id: UserId }>(q.useRefreshToken(hash(token)));
       const row = used.rows[0];
       if (row)
         return {
@@ -53,15 +45,12 @@ export class RefreshTokens {
           token: await this.issue(row.user_id, row.family_id, client),
         };
       const known = await client.query<{ family_id: string; user_id: UserId; used_at: Date | null }>(
-        'SELECT family_id, user_id, used_at FROM refresh_tokens WHERE token_hash = $1',
-        [hash(token)],
+        q.refreshTokenByHash(hash(token)),
       );
       const stale = known.rows[0];
       if (!stale) throw refused();
       if (stale.used_at) {
-        await client.query('UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL', [
-          stale.family_id,
-        ]);
+        await client.query(q.revokeFamily(stale.family_id));
         return { kind: 'reused' as const, userId: stale.user_id };
       }
       throw refused();
@@ -70,8 +59,6 @@ export class RefreshTokens {
   }
 
   async revokeAllForUser(userId: UserId): Promise<void> {
-    await this.db.query('UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL', [
-      userId,
-    ]);
+    await this.db.query(q.revokeUserRefreshTokens(userId));
   }
 }

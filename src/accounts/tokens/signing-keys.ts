@@ -2,14 +2,14 @@ import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, type K
 import { promisify } from 'node:util';
 import { exportJWK, type JWK } from 'jose';
 import pg from 'pg';
-import { ADVISORY_LOCKS } from '../../records/advisory-locks.ts';
 import { inTransaction } from '../../records/pool.ts';
+import * as q from '../queries.ts';
 
 /** The only algorithm we sign and accept. Chosen by measurement (bench/jwt-verify.ts): RS256 has the
  * cheapest asymmetric verify here (~32 us with node:crypto, vs ~94 ES256 and ~127 EdDSA). */
 export const ALGORITHM = 'RS256';
-/** The NOTIFY channel that tells every server to reload keys after a rotation. */
-export const KEYS_CHANNEL = 'statewise_keys';
+// The NOTIFY channel that tells every server to reload keys; it lives with the NOTIFY in queries.ts.
+export { KEYS_CHANNEL } from '../queries.ts';
 
 export interface SigningKey {
   kid: string;
@@ -41,10 +41,7 @@ export class SigningKeyTable {
   constructor(private readonly db: pg.Pool) {}
 
   async all(): Promise<SigningKey[]> {
-    const { rows } = await this.db.query<KeyRow>(
-      `SELECT kid, private_pem, public_jwk, created_at, retired_at, expires_at FROM signing_keys
-       WHERE expires_at IS NULL OR expires_at > now() ORDER BY created_at DESC`,
-    );
+    const { rows } = await this.db.query<KeyRow>(q.liveSigningKeys());
     return rows.map((row) => ({
       kid: row.kid,
       privateKey: createPrivateKey(row.private_pem),
@@ -59,7 +56,7 @@ export class SigningKeyTable {
   /** Creates the first key if there is none (safe when several servers start at once). */
   async ensureOne(): Promise<void> {
     await this.#locked(async (client) => {
-      const { rowCount } = await client.query('SELECT 1 FROM signing_keys WHERE retired_at IS NULL');
+      const { rowCount } = await client.query(q.signingKeyExists());
       if (!rowCount) await this.#insert(client);
     });
   }
@@ -67,11 +64,7 @@ export class SigningKeyTable {
   /** A new key signs from now on; the others retire and verify for `verifyForMs` more. */
   async rotate(verifyForMs: number): Promise<string> {
     return this.#locked(async (client) => {
-      await client.query(
-        `UPDATE signing_keys SET retired_at = now(), expires_at = now() + $1 * interval '1 millisecond'
-         WHERE retired_at IS NULL`,
-        [verifyForMs],
-      );
+      await client.query(q.retireSigningKeys(verifyForMs));
       return this.#insert(client);
     });
   }
@@ -79,10 +72,7 @@ export class SigningKeyTable {
   /** Removes a key at once: tokens signed with it are refused from now on. */
   async remove(kid: string): Promise<boolean> {
     return this.#locked(async (client) => {
-      const { rowCount } = await client.query(
-        `UPDATE signing_keys SET retired_at = coalesce(retired_at, now()), expires_at = now() WHERE kid = $1`,
-        [kid],
-      );
+      const { rowCount } = await client.query(q.removeSigningKey(kid));
       return (rowCount ?? 0) > 0;
     });
   }
@@ -93,21 +83,18 @@ export class SigningKeyTable {
     // (base64url can, and a command line would take it for an option).
     const kid = `${new Date().toISOString().slice(0, 10)}-${randomBytes(8).toString('hex')}`;
     const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: ALGORITHM, use: 'sig' };
-    await client.query('INSERT INTO signing_keys (kid, alg, private_pem, public_jwk) VALUES ($1, $2, $3, $4)', [
-      kid,
-      ALGORITHM,
-      privateKey.export({ type: 'pkcs8', format: 'pem' }),
-      publicJwk,
-    ]);
+    await client.query(
+      q.insertSigningKey(kid, ALGORITHM, privateKey.export({ type: 'pkcs8', format: 'pem' }), publicJwk),
+    );
     return kid;
   }
 
   /** Runs `work` in a transaction under the keys lock; the NOTIFY, sent at COMMIT, makes every server reload. */
   #locked<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     return inTransaction(this.db, async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCKS.signingKeys]);
+      await client.query(q.lockSigningKeys());
       const result = await work(client);
-      await client.query(`NOTIFY ${KEYS_CHANNEL}`);
+      await client.query(q.notifyKeysChanged());
       return result;
     });
   }

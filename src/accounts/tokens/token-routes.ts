@@ -2,7 +2,7 @@ import type { App } from '../../kernel/app-type.ts';
 import { AppError } from '../../kernel/errors.ts';
 import type { UserId } from '../../kernel/ids.ts';
 import { responses } from '../../kernel/responses.ts';
-import type { UsersTable } from '../../records/users.ts';
+import type { UsersTable } from '../users.ts';
 import type { CheckCredentials } from '../credentials.ts';
 import type { RateLimiter } from '../rate-limiter.ts';
 import { Credentials } from '../schemas.ts';
