@@ -3,20 +3,10 @@ import type pg from 'pg';
 import { AppError } from '../kernel/errors.ts';
 import type { UserId } from '../kernel/ids.ts';
 import type { Payments } from './payments.ts';
+import type { Transaction, TransactionKind } from './types.ts';
 import * as q from './queries.ts';
 
 export const OPENING_BALANCE_CENTS = 100_000;
-
-export type TransactionKind =
-  'deposit' | 'withdrawal' | 'transfer_out' | 'transfer_in' | 'order_charge' | 'order_refund';
-
-export interface Transaction {
-  id: string;
-  kind: TransactionKind;
-  amountCents: number;
-  balanceAfterCents: number;
-  createdAt: string;
-}
 
 type Db = pg.Pool | pg.PoolClient;
 

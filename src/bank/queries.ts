@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import type { UserId } from '../kernel/ids.ts';
-import type { TransactionKind } from './ledger.ts';
+import type { TransactionKind } from './types.ts';
 
 /** The columns of one posting, as `LedgerRow` in ledger.ts reads them. */
 const POSTING = 'id, kind, amount_cents, balance_after_cents, created_at';

@@ -1,13 +1,7 @@
 import type { HashStore, SessionRecord } from '../state/types.ts';
 import type { UserId } from '../kernel/ids.ts';
 import type { MenuSnapshot } from './menu.ts';
-
-export interface CartLine {
-  itemId: string;
-  name: string;
-  qty: number;
-  priceCents: number;
-}
+import type { CartLine } from './types.ts';
 
 export interface CartView {
   items: CartLine[];

@@ -5,11 +5,9 @@ import type { Payments } from '../bank/payments.ts';
 import { inTransaction } from '../records/pool.ts';
 import { retryOnSqlState } from '../records/retry.ts';
 import type { UserId } from '../kernel/ids.ts';
-import type { CartLine } from './cart.ts';
-import type { CancelReason, OrderStatus } from './orders.ts';
+import type { CancelReason, CartLine, OrderStatus, SagaState } from './types.ts';
 import * as q from './queries.ts';
 
-export type SagaState = 'started' | 'reserved' | 'charged' | 'compensating' | 'confirmed' | 'cancelled';
 type Step = 'reserve' | 'charge' | 'confirm' | 'compensate';
 
 const TERMINAL: ReadonlySet<SagaState> = new Set(['confirmed', 'cancelled']);

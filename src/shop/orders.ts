@@ -1,14 +1,11 @@
 import type pg from 'pg';
 import { AppError } from '../kernel/errors.ts';
 import type { UserId } from '../kernel/ids.ts';
-import type { CartLine } from './cart.ts';
+import type { CancelReason, CartLine, OrderStatus } from './types.ts';
 import * as q from './queries.ts';
 
 // GET /api/orders answers the newest ORDER_LIST_LIMIT; it lives with the statement in queries.ts.
 export { ORDER_LIST_LIMIT } from './queries.ts';
-
-export type OrderStatus = 'pending' | 'confirmed' | 'cancelled';
-export type CancelReason = 'out_of_stock' | 'payment_failed';
 
 export interface Order {
   id: string;

@@ -8,9 +8,7 @@
  */
 import type pg from 'pg';
 import type { UserId } from '../kernel/ids.ts';
-import type { CartLine } from './cart.ts';
-import type { CancelReason, OrderStatus } from './orders.ts';
-import type { SagaState } from './checkout-saga.ts';
+import type { CancelReason, CartLine, OrderStatus, SagaState } from './types.ts';
 
 /** GET /api/orders answers the newest this many. */
 export const ORDER_LIST_LIMIT = 100;
