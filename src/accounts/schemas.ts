@@ -6,7 +6,7 @@ export const UserReply = Type.Object({ user: User });
 
 export const Credentials = Type.Object(
   {
-    username: Type.String({ minLength: 1, maxLength: 64 }),
+    username: Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\x00-\\x1f\\x7f]+$' }),
     password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX }),
   },
   { additionalProperties: false },

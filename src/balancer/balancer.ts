@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyPluginAsync } from 'fastify';
 import { pino } from 'pino';
 import { Agent } from 'undici';
-import { sendAppError } from '../kernel/http-errors.ts';
+import { frameworkErrorReply, sendAppError } from '../kernel/http-errors.ts';
 import { methodNotAllowed } from './error-replies.ts';
 import { HealthChecks } from './health-checks.ts';
 import type { BalancePolicy } from './policies.ts';
@@ -80,6 +80,10 @@ export async function createBalancer(options: BalancerOptions): Promise<Balancer
     // In-flight requests finish while closing; keep-alive clients are cut rather than waited for.
     return503OnClosing: false,
     forceCloseConnections: true,
+    // Any path is forwarded as it is; the router's own errors (a malformed percent-encoding) are
+    // answered in the contract's shape.
+    maxParamLength: 8192,
+    frameworkErrors: frameworkErrorReply(),
   });
 
   try {

@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { USERNAME_PATTERN } from '../accounts/passwords.ts';
 
 export const MAX_AMOUNT_CENTS = 100_000_000;
 
@@ -6,7 +7,10 @@ const Amount = Type.Integer({ minimum: 1, maximum: MAX_AMOUNT_CENTS, description
 
 export const AmountBody = Type.Object({ amountCents: Amount }, { additionalProperties: false });
 export const TransferBody = Type.Object(
-  { toUsername: Type.String({ minLength: 1, maxLength: 64 }), amountCents: Amount },
+  {
+    toUsername: Type.String({ pattern: USERNAME_PATTERN, description: 'the username of the recipient' }),
+    amountCents: Amount,
+  },
   { additionalProperties: false },
 );
 

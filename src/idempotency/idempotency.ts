@@ -27,6 +27,16 @@ const IN_PROGRESS_WAIT = '1500ms';
 /** A server that hangs inside the transaction loses its lock after this; a retry then takes over. */
 const HUNG_SERVER_TIMEOUT = '10s';
 const LOCK_NOT_AVAILABLE = '55P03';
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * The stored answer as jsonb accepts it: JSON.stringify writes a lone surrogate (half of a UTF-16
+ * pair, which a refusal can echo from the request) as an escape jsonb refuses. It becomes U+FFFD.
+ */
+const storable = (body: unknown): string =>
+  JSON.stringify(body, (_key, value: unknown) =>
+    typeof value === 'string' ? value.replace(LONE_SURROGATE, '\ufffd') : value,
+  );
 
 const inProgress = () =>
   new AppError('idempotency_in_progress', 'A request with this Idempotency-Key is still running; retry shortly.', {
@@ -82,7 +92,7 @@ export class Idempotency {
           }
           await control.commitWith(
             `UPDATE idempotency_keys SET response_status = ${Number(result.status)},
-               response_body = ${literal(JSON.stringify(result.body))}
+               response_body = ${literal(storable(result.body))}
              WHERE user_id = ${literal(userId)} AND key = ${literal(key)}`,
           );
           return { ...result, headers: {} };

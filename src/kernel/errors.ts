@@ -22,6 +22,8 @@ export const ERROR_STATUS = {
   insufficient_funds: 409,
   idempotency_in_progress: 409,
   body_too_large: 413,
+  /** A path segment longer than the router takes. */
+  uri_too_long: 414,
   unsupported_media_type: 415,
   idempotency_key_mismatch: 422,
   rate_limited: 429,

@@ -20,6 +20,15 @@ export function toAppError(error: unknown): AppError {
       return new AppError('invalid_json', 'The body is empty; send a JSON object or no content-type.');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new AppError('invalid_input', 'The content-length does not match the body.');
+    case 'FST_ERR_BAD_URL':
+      return new AppError('invalid_input', 'The path is not valid percent-encoding.');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new AppError('uri_too_long', 'A segment of the path is longer than this server accepts.');
+  }
+  // PostgreSQL's data exceptions (class 22: a NUL byte, a malformed escape) come from a value the
+  // client sent that a schema let through: the client's mistake, and nothing was written.
+  if (typeof e.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code) && 'severity' in (error as object)) {
+    return new AppError('invalid_input', 'The request holds a value the database cannot store (e.g. a NUL character).');
   }
   if (error instanceof SyntaxError || e.statusCode === 400) {
     return new AppError('invalid_json', `The body is not valid JSON: ${e.message ?? 'parse error'}`);
@@ -56,6 +65,19 @@ export function sendAppError<R extends ReplyLike>(reply: R, error: AppError): R 
   reply.type('application/json');
   reply.send(error.toBody());
   return reply;
+}
+
+/**
+ * Fastify's `frameworkErrors` option: errors of the router itself (a malformed percent-encoding, a
+ * path segment over the limit) that skip the error handler and every hook. Answered like any other.
+ */
+export function frameworkErrorReply(servedBy?: string) {
+  return (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
+    if (servedBy) reply.header('x-served-by', servedBy);
+    const appError = toAppError(error);
+    if (appError.status >= 500) request.log.error({ err: error }, 'request failed');
+    sendAppError(reply, appError);
+  };
 }
 
 /** Installs the error handler and a not-found handler that tells 404 from 405. */

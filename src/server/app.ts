@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { accountsPlugin } from '../accounts/plugin.ts';
 import { bankPlugin } from '../bank/plugin.ts';
 import type { App } from '../kernel/app-type.ts';
-import { installErrorHandling } from '../kernel/http-errors.ts';
+import { frameworkErrorReply, installErrorHandling } from '../kernel/http-errors.ts';
 import { ErrorSchema } from '../kernel/responses.ts';
 import { shopPlugin } from '../shop/plugin.ts';
 import { webPlugin } from '../web/plugin.ts';
@@ -33,6 +33,9 @@ export async function buildApp(services: Services): Promise<App> {
       return typeof given === 'string' && given.length <= 128 ? given : randomUUID();
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // The longest path parameter a route documents is 200 characters (an asset's name).
+    maxParamLength: 256,
+    frameworkErrors: frameworkErrorReply(config.serverId),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // The API speaks JSON only: any other body is a 415, not a string that fails validation.
