@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import { Type, type TSchema } from 'typebox';
 import { ERROR_STATUS } from './errors.ts';
 
@@ -23,3 +24,27 @@ export function responses(success: Record<number, TSchema>, errors: number[] = [
 }
 
 export const NoContent = Type.Null({ description: 'No content' });
+
+const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * Keeps the served OpenAPI document true about the answers every route can give whatever its
+ * handler does: 400 (a malformed path or query) and 414 (a path segment too long) anywhere; 413
+ * and 415 where a body is taken; 403 where the CSRF check of /api runs (unsafe methods).
+ * Installed before the routes (an onRoute hook sees each as it is added).
+ */
+export function documentCommonErrors(app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    const schema = route.schema as { response?: Record<number, unknown>; hide?: boolean } | undefined;
+    if (!schema?.response || schema.hide) return;
+    const methods = [route.method].flat().map(String);
+    const unsafe = methods.some((m) => WITH_BODY.has(m));
+    const statuses = [
+      400,
+      414,
+      ...(unsafe ? [413, 415] : []),
+      ...(unsafe && route.url.startsWith('/api/') ? [403] : []),
+    ];
+    for (const status of statuses) schema.response[status] ??= Type.Ref('Error');
+  });
+}

@@ -6,7 +6,7 @@ import { accountsPlugin } from '../accounts/plugin.ts';
 import { bankPlugin } from '../bank/plugin.ts';
 import type { App } from '../kernel/app-type.ts';
 import { frameworkErrorReply, installErrorHandling } from '../kernel/http-errors.ts';
-import { ErrorSchema } from '../kernel/responses.ts';
+import { documentCommonErrors, ErrorSchema } from '../kernel/responses.ts';
 import { shopPlugin } from '../shop/plugin.ts';
 import { webPlugin } from '../web/plugin.ts';
 import { healthPlugin } from './health-plugin.ts';
@@ -57,6 +57,7 @@ export async function buildApp(services: Services): Promise<App> {
     },
   });
   installErrorHandling(app);
+  documentCommonErrors(app);
 
   const servedBy = config.serverId;
   const { lifecycle } = services;

@@ -108,7 +108,7 @@ export const webPlugin = fp<{ log: FastifyBaseLogger }>(
           tags,
           description: `A fingerprinted asset named by the page. Cache-Control: ${IMMUTABLE}.`,
           params: Type.Object({ file: Type.String({ maxLength: 200 }) }),
-          response: { 200: Type.String(), 304: NotModified },
+          response: responses({ 200: Type.String(), 304: NotModified }, [404]),
         },
       },
       async (request, reply) => {

@@ -70,6 +70,9 @@ for (const { store, cases } of PLAN) {
         `${fuzzer.tally.cases} cases; known bugs seen: ${[...known].map(([id, n]) => `${id} x${n}`).join(', ') || 'none'}`,
       );
       if (process.env.FUZZ_VERBOSE) console.log(summarise(fuzzer.tally, `${store} store`));
+      // The served document is the contract: every status a route answered is one it lists.
+      const undocumented = [...fuzzer.tally.undocumented].map(([route, set]) => `${route}: ${[...set].join(', ')}`);
+      assert.deepEqual(undocumented, [], 'statuses answered but not in /docs/json');
     });
   });
 }
