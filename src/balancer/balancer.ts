@@ -82,7 +82,7 @@ export async function createBalancer(options: BalancerOptions): Promise<Balancer
     forceCloseConnections: true,
     // Any path is forwarded as it is; the router's own errors (a malformed percent-encoding) are
     // answered in the contract's shape.
-    maxParamLength: 8192,
+    routerOptions: { maxParamLength: 8192 },
     frameworkErrors: frameworkErrorReply(),
   });
 

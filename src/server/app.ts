@@ -34,7 +34,7 @@ export async function buildApp(services: Services): Promise<App> {
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     // The longest path parameter a route documents is 200 characters (an asset's name).
-    maxParamLength: 256,
+    routerOptions: { maxParamLength: 256 },
     frameworkErrors: frameworkErrorReply(config.serverId),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
