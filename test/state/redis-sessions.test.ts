@@ -105,7 +105,7 @@ describe('redis sessions', () => {
   it('logout-all removes every session of the user; the index lives as long as the longest', async () => {
     const userId = unique('user') as UserId;
     const now = Date.now();
-    const long = session({ userId, absoluteExpiresAt: now + 3_600_000 });
+    const long = session({ userId, createdAt: now - 1, absoluteExpiresAt: now + 3_600_000 });
     const short = session({ userId, createdAt: now + 1, absoluteExpiresAt: now + 120_000 });
     const stranger = session();
     // The longer one first: the shorter one must not cut the index TTL down.
