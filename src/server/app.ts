@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { accountsPlugin } from '../accounts/plugin.ts';
 import { bankPlugin } from '../bank/plugin.ts';
+import { chatPlugin } from '../chat/plugin.ts';
 import type { App } from '../kernel/app-type.ts';
 import { frameworkErrorReply, installErrorHandling } from '../kernel/http-errors.ts';
 import { documentCommonErrors, ErrorSchema } from '../kernel/responses.ts';
@@ -75,6 +76,7 @@ export async function buildApp(services: Services): Promise<App> {
   await app.register(accountsPlugin, services);
   await app.register(bankPlugin, services);
   await app.register(shopPlugin, services);
+  await app.register(chatPlugin, services);
   await app.register(webPlugin, services);
   return app;
 }

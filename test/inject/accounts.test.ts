@@ -62,8 +62,8 @@ for (const store of STORES) {
   });
 
   describe(`session timeouts on ${store}`, () => {
-    const IDLE = 1000;
-    const ABSOLUTE = 6000;
+    const IDLE = 800;
+    const ABSOLUTE = 4000;
     let apps: TestApps;
     before(async () => {
       apps = await startApps({

@@ -1,0 +1,319 @@
+/**
+ * The HTTP half of the chat in process (app.inject) over every session-state backend, two servers
+ * each: rooms, the gapless per-room seq under concurrent sends on both servers, idempotent sends by
+ * clientMsgId, history paging, read marks and unread counts (records: the same on every server),
+ * presence, the bus wake-up, and bad input that stores nothing.
+ *
+ * Users talk through bearer tokens, which any server verifies on its own: the same user on both
+ * servers even on the memory store (where a session cookie lives on one server only).
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { startApps, STORES, type InjectResult, type TestApps, type TestServer } from '../support/app.ts';
+import { newUsername, PASSWORD } from '../security/backends.ts';
+import { waitFor } from '../support/wait.ts';
+import { createPool } from '../../src/records/pool.ts';
+import type pg from 'pg';
+
+/** A signed-in user who can talk to any server. */
+interface User {
+  username: string;
+  get(server: TestServer, url: string): Promise<InjectResult>;
+  post(server: TestServer, url: string, json?: unknown): Promise<InjectResult>;
+}
+
+async function signUp(server: TestServer, prefix = 'chat'): Promise<User> {
+  const username = newUsername(prefix);
+  const browser = server.client();
+  assert.equal((await browser.post('/api/auth/register', { username, password: PASSWORD })).status, 201);
+  const token = await server.client().post('/api/auth/token', { username, password: PASSWORD });
+  assert.equal(token.status, 200);
+  const authorization = `Bearer ${token.body.accessToken as string}`;
+  return {
+    username,
+    get: (s, url) => s.client().get(url, { authorization }),
+    post: (s, url, json) => s.client().post(url, json, { authorization }),
+  };
+}
+
+for (const store of STORES) {
+  describe(`chat on ${store}`, () => {
+    let apps: TestApps;
+    let s1: TestServer;
+    let s2: TestServer;
+    let alice: User;
+    let bob: User;
+    let db: pg.Pool;
+    const rowsIn = async (roomId: string) =>
+      Number((await db.query('SELECT count(*) FROM chat_messages WHERE room_id = $1', [roomId])).rows[0].count);
+    const newRoom = async (name = `room-${randomUUID()}`) => {
+      const r = await alice.post(s1, '/api/chat/rooms', { name });
+      assert.equal(r.status, 201);
+      return r.body.room as { id: string; name: string; lastSeq: number };
+    };
+
+    before(async () => {
+      apps = await startApps({ store, servers: 2 });
+      [s1, s2] = apps.servers as [TestServer, TestServer];
+      db = createPool(apps.databaseUrl, { max: 2 });
+      [alice, bob] = await Promise.all([signUp(s1, 'alice'), signUp(s2, 'bob')]);
+    });
+    after(async () => {
+      await db?.end();
+      await apps?.close();
+    });
+
+    it('creates and lists rooms; a taken name is 409 on any server', async () => {
+      const name = `general ${randomUUID()}`;
+      const created = await alice.post(s1, '/api/chat/rooms', { name });
+      assert.equal(created.status, 201);
+      assert.equal(created.body.room.name, name);
+      assert.equal(created.body.room.lastSeq, 0);
+      assert.match(created.body.room.id, /^[0-9a-f-]{36}$/);
+      const listed = await bob.get(s2, '/api/chat/rooms');
+      assert.equal(listed.status, 200);
+      assert.deepEqual(
+        listed.body.rooms.find((r: { id: string }) => r.id === created.body.room.id),
+        created.body.room,
+      );
+      const again = await bob.post(s2, '/api/chat/rooms', { name });
+      assert.equal(again.status, 409);
+      assert.equal(again.body.error.code, 'conflict');
+      const count = Number((await db.query('SELECT count(*) FROM chat_rooms WHERE name = $1', [name])).rows[0].count);
+      assert.equal(count, 1);
+    });
+
+    it('refuses bad room names and stores none', async () => {
+      const before = (await alice.get(s1, '/api/chat/rooms')).body.rooms.length;
+      for (const body of [
+        { name: '' },
+        { name: 'x'.repeat(65) },
+        { name: 'a\nb' },
+        { name: 'tab\there' },
+        { name: 'del\u007f' },
+        { name: 'ok', extra: 1 },
+        {},
+        { name: 5 },
+      ]) {
+        const r = await alice.post(s1, '/api/chat/rooms', body);
+        assert.equal(r.status, 400, JSON.stringify(body));
+      }
+      assert.equal((await alice.post(s1, '/api/chat/rooms', { name: 'y'.repeat(64) + randomUUID() })).status, 400);
+      assert.equal((await alice.get(s1, '/api/chat/rooms')).body.rooms.length, before);
+    });
+
+    it('200 concurrent sends over 2 servers get seqs 1..200, no gap, no duplicate, history in order', async () => {
+      const room = await newRoom();
+      const url = `/api/chat/rooms/${room.id}/messages`;
+      const sent = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => {
+          const user = i % 3 === 0 ? bob : alice;
+          return user.post(i % 2 === 0 ? s1 : s2, url, { text: `message ${i}`, clientMsgId: `c-${i}` });
+        }),
+      );
+      for (const r of sent) assert.equal(r.status, 201, JSON.stringify(r.body));
+      const seqs = sent.map((r) => r.body.message.seq as number).sort((a, b) => a - b);
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: 200 }, (_, i) => i + 1),
+      );
+      const history = await bob.get(s2, `${url}?limit=200`);
+      assert.equal(history.status, 200);
+      assert.deepEqual(
+        history.body.messages,
+        sent.map((r) => r.body.message).sort((a, b) => a.seq - b.seq),
+      );
+      for (const [i, r] of sent.entries()) {
+        assert.equal(r.body.message.text, `message ${i}`);
+        assert.equal(r.body.message.author, i % 3 === 0 ? bob.username : alice.username);
+      }
+      const listed = (await alice.get(s1, '/api/chat/rooms')).body.rooms.find((r: { id: string }) => r.id === room.id);
+      assert.equal(listed.lastSeq, 200);
+      assert.equal(await rowsIn(room.id), 200);
+    });
+
+    it('the same clientMsgId again is the same message (same seq), one row, also sent to both servers at once', async () => {
+      const room = await newRoom();
+      const url = `/api/chat/rooms/${room.id}/messages`;
+      const first = await alice.post(s1, url, { text: 'hello', clientMsgId: 'same-1' });
+      const second = await alice.post(s2, url, { text: 'hello', clientMsgId: 'same-1' });
+      assert.equal(first.status, 201);
+      assert.equal(second.status, 201);
+      assert.deepEqual(second.body.message, first.body.message);
+      assert.equal(first.body.message.seq, 1);
+
+      // Twenty rounds of an identical pair sent to both servers at once.
+      for (let round = 0; round < 20; round++) {
+        const body = { text: `race ${round}`, clientMsgId: `race-${round}` };
+        const [a, b] = await Promise.all([alice.post(s1, url, body), alice.post(s2, url, body)]);
+        assert.equal(a.status, 201, JSON.stringify(a.body));
+        assert.equal(b.status, 201, JSON.stringify(b.body));
+        assert.deepEqual(a.body.message, b.body.message);
+        assert.equal(a.body.message.seq, round + 2, 'a resend consumes no seq');
+      }
+      // Another author may use the same clientMsgId: another message.
+      const other = await bob.post(s2, url, { text: 'hello', clientMsgId: 'same-1' });
+      assert.equal(other.status, 201);
+      assert.equal(other.body.message.seq, 22);
+      assert.equal(await rowsIn(room.id), 22);
+      const history = (await alice.get(s1, `${url}?limit=200`)).body.messages.map((m: { seq: number }) => m.seq);
+      assert.deepEqual(
+        history,
+        Array.from({ length: 22 }, (_, i) => i + 1),
+      );
+    });
+
+    it('pages history with after and limit', async () => {
+      const room = await newRoom();
+      const url = `/api/chat/rooms/${room.id}/messages`;
+      for (let i = 1; i <= 7; i++) {
+        assert.equal((await alice.post(i % 2 ? s1 : s2, url, { text: `m${i}`, clientMsgId: `p${i}` })).status, 201);
+      }
+      const page = async (query: string) => {
+        const r = await bob.get(s2, `${url}${query}`);
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        return r.body.messages.map((m: { seq: number; text: string }) => `${m.seq}:${m.text}`);
+      };
+      assert.deepEqual(await page(''), ['1:m1', '2:m2', '3:m3', '4:m4', '5:m5', '6:m6', '7:m7']);
+      assert.deepEqual(await page('?after=0&limit=3'), ['1:m1', '2:m2', '3:m3']);
+      assert.deepEqual(await page('?after=3&limit=3'), ['4:m4', '5:m5', '6:m6']);
+      assert.deepEqual(await page('?after=6&limit=3'), ['7:m7']);
+      assert.deepEqual(await page('?after=7'), []);
+      assert.deepEqual(await page('?after=100'), []);
+      for (const bad of ['?limit=0', '?limit=201', '?limit=x', '?after=-1', '?after=1.5', '?after=a&limit=2']) {
+        assert.equal((await bob.get(s2, `${url}${bad}`)).status, 400, bad);
+      }
+      // The default limit is 50.
+      const big = await newRoom();
+      const bigUrl = `/api/chat/rooms/${big.id}/messages`;
+      await Promise.all(
+        Array.from({ length: 60 }, (_, i) => alice.post(s1, bigUrl, { text: `b${i}`, clientMsgId: `b${i}` })),
+      );
+      const first = (await alice.get(s1, bigUrl)).body.messages;
+      assert.equal(first.length, 50);
+      assert.equal(first[49].seq, 50);
+      assert.equal((await alice.get(s1, `${bigUrl}?after=50`)).body.messages.length, 10);
+    });
+
+    it('read marks are records: marked through server 1, the same unread counts through server 2', async () => {
+      const room = await newRoom();
+      const quiet = await newRoom();
+      const url = `/api/chat/rooms/${room.id}/messages`;
+      for (let i = 1; i <= 5; i++) {
+        assert.equal((await alice.post(s1, url, { text: `u${i}`, clientMsgId: `u${i}` })).status, 201);
+      }
+      const unread = async (server: TestServer) => {
+        const r = await bob.get(server, '/api/chat/unread');
+        assert.equal(r.status, 200);
+        return r.body.rooms as Record<string, number>;
+      };
+      assert.equal((await unread(s2))[room.id], 5, 'nothing read: every message counts');
+      assert.equal((await unread(s2))[quiet.id], 0, 'rooms with nothing unread are listed with 0');
+      const read = (server: TestServer, seq: number, id = room.id) =>
+        bob.post(server, `/api/chat/rooms/${id}/read`, { seq });
+      assert.equal((await read(s1, 3)).status, 204);
+      assert.equal((await unread(s2))[room.id], 2);
+      assert.equal((await unread(s1))[room.id], 2);
+      assert.equal((await read(s2, 1)).status, 204);
+      assert.equal((await unread(s1))[room.id], 2, 'a read mark never moves backwards');
+      assert.equal((await alice.post(s2, url, { text: 'u6', clientMsgId: 'u6' })).status, 201);
+      assert.equal((await unread(s2))[room.id], 3);
+      assert.equal((await read(s1, 1000)).status, 204);
+      assert.equal((await unread(s2))[room.id], 0, "beyond the room's last seq reads up to it");
+      const stored = await db.query('SELECT last_read_seq FROM chat_reads WHERE room_id = $1', [room.id]);
+      assert.deepEqual(
+        stored.rows.map((r) => Number(r.last_read_seq)),
+        [6],
+      );
+      assert.equal((await unread(s1))[room.id], 0);
+      assert.equal((await read(s1, 1, randomUUID())).status, 404);
+      for (const body of [{}, { seq: -1 }, { seq: 1.5 }, { seq: '1' }, { seq: 1, extra: true }]) {
+        assert.equal((await bob.post(s1, `/api/chat/rooms/${room.id}/read`, body)).status, 400, JSON.stringify(body));
+      }
+      assert.equal((await alice.get(s1, '/api/chat/unread')).body.rooms[room.id], 6, 'marks are per user');
+    });
+
+    it('refuses bad messages and stores nothing', async () => {
+      const room = await newRoom();
+      const url = `/api/chat/rooms/${room.id}/messages`;
+      const bad: Array<[string, unknown, number]> = [
+        [url, { text: '', clientMsgId: 'x1' }, 400],
+        [url, { text: 'x'.repeat(4001), clientMsgId: 'x2' }, 400],
+        [url, { text: 'hi' }, 400],
+        [url, { clientMsgId: 'x3' }, 400],
+        [url, { text: 'hi', clientMsgId: '' }, 400],
+        [url, { text: 'hi', clientMsgId: 'has space' }, 400],
+        [url, { text: 'hi', clientMsgId: 'é' }, 400],
+        [url, { text: 'hi', clientMsgId: 'k'.repeat(65) }, 400],
+        [url, { text: 'hi', clientMsgId: 'x4', extra: 1 }, 400],
+        [url, { text: 5, clientMsgId: 'x5' }, 400],
+        [url, { text: 'nul\u0000', clientMsgId: 'x6' }, 400],
+        ['/api/chat/rooms/not-a-uuid/messages', { text: 'hi', clientMsgId: 'x7' }, 400],
+        [`/api/chat/rooms/urn:uuid:${room.id}/messages`, { text: 'hi', clientMsgId: 'x8' }, 400],
+        [`/api/chat/rooms/${randomUUID()}/messages`, { text: 'hi', clientMsgId: 'x9' }, 404],
+      ];
+      for (const [path, body, status] of bad) {
+        const r = await alice.post(s1, path, body);
+        assert.equal(r.status, status, `${path} ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+      }
+      assert.equal(await rowsIn(room.id), 0);
+      assert.equal((await alice.get(s1, `/api/chat/rooms/${randomUUID()}/messages`)).status, 404);
+      assert.equal((await alice.get(s1, '/api/chat/rooms/nope/messages')).status, 400);
+      const listed = (await alice.get(s1, '/api/chat/rooms')).body.rooms.find((r: { id: string }) => r.id === room.id);
+      assert.equal(listed.lastSeq, 0, 'a refused message takes no seq');
+      const longest = await alice.post(s2, url, { text: 'x'.repeat(4000), clientMsgId: '!~' });
+      assert.equal(longest.status, 201);
+      assert.equal(longest.body.message.seq, 1);
+    });
+
+    it('every route wants a signed-in user', async () => {
+      const room = await newRoom();
+      const anonymous = s2.client();
+      const base = `/api/chat/rooms/${room.id}`;
+      for (const [method, url, body] of [
+        ['GET', '/api/chat/rooms', undefined],
+        ['POST', '/api/chat/rooms', { name: 'anon' }],
+        ['GET', `${base}/messages`, undefined],
+        ['POST', `${base}/messages`, { text: 'hi', clientMsgId: 'anon' }],
+        ['POST', `${base}/read`, { seq: 1 }],
+        ['GET', '/api/chat/unread', undefined],
+        ['GET', `${base}/presence`, undefined],
+      ] as const) {
+        const r = await anonymous.request(method, url, body === undefined ? {} : { json: body });
+        assert.equal(r.status, 401, `${method} ${url}`);
+      }
+      assert.equal(await rowsIn(room.id), 0);
+    });
+
+    it('answers presence from session state: live entries only; empty until the WebSocket edge writes it', async () => {
+      const room = await newRoom();
+      const url = `/api/chat/rooms/${room.id}/presence`;
+      assert.deepEqual((await bob.get(s1, url)).body, { online: [] });
+      const now = Date.now();
+      await s1.services.state.hashes.set(`presence:${room.id}`, alice.username, String(now + 60_000));
+      await s1.services.state.hashes.set(`presence:${room.id}`, 'gone_user', String(now - 1));
+      // Memory: each server has its own session state, so ask the server that holds it.
+      const asked = store === 'memory' ? s1 : s2;
+      assert.deepEqual((await bob.get(asked, url)).body, { online: [alice.username] });
+      assert.equal((await bob.get(s1, `/api/chat/rooms/${randomUUID()}/presence`)).status, 404);
+      assert.equal((await bob.get(s1, '/api/chat/rooms/x/presence')).status, 400);
+    });
+
+    it('publishes a wake-up on the bus after a message commits', async () => {
+      const room = await newRoom();
+      const listener = store === 'memory' ? s1 : s2;
+      const heard: string[] = [];
+      const unsubscribe = await listener.services.state.bus.subscribe(`chat:${room.id}`, (m) => heard.push(m));
+      try {
+        const url = `/api/chat/rooms/${room.id}/messages`;
+        assert.equal((await alice.post(s1, url, { text: 'wake', clientMsgId: 'w1' })).status, 201);
+        assert.equal((await alice.post(s1, url, { text: 'wake', clientMsgId: 'w2' })).status, 201);
+        await waitFor(() => heard.length >= 2, { what: 'two chat wake-ups' });
+        assert.deepEqual(heard, ['1', '2']);
+      } finally {
+        await unsubscribe();
+      }
+    });
+  });
+}
