@@ -11,7 +11,7 @@ import { waitFor } from '../support/wait.ts';
 describe('graceful stop of one server under load', () => {
   let cluster: Cluster;
   before(async () => {
-    cluster = await startCluster({ env: { SW_LOGIN_LIMIT: '100000' } });
+    cluster = await startCluster({ env: { SW_LOGIN_LIMIT: '100000', SW_LOGIN_IP_LIMIT: '100000' } });
   });
   after(() => cluster.stop());
 
