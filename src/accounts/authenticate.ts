@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
-import { AppError } from '../kernel/errors.ts';
+import { AppError, isAppError } from '../kernel/errors.ts';
 import type { SessionRecord } from '../state/types.ts';
 import type { UserId } from '../kernel/ids.ts';
 import { readSessionCookie } from './session-cookie.ts';
@@ -12,6 +12,13 @@ export type Principal =
 /** Checks an access token on this server alone (signature, claims, revocation). */
 export interface AccessTokenVerifier {
   verify(token: string): Promise<{ userId: UserId; username: string; tokenId: string }>;
+}
+
+/** The credential of a long-lived connection: who it is from, and a way to ask again later. */
+export interface LiveCredential {
+  principal: Principal;
+  /** False once the session ended or expired, or the token was revoked or expired. */
+  stillValid(): Promise<boolean>;
 }
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -66,6 +73,39 @@ export class Authenticator {
     const session = await this.session(request);
     if (!session?.userId || !session.username) return null;
     return { via: 'session', userId: session.userId, username: session.username, session };
+  }
+
+  /**
+   * For a connection that outlives its request (a WebSocket): the user, by access token (`token`,
+   * e.g. from the query string, since browsers cannot set headers on an upgrade; or the bearer
+   * header) or else by session cookie; null when neither is valid. Asking again later re-reads the
+   * store: a session's check counts as its activity, as any request would.
+   */
+  async liveCredential(request: FastifyRequest, token?: string): Promise<LiveCredential | null> {
+    const bearer = token ?? Authenticator.bearerToken(request);
+    if (bearer !== undefined) {
+      const claims = await this.tokens.verify(bearer);
+      return {
+        principal: { via: 'bearer', ...claims },
+        // A refused token is gone for good; a store that cannot answer says nothing (the error goes up).
+        stillValid: () =>
+          this.tokens.verify(bearer).then(
+            () => true,
+            (error: unknown) => {
+              if (isAppError(error)) return false;
+              throw error;
+            },
+          ),
+      };
+    }
+    const cookie = readSessionCookie(request);
+    const session = await this.session(request);
+    if (!cookie || !session?.userId || !session.username) return null;
+    const userAgent = request.headers['user-agent'] ?? '';
+    return {
+      principal: { via: 'session', userId: session.userId, username: session.username, session },
+      stillValid: async () => (await this.sessions.resolve(cookie, userAgent)).kind === 'ok',
+    };
   }
 
   async #resolveSession(request: FastifyRequest): Promise<SessionRecord | null> {

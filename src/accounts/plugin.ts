@@ -10,6 +10,7 @@ import type { SessionRecord, StateStore } from '../state/types.ts';
 import { assertSameOrigin, Authenticator } from './authenticate.ts';
 import { credentialChecker } from './credentials.ts';
 import { RateLimiter } from './rate-limiter.ts';
+import { Revocations } from './revocations.ts';
 import { accountRoutes } from './routes.ts';
 import { SessionManager } from './session-manager.ts';
 import { AccessTokens } from './tokens/access-tokens.ts';
@@ -24,6 +25,8 @@ export type VisitorSignInHook = (visitor: SessionRecord, user: SessionRecord) =>
 export interface Accounts {
   readonly users: UsersTable;
   readonly sessions: SessionManager;
+  /** Announcements that a user's credentials were revoked (from any server). */
+  readonly revocations: Revocations;
   /** Runs `hook` whenever a visitor session becomes a user's (sign-in, registration). */
   onVisitorSignIn(hook: VisitorSignInHook): void;
 }
@@ -52,11 +55,16 @@ export const accountsPlugin = fp<AccountsDeps>(
   async (fastify, { config, db, state, listener, log }) => {
     const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
     const users = new UsersTable(db);
-    const sessions = new SessionManager(state.sessions, {
-      idleMs: config.sessionIdleMs,
-      absoluteMs: config.sessionAbsoluteMs,
-      bindUserAgent: config.sessionBindUserAgent,
-    });
+    const revocations = new Revocations(state.bus, log);
+    const sessions = new SessionManager(
+      state.sessions,
+      {
+        idleMs: config.sessionIdleMs,
+        absoluteMs: config.sessionAbsoluteMs,
+        bindUserAgent: config.sessionBindUserAgent,
+      },
+      (userId) => revocations.announce(userId),
+    );
     const ring = await KeyRing.open(db, listener, log);
     app.addHook('onClose', () => ring.close());
     const access = new AccessTokens(ring, state.hashes, {
@@ -79,12 +87,14 @@ export const accountsPlugin = fp<AccountsDeps>(
         refresh.revokeAllForUser(userId),
         access.revokeAllForUser(userId),
       ]);
+      revocations.announce(userId);
     };
 
     app.decorate('auth', auth);
     app.decorate('accounts', {
       users,
       sessions,
+      revocations,
       onVisitorSignIn: (hook: VisitorSignInHook) => void signInHooks.push(hook),
     } satisfies Accounts);
 

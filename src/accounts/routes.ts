@@ -33,7 +33,7 @@ export function accountRoutes(app: App, deps: AccountRoutesDeps): void {
     const { token, session } = await sessions.start(user, request.headers['user-agent'] ?? '');
     if (previous) {
       if (previous.userId === null) await deps.onVisitorSignIn(previous, session);
-      await sessions.end(previous.id);
+      await sessions.end(previous);
     }
     setSessionCookie(request, reply, token);
     return session;
@@ -68,7 +68,7 @@ export function accountRoutes(app: App, deps: AccountRoutesDeps): void {
     { schema: { tags, response: responses({ 204: NoContent }, [429]) } },
     async (request, reply) => {
       const session = await auth.session(request);
-      if (session) await sessions.end(session.id);
+      if (session) await sessions.end(session);
       clearSessionCookie(request, reply);
       return reply.code(204).send();
     },
@@ -105,7 +105,7 @@ export function accountRoutes(app: App, deps: AccountRoutesDeps): void {
       const principal = await auth.requireUser(request);
       const owned = (await sessions.listForUser(principal.userId)).some((s) => s.id === request.params.id);
       if (!owned) throw new AppError('not_found', 'You have no session with that id.');
-      await sessions.end(request.params.id as SessionId);
+      await sessions.end({ id: request.params.id as SessionId, userId: principal.userId });
       return reply.code(204).send();
     },
   );

@@ -23,6 +23,8 @@ export class SessionManager {
   constructor(
     private readonly store: SessionStore,
     private readonly policy: SessionPolicy,
+    /** Told after a signed-in user's session ended on purpose (logout, revoke), so live connections close. */
+    private readonly onUserSessionEnded: (userId: UserId) => void = () => {},
   ) {
     this.#touchEveryMs = Math.min(Math.floor(policy.idleMs / 20), 60_000);
   }
@@ -73,8 +75,10 @@ export class SessionManager {
     return { kind: 'ok', session };
   }
 
-  end(id: SessionId): Promise<boolean> {
-    return this.store.destroy(id);
+  async end(session: Pick<SessionRecord, 'id' | 'userId'>): Promise<boolean> {
+    const ended = await this.store.destroy(session.id);
+    if (ended && session.userId) this.onUserSessionEnded(session.userId);
+    return ended;
   }
 
   listForUser(userId: UserId): Promise<SessionRecord[]> {

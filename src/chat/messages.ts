@@ -4,6 +4,8 @@ import { AppError } from '../kernel/errors.ts';
 import type { UserId } from '../kernel/ids.ts';
 import type { Bus, HashStore } from '../state/types.ts';
 import * as q from './queries.ts';
+import { onlineFrom, presenceKey } from './presence.ts';
+import { encodeRoomSignal, roomChannel, USERS_CHANNEL } from './signals.ts';
 import type { ChatMessage, Room, UnreadCounts } from './types.ts';
 
 interface RoomRow {
@@ -32,11 +34,6 @@ const toMessage = (row: MessageRow, author: string): ChatMessage => ({
 
 const noRoom = () => new AppError('not_found', 'There is no chat room with that id.');
 
-/** The bus channel the WebSocket edge listens on for a room: a wake-up carrying the new seq. */
-export const roomChannel = (roomId: string) => `chat:${roomId}`;
-/** The session-state hash of a room's presence: username to expiry (epoch ms). */
-export const presenceKey = (roomId: string) => `presence:${roomId}`;
-
 /** Times a send is run again after an identical send (same clientMsgId) won the race. */
 const SEND_ATTEMPTS = 3;
 
@@ -45,16 +42,37 @@ const SEND_ATTEMPTS = 3;
  * from session state, and a bus wake-up after each new message.
  */
 export class Chat {
+  /** room -> the tail of this server's sends to it, when sends are serialised here (see `island`). */
+  readonly #roomTails = new Map<string, Promise<unknown>>();
+
   constructor(
     private readonly db: pg.Pool,
     private readonly hashes: HashStore,
     private readonly bus: Bus,
     private readonly log: FastifyBaseLogger,
+    /**
+     * The stateful design: a room's live state is this server's memory, so this server sends to a
+     * room one message at a time and its wake-ups go out in seq order (its in-process bus keeps
+     * that order; nothing else can restore it, since other servers' seqs are gaps here forever).
+     */
+    private readonly island = false,
   ) {}
 
   async rooms(): Promise<Room[]> {
     const { rows } = await this.db.query<RoomRow>(q.listRooms());
     return rows.map(toRoom);
+  }
+
+  /** One room, or null when there is none with that id. */
+  async room(roomId: string): Promise<Room | null> {
+    const { rows } = await this.db.query<RoomRow>(q.getRoom(roomId));
+    return rows[0] ? toRoom(rows[0]) : null;
+  }
+
+  /** The last seq of each of these rooms (those that exist). */
+  async lastSeqs(roomIds: string[]): Promise<Map<string, number>> {
+    const { rows } = await this.db.query<RoomRow>(q.getRooms(roomIds));
+    return new Map(rows.map((row) => [row.id, Number(row.last_seq)]));
   }
 
   async createRoom(name: string, createdBy: UserId): Promise<Room> {
@@ -70,6 +88,24 @@ export class Chat {
     clientMsgId: string,
     text: string,
   ): Promise<{ message: ChatMessage; created: boolean }> {
+    if (!this.island) return this.#send(roomId, author, clientMsgId, text);
+    const run = (this.#roomTails.get(roomId) ?? Promise.resolve()).then(() =>
+      this.#send(roomId, author, clientMsgId, text),
+    );
+    const tail = run.catch(() => undefined);
+    this.#roomTails.set(roomId, tail);
+    void tail.then(() => {
+      if (this.#roomTails.get(roomId) === tail) this.#roomTails.delete(roomId);
+    });
+    return run;
+  }
+
+  async #send(
+    roomId: string,
+    author: { userId: UserId; username: string },
+    clientMsgId: string,
+    text: string,
+  ): Promise<{ message: ChatMessage; created: boolean }> {
     const query = q.sendMessage({ roomId, authorId: author.userId, clientMsgId, text });
     for (let attempt = 1; ; attempt++) {
       try {
@@ -77,7 +113,7 @@ export class Chat {
         const row = rows[0];
         if (!row) throw noRoom();
         const message = toMessage(row, author.username);
-        if (row.created) this.#wake(roomId, message.seq);
+        if (row.created) this.#wake(roomId, message);
         return { message, created: row.created };
       } catch (error) {
         const e = error as { code?: string; constraint?: string };
@@ -99,6 +135,10 @@ export class Chat {
   async markRead(userId: UserId, roomId: string, seq: number): Promise<void> {
     const { rowCount } = await this.db.query(q.markRead(userId, roomId, seq));
     if (rowCount === 0) throw noRoom();
+    // The user's other devices, on any server, show the new unread counts (a wake-up: best effort).
+    this.bus
+      .publish(USERS_CHANNEL, JSON.stringify({ k: 'unread', userId }))
+      .catch((err: unknown) => this.log.warn({ err, userId }, 'chat read not published'));
   }
 
   async unread(userId: UserId): Promise<UnreadCounts> {
@@ -113,16 +153,16 @@ export class Chat {
       this.hashes.getAll(presenceKey(roomId)),
     ]);
     if (rowCount === 0) throw noRoom();
-    return Object.entries(fields)
-      .filter(([, expiresAt]) => Number(expiresAt) > now)
-      .map(([username]) => username)
-      .sort();
+    return onlineFrom(fields, now);
   }
 
-  /** The bus is a wake-up, never the truth: a failed publish is logged, the message stays stored. */
-  #wake(roomId: string, seq: number): void {
+  /**
+   * Tells every server's live edge (the message rides along when it fits). The bus is a wake-up,
+   * never the truth: a failed publish is logged, the message stays stored, edges fill gaps from it.
+   */
+  #wake(roomId: string, message: ChatMessage): void {
     this.bus
-      .publish(roomChannel(roomId), String(seq))
-      .catch((err: unknown) => this.log.warn({ err, roomId, seq }, 'chat wake-up not published'));
+      .publish(roomChannel(roomId), encodeRoomSignal({ k: 'msg', seq: message.seq, message }))
+      .catch((err: unknown) => this.log.warn({ err, roomId, seq: message.seq }, 'chat wake-up not published'));
   }
 }

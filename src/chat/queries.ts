@@ -25,6 +25,18 @@ export const listRooms = (): pg.QueryConfig => ({
   values: [],
 });
 
+export const getRoom = (roomId: string): pg.QueryConfig => ({
+  name: 'chat_get_room',
+  text: `SELECT ${ROOM} FROM chat_rooms WHERE id = $1`,
+  values: [roomId],
+});
+
+export const getRooms = (roomIds: string[]): pg.QueryConfig => ({
+  name: 'chat_get_rooms',
+  text: `SELECT ${ROOM} FROM chat_rooms WHERE id = ANY($1::uuid[])`,
+  values: [roomIds],
+});
+
 export const roomExists = (roomId: string): pg.QueryConfig => ({
   name: 'chat_room_exists',
   text: 'SELECT 1 FROM chat_rooms WHERE id = $1',

@@ -49,6 +49,14 @@ export interface ServerConfig {
   idempotencySweepMs: number;
   /** Fault tests only: a pause inside each checkout step's transaction, so a kill lands mid-step. @default 0 */
   sagaStepDelayMs: number;
+  /** The live edge (/ws): frames a socket may send per second before `rate_limited` (bursts of twice that). @default 20 */
+  wsFramesPerSecond: number;
+  /** Bytes waiting to be sent to one socket before it counts as a slow consumer and is closed (4008). @default 1 MiB */
+  wsMaxBufferedBytes: number;
+  /** How often every socket's session or token is checked again (revocations arrive at once by the bus). @default 30000 */
+  wsRecheckMs: number;
+  /** How long a presence mark lives without a heartbeat: the bound on "online" after a server dies. @default 10000 */
+  presenceTtlMs: number;
 }
 
 export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -96,6 +104,10 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     unknownSessionIpLimit: read.int('SW_UNKNOWN_SESSION_IP_LIMIT', 100, { min: 1 }),
     idempotencySweepMs: read.int('SW_IDEMPOTENCY_SWEEP_MS', 10 * 60_000, { min: 100 }),
     sagaStepDelayMs: read.int('SW_SAGA_STEP_DELAY_MS', 0, { min: 0, max: 10_000 }),
+    wsFramesPerSecond: read.int('SW_WS_FRAMES_PER_SECOND', 20, { min: 1 }),
+    wsMaxBufferedBytes: read.int('SW_WS_MAX_BUFFERED_BYTES', 1_048_576, { min: 16_384 }),
+    wsRecheckMs: read.int('SW_WS_RECHECK_MS', 30_000, { min: 100 }),
+    presenceTtlMs: read.int('SW_PRESENCE_TTL_MS', 10_000, { min: 1_000, max: 60_000 }),
     logLevel: read.oneOf(
       'SW_LOG_LEVEL',
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,

@@ -8,6 +8,7 @@ import { chatPlugin } from '../chat/plugin.ts';
 import type { App } from '../kernel/app-type.ts';
 import { frameworkErrorReply, installErrorHandling } from '../kernel/http-errors.ts';
 import { documentCommonErrors, ErrorSchema } from '../kernel/responses.ts';
+import { realtimePlugin } from '../realtime/plugin.ts';
 import { shopPlugin } from '../shop/plugin.ts';
 import { webPlugin } from '../web/plugin.ts';
 import { healthPlugin } from './health-plugin.ts';
@@ -77,6 +78,7 @@ export async function buildApp(services: Services): Promise<App> {
   await app.register(bankPlugin, services);
   await app.register(shopPlugin, services);
   await app.register(chatPlugin, services);
+  await app.register(realtimePlugin, services);
   await app.register(webPlugin, services);
   return app;
 }

@@ -210,6 +210,11 @@ class MemoryBus implements Bus {
     this.#emitter.on(channel, handler);
     return async () => void this.#emitter.off(channel, handler);
   }
+
+  /** An in-process bus has no connection to lose. */
+  onReconnect(): () => void {
+    return () => {};
+  }
 }
 
 /**

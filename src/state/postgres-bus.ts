@@ -12,13 +12,20 @@ const MAX_PAYLOAD = 7900;
  */
 export class PostgresBus implements Bus {
   readonly #handlers = new Map<string, Set<BusHandler>>();
+  readonly #reconnectHandlers = new Set<() => void>();
   #unlisten: (() => Promise<void>) | undefined;
 
   private constructor(private readonly listener: PgListener) {}
 
   static async open(listener: PgListener): Promise<PostgresBus> {
     const bus = new PostgresBus(listener);
-    bus.#unlisten = await listener.listen(PG_CHANNEL, (payload) => bus.#deliver(payload));
+    bus.#unlisten = await listener.listen(
+      PG_CHANNEL,
+      (payload) => bus.#deliver(payload),
+      () => {
+        for (const handler of bus.#reconnectHandlers) handler();
+      },
+    );
     return bus;
   }
 
@@ -36,6 +43,11 @@ export class PostgresBus implements Bus {
       handlers.delete(handler);
       if (handlers.size === 0) this.#handlers.delete(channel);
     };
+  }
+
+  onReconnect(handler: () => void): () => void {
+    this.#reconnectHandlers.add(handler);
+    return () => void this.#reconnectHandlers.delete(handler);
   }
 
   async close(): Promise<void> {

@@ -20,21 +20,24 @@ const hosts = (list: string) =>
  *   redis+sentinel://[:password@]host:port[,host:port...]/masterName
  *   redis+cluster://[:password@]host:port[,host:port...]
  */
-export function redisFromUrl(url: string): Redis | Cluster {
+export function redisFromUrl(url: string, role: 'commands' | 'subscriber' = 'commands'): Redis | Cluster {
+  // A subscriber's SUBSCRIBE must not wait in an auto-pipeline batch: seen here, one never completed.
+  const pipelining = role === 'commands';
+  const common: RedisOptions = { ...COMMON, enableAutoPipelining: pipelining };
   const match = /^(redis\+sentinel|redis\+cluster):\/\/(?:([^@]*)@)?([^/]+)(?:\/(.*))?$/.exec(url);
   if (!match) {
     if (!/^rediss?:\/\//.test(url)) {
       throw new Error(`Redis URL "${url}" must start with redis://, rediss://, redis+sentinel:// or redis+cluster://`);
     }
-    return new Redis(url, COMMON);
+    return new Redis(url, common);
   }
   const [, scheme, auth, hostList, path] = match;
   const password = auth ? decodeURIComponent(auth.replace(/^[^:]*:/, '')) || undefined : undefined;
   if (scheme === 'redis+cluster') {
-    return new Cluster(hosts(hostList!), { enableAutoPipelining: true, redisOptions: { ...COMMON, password } });
+    return new Cluster(hosts(hostList!), { enableAutoPipelining: pipelining, redisOptions: { ...common, password } });
   }
   if (!path) throw new Error(`Redis URL "${url}": name the Sentinel master after the hosts, e.g. /mymaster`);
-  return new Redis({ ...COMMON, sentinels: hosts(hostList!), name: path, password, sentinelPassword: password });
+  return new Redis({ ...common, sentinels: hosts(hostList!), name: path, password, sentinelPassword: password });
 }
 
 /** A Redis URL fit for an error message or a log: the password replaced by ***. */

@@ -235,6 +235,7 @@ class RedisKeys implements KeyStore {
 /** Redis pub/sub on a dedicated connection (a subscribed connection can run nothing else). */
 class RedisBus implements Bus {
   readonly #handlers = new Map<string, Set<BusHandler>>();
+  readonly #reconnectHandlers = new Set<() => void>();
 
   constructor(
     private readonly publisher: Client,
@@ -243,6 +244,17 @@ class RedisBus implements Bus {
     subscriber.on('message', (channel: string, message: string) => {
       for (const handler of this.#handlers.get(channel) ?? []) handler(message);
     });
+    // 'ready' comes once the connection is up and ioredis has subscribed again to every channel.
+    let connectedBefore = subscriber.status === 'ready';
+    subscriber.on('ready', () => {
+      if (connectedBefore) for (const handler of this.#reconnectHandlers) handler();
+      connectedBefore = true;
+    });
+  }
+
+  onReconnect(handler: () => void): () => void {
+    this.#reconnectHandlers.add(handler);
+    return () => void this.#reconnectHandlers.delete(handler);
   }
 
   async publish(channel: string, message: string): Promise<void> {
@@ -282,7 +294,7 @@ export async function createRedisState(options: { url: string }): Promise<StateS
   redis.defineCommand('swTouch', { numberOfKeys: 1, lua: TOUCH });
   redis.defineCommand('swHit', { numberOfKeys: 1, lua: HIT });
   redis.on('error', () => {}); // ioredis reconnects by itself; requests fail meanwhile and say why.
-  const subscriber = redisFromUrl(options.url);
+  const subscriber = redisFromUrl(options.url, 'subscriber');
   subscriber.on('error', () => {});
   try {
     await Promise.all([redis.ping(), subscriber.ping()]);

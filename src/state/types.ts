@@ -91,6 +91,11 @@ export interface Bus {
   publish(channel: string, message: string): Promise<void>;
   /** Starts delivering messages of `channel` to `handler`; resolves once subscribed. */
   subscribe(channel: string, handler: BusHandler): Promise<() => Promise<void>>;
+  /**
+   * Calls `handler` each time the bus's connection came back after a drop: whatever was published
+   * meanwhile is lost, so a listener reads the truth again. Returns a function that stops the calls.
+   */
+  onReconnect(handler: () => void): () => void;
 }
 
 export interface StateStore {

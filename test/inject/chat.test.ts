@@ -286,13 +286,15 @@ for (const store of STORES) {
       assert.equal(await rowsIn(room.id), 0);
     });
 
-    it('answers presence from session state: live entries only; empty until the WebSocket edge writes it', async () => {
+    it('answers presence from session state: live marks only, each user once whatever the servers', async () => {
       const room = await newRoom();
       const url = `/api/chat/rooms/${room.id}/presence`;
       assert.deepEqual((await bob.get(s1, url)).body, { online: [] });
       const now = Date.now();
-      await s1.services.state.hashes.set(`presence:${room.id}`, alice.username, String(now + 60_000));
-      await s1.services.state.hashes.set(`presence:${room.id}`, 'gone_user', String(now - 1));
+      const key = `presence:${room.id}`;
+      await s1.services.state.hashes.set(key, `${alice.username}@s1`, String(now + 60_000));
+      await s1.services.state.hashes.set(key, `${alice.username}@s2`, String(now + 60_000));
+      await s1.services.state.hashes.set(key, 'gone_user@s1', String(now - 1));
       // Memory: each server has its own session state, so ask the server that holds it.
       const asked = store === 'memory' ? s1 : s2;
       assert.deepEqual((await bob.get(asked, url)).body, { online: [alice.username] });
@@ -300,7 +302,7 @@ for (const store of STORES) {
       assert.equal((await bob.get(s1, '/api/chat/rooms/x/presence')).status, 400);
     });
 
-    it('publishes a wake-up on the bus after a message commits', async () => {
+    it('publishes a wake-up on the bus after a message commits, the message riding along', async () => {
       const room = await newRoom();
       const listener = store === 'memory' ? s1 : s2;
       const heard: string[] = [];
@@ -310,7 +312,14 @@ for (const store of STORES) {
         assert.equal((await alice.post(s1, url, { text: 'wake', clientMsgId: 'w1' })).status, 201);
         assert.equal((await alice.post(s1, url, { text: 'wake', clientMsgId: 'w2' })).status, 201);
         await waitFor(() => heard.length >= 2, { what: 'two chat wake-ups' });
-        assert.deepEqual(heard, ['1', '2']);
+        const signals = heard.map((m) => JSON.parse(m) as { k: string; seq: number; message: { text: string } });
+        assert.deepEqual(
+          signals.map((s) => [s.k, s.seq, s.message.text]),
+          [
+            ['msg', 1, 'wake'],
+            ['msg', 2, 'wake'],
+          ],
+        );
       } finally {
         await unsubscribe();
       }

@@ -1,0 +1,87 @@
+/**
+ * What servers tell each other about the chat over the bus. The bus is a wake-up, never the truth:
+ * a signal may be lost, so every receiver can recover from the records (a room's messages are read
+ * again from PostgreSQL after a gap). Typed here, parsed defensively there: the bus is shared.
+ */
+import type { UserId } from '../kernel/ids.ts';
+import type { ChatMessage } from './types.ts';
+
+/** The bus channel of a room: its new messages, typing and presence changes. */
+export const roomChannel = (roomId: string) => `chat:${roomId}`;
+/** The bus channel of per-user chat news (a read on one device changes the unread of the others). */
+export const USERS_CHANNEL = 'chat:users';
+
+export type RoomSignal =
+  /** A message was stored with this seq; the message rides along when it fits a bus payload. */
+  | { k: 'msg'; seq: number; message?: ChatMessage }
+  /** A user is typing; receivers show it for TYPING_SHOWN_MS unless it is repeated. */
+  | { k: 'typing'; user: string }
+  /** Someone joined or left: receivers read the room's presence again. */
+  | { k: 'presence' };
+
+export type UserSignal = { k: 'unread'; userId: UserId };
+
+/** How long a typing indicator lasts without a repeat: ephemeral, never stored or replayed. */
+export const TYPING_SHOWN_MS = 5_000;
+
+/** A message larger than this travels as its seq alone (NOTIFY payloads stop at 8000 bytes). */
+const MAX_INLINE_BYTES = 6_000;
+
+export function encodeRoomSignal(signal: RoomSignal): string {
+  const json = JSON.stringify(signal);
+  if (signal.k === 'msg' && json.length > MAX_INLINE_BYTES / 4 && Buffer.byteLength(json) > MAX_INLINE_BYTES) {
+    return JSON.stringify({ k: 'msg', seq: signal.seq });
+  }
+  return json;
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
+
+function isMessage(value: unknown): value is ChatMessage {
+  return (
+    isObject(value) &&
+    Number.isSafeInteger(value.seq) &&
+    typeof value.id === 'string' &&
+    typeof value.clientMsgId === 'string' &&
+    typeof value.author === 'string' &&
+    typeof value.text === 'string' &&
+    typeof value.createdAt === 'string'
+  );
+}
+
+/** The signal, or null for anything that is not one (ignored: the bus is shared). */
+export function parseRoomSignal(raw: string): RoomSignal | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (!isObject(value)) return null;
+  switch (value.k) {
+    case 'msg':
+      if (!Number.isSafeInteger(value.seq) || (value.seq as number) < 1) return null;
+      if (isMessage(value.message) && value.message.seq === value.seq) {
+        return { k: 'msg', seq: value.seq as number, message: value.message };
+      }
+      return { k: 'msg', seq: value.seq as number };
+    case 'typing':
+      return typeof value.user === 'string' ? { k: 'typing', user: value.user } : null;
+    case 'presence':
+      return { k: 'presence' };
+    default:
+      return null;
+  }
+}
+
+export function parseUserSignal(raw: string): UserSignal | null {
+  try {
+    const value: unknown = JSON.parse(raw);
+    if (isObject(value) && value.k === 'unread' && typeof value.userId === 'string') {
+      return { k: 'unread', userId: value.userId as UserId };
+    }
+  } catch {
+    // Not ours.
+  }
+  return null;
+}

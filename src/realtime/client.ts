@@ -1,0 +1,239 @@
+/**
+ * A small chat client for `/ws`, in the browser (the web app) and in Node (tests, lab): reconnects
+ * with exponential backoff and full jitter, subscribes again with the last seq it has, drops
+ * duplicates by seq, and sends again what was not acknowledged (the same clientMsgId: the server
+ * stores it once). Imports nothing, so the web app bundles it as is.
+ */
+
+/** What the client needs of a WebSocket: the browser's, or `ws` in Node. */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+}
+
+export interface Message {
+  seq: number;
+  id: string;
+  clientMsgId: string;
+  author: string;
+  text: string;
+  createdAt: string;
+}
+
+export type ClientStatus = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export interface ChatClientOptions {
+  /** `ws://host/ws` (with `?access_token=` for a token). May be a function: asked at every (re)connect. */
+  url: string | (() => string);
+  /** Opens a socket: `(url) => new WebSocket(url)` in a browser. */
+  open(url: string): SocketLike;
+  /** First backoff step. @default 100 */
+  minDelayMs?: number;
+  /** @default 5000 */
+  maxDelayMs?: number;
+  /** Close codes after which the client does not reconnect. @default [4001] (signed out) */
+  finalCodes?: number[];
+}
+
+export interface ChatClientEvents {
+  message(room: string, message: Message): void;
+  subscribed(room: string, lastSeq: number): void;
+  presence(room: string, online: string[]): void;
+  typing(room: string, users: string[]): void;
+  unread(rooms: Record<string, number>): void;
+  error(error: { code: string; message: string; room?: string; clientMsgId?: string }): void;
+  status(status: ClientStatus, detail?: { code: number; reason: string }): void;
+}
+
+interface PendingSend {
+  room: string;
+  text: string;
+  resolve(message: Message): void;
+  reject(error: Error): void;
+}
+
+const OPEN = 1;
+
+let counter = 0;
+/** A clientMsgId unique enough for one client's sends: time, counter and randomness. */
+export const newClientMsgId = () =>
+  `${Date.now().toString(36)}-${(counter++).toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+
+export class ChatClient {
+  /** room -> the last seq this client has (what it resubscribes with). */
+  readonly #rooms = new Map<string, number>();
+  readonly #pending = new Map<string, PendingSend>();
+  readonly #listeners = new Map<keyof ChatClientEvents, Set<(...args: never[]) => void>>();
+  #socket: SocketLike | undefined;
+  #attempt = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #status: ClientStatus = 'closed';
+  #stopped = false;
+
+  constructor(private readonly options: ChatClientOptions) {}
+
+  get status(): ClientStatus {
+    return this.#status;
+  }
+
+  /** The last seq received in each subscribed room. */
+  get rooms(): ReadonlyMap<string, number> {
+    return this.#rooms;
+  }
+
+  on<K extends keyof ChatClientEvents>(event: K, listener: ChatClientEvents[K]): () => void {
+    let set = this.#listeners.get(event);
+    if (!set) this.#listeners.set(event, (set = new Set()));
+    set.add(listener);
+    return () => void set.delete(listener);
+  }
+
+  connect(): this {
+    this.#stopped = false;
+    this.#open();
+    return this;
+  }
+
+  /** Follows a room from `after` (default: from now on; give the last seq you have to resume). */
+  subscribe(room: string, after?: number): void {
+    if (after !== undefined || !this.#rooms.has(room)) this.#rooms.set(room, after ?? -1);
+    this.#sendFrame(this.#subscribeFrame(room));
+  }
+
+  unsubscribe(room: string): void {
+    this.#rooms.delete(room);
+    this.#sendFrame({ type: 'unsubscribe', room });
+  }
+
+  /** Sends a message; resolves with the stored message once acknowledged (after reconnects, if need be). */
+  send(room: string, text: string, clientMsgId = newClientMsgId()): Promise<Message> {
+    return new Promise((resolve, reject) => {
+      this.#pending.set(clientMsgId, { room, text, resolve, reject });
+      this.#sendFrame({ type: 'send', room, text, clientMsgId });
+    });
+  }
+
+  typing(room: string): void {
+    this.#sendFrame({ type: 'typing', room });
+  }
+
+  read(room: string, seq: number): void {
+    this.#sendFrame({ type: 'read', room, seq });
+  }
+
+  /** Stops for good: no reconnect; unacknowledged sends fail. */
+  close(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#socket?.close(1000, 'bye');
+    this.#socket = undefined;
+    this.#setStatus('closed');
+    for (const [id, pending] of this.#pending) pending.reject(new Error(`closed before ${id} was acknowledged`));
+    this.#pending.clear();
+  }
+
+  #open(): void {
+    const url = typeof this.options.url === 'function' ? this.options.url() : this.options.url;
+    this.#setStatus(this.#attempt === 0 ? 'connecting' : 'reconnecting');
+    const socket = this.options.open(url);
+    this.#socket = socket;
+    socket.onopen = () => {
+      this.#attempt = 0;
+      this.#setStatus('open');
+      for (const room of this.#rooms.keys()) this.#sendFrame(this.#subscribeFrame(room));
+      for (const [clientMsgId, p] of this.#pending)
+        this.#sendFrame({ type: 'send', room: p.room, text: p.text, clientMsgId });
+    };
+    socket.onmessage = (event) => this.#receive(String(event.data));
+    socket.onerror = () => {}; // A close follows; it decides.
+    socket.onclose = (event) => {
+      if (this.#socket !== socket) return;
+      this.#socket = undefined;
+      if (this.#stopped) return;
+      if ((this.options.finalCodes ?? [4001]).includes(event.code)) {
+        this.#stopped = true;
+        this.#setStatus('closed', event);
+        for (const pending of this.#pending.values())
+          pending.reject(new Error(`closed: ${event.reason || event.code}`));
+        this.#pending.clear();
+        return;
+      }
+      this.#setStatus('reconnecting', event);
+      // Full jitter: clients of a dead server do not all come back in the same millisecond.
+      const ceiling = Math.min(
+        this.options.maxDelayMs ?? 5_000,
+        (this.options.minDelayMs ?? 100) * 2 ** this.#attempt++,
+      );
+      this.#timer = setTimeout(() => this.#open(), Math.random() * ceiling);
+    };
+  }
+
+  #subscribeFrame(room: string) {
+    const after = this.#rooms.get(room);
+    return after === undefined || after < 0 ? { type: 'subscribe', room } : { type: 'subscribe', room, after };
+  }
+
+  #receive(data: string): void {
+    let frame: Record<string, any>;
+    try {
+      frame = JSON.parse(data) as Record<string, any>;
+    } catch {
+      return;
+    }
+    switch (frame.type) {
+      case 'message': {
+        const last = this.#rooms.get(frame.room);
+        if (last === undefined) return; // Unsubscribed meanwhile.
+        const message = frame.message as Message;
+        if (last >= 0 && message.seq <= last) return; // A duplicate: already had it.
+        this.#rooms.set(frame.room, message.seq);
+        this.#emit('message', frame.room, message);
+        return;
+      }
+      case 'subscribed':
+        if ((this.#rooms.get(frame.room) ?? 0) < frame.lastSeq) this.#rooms.set(frame.room, frame.lastSeq);
+        this.#emit('subscribed', frame.room, frame.lastSeq);
+        return;
+      case 'ack': {
+        const pending = this.#pending.get(frame.clientMsgId);
+        this.#pending.delete(frame.clientMsgId);
+        pending?.resolve(frame.message as Message);
+        return;
+      }
+      case 'presence':
+        return this.#emit('presence', frame.room, frame.online);
+      case 'typing':
+        return this.#emit('typing', frame.room, frame.users);
+      case 'unread':
+        return this.#emit('unread', frame.rooms);
+      case 'error': {
+        const pending = frame.clientMsgId ? this.#pending.get(frame.clientMsgId) : undefined;
+        // A refused send fails; one refused for rate is sent again on the next connect or call.
+        if (pending && frame.code !== 'rate_limited') {
+          this.#pending.delete(frame.clientMsgId);
+          pending.reject(Object.assign(new Error(frame.message), { code: frame.code }));
+        }
+        this.#emit('error', frame as { code: string; message: string });
+        return;
+      }
+    }
+  }
+
+  #sendFrame(frame: object): void {
+    if (this.#socket?.readyState === OPEN) this.#socket.send(JSON.stringify(frame));
+  }
+
+  #setStatus(status: ClientStatus, detail?: { code: number; reason: string }): void {
+    this.#status = status;
+    this.#emit('status', status, detail);
+  }
+
+  #emit<K extends keyof ChatClientEvents>(event: K, ...args: Parameters<ChatClientEvents[K]>): void {
+    for (const listener of this.#listeners.get(event) ?? []) (listener as (...a: unknown[]) => void)(...args);
+  }
+}

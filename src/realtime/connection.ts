@@ -1,0 +1,86 @@
+import type { WebSocket } from 'ws';
+import type { LiveCredential } from '../accounts/authenticate.ts';
+import type { UserId } from '../kernel/ids.ts';
+import { CLOSE, type ServerFrame } from './frames.ts';
+
+export interface ConnectionLimits {
+  /** Frames per second a client may send; bursts of twice that. */
+  framesPerSecond: number;
+  /** Bytes queued for the client before it counts as a slow consumer. */
+  maxBufferedBytes: number;
+}
+
+/** How long a closing socket may take to say goodbye before it is cut. */
+const CLOSE_TIMEOUT_MS = 5_000;
+/** Frames refused for rate in a row before the socket is closed as flooding. */
+const FLOOD_LIMIT = 200;
+
+/**
+ * One client's socket on this server: the one piece of state that must live here. It sends frames
+ * without ever waiting for a slow reader (past the buffer limit the reader is closed, 4008, and
+ * resumes by seq elsewhere or here), and meters what the client sends (a token bucket).
+ */
+export class Connection {
+  readonly userId: UserId;
+  readonly username: string;
+  /** Rooms this socket is subscribed to. */
+  readonly rooms = new Set<string>();
+  #tokens: number;
+  #refilledAt = performance.now();
+  #refusedInARow = 0;
+  #closing = false;
+
+  constructor(
+    private readonly socket: WebSocket,
+    readonly credential: LiveCredential,
+    private readonly limits: ConnectionLimits,
+    /** Told of each close this server decides (by code), for the counts the cluster view shows. */
+    private readonly onServerClose: (code: number) => void = () => {},
+  ) {
+    this.userId = credential.principal.userId;
+    this.username = credential.principal.username;
+    this.#tokens = limits.framesPerSecond * 2;
+  }
+
+  get open(): boolean {
+    return !this.#closing && this.socket.readyState === this.socket.OPEN;
+  }
+
+  send(frame: ServerFrame): void {
+    this.sendRaw(JSON.stringify(frame));
+  }
+
+  /** Sends an already serialised frame (one JSON.stringify for every subscriber of a room). */
+  sendRaw(json: string): void {
+    if (!this.open) return;
+    if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
+      this.close(CLOSE.slowConsumer, 'slow consumer: resume with your last seq');
+      return;
+    }
+    this.socket.send(json);
+  }
+
+  /** True when the client may send one more frame now; a refused frame costs nothing else. */
+  admit(): boolean {
+    const now = performance.now();
+    const rate = this.limits.framesPerSecond;
+    this.#tokens = Math.min(rate * 2, this.#tokens + ((now - this.#refilledAt) / 1000) * rate);
+    this.#refilledAt = now;
+    if (this.#tokens >= 1) {
+      this.#tokens -= 1;
+      this.#refusedInARow = 0;
+      return true;
+    }
+    if (++this.#refusedInARow >= FLOOD_LIMIT) this.close(CLOSE.flooding, 'too many frames');
+    return false;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.onServerClose(code);
+    this.socket.close(code, reason);
+    // A client that does not read never takes the close frame: cut it after a while.
+    setTimeout(() => this.socket.terminate(), CLOSE_TIMEOUT_MS).unref();
+  }
+}

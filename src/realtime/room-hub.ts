@@ -1,0 +1,218 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { ChatMessage } from '../chat/types.ts';
+import { TYPING_SHOWN_MS } from '../chat/signals.ts';
+import type { Connection } from './connection.ts';
+
+/** Reads a room's messages after a seq, in order, at most `limit` (the records: PostgreSQL). */
+export type ReadMessages = (roomId: string, after: number, limit: number) => Promise<ChatMessage[]>;
+
+interface Subscriber {
+  /** The highest seq this socket has been sent (or had when it subscribed). */
+  cursor: number;
+  /** False while it catches up; true once it was told `subscribed`. */
+  live: boolean;
+}
+
+/** Messages read from the records per round of catching up. */
+const PAGE = 500;
+/** After a failed read, the hub tries again this much later. */
+const RETRY_MS = 1_000;
+
+/**
+ * A room as this server sees it: the sockets subscribed here, who is typing, who is online. Every
+ * socket gets every message once and in seq order, from one loop (the pump) that reads the records
+ * after the lowest cursor; a message that arrives by the bus in order is passed on without a read.
+ * The bus only says "something new": a lost or late signal costs a read, never a message.
+ */
+export class RoomHub {
+  readonly #subscribers = new Map<Connection, Subscriber>();
+  #pumping = false;
+  #closed = false;
+  #again = false;
+  #retry: NodeJS.Timeout | undefined;
+  readonly #typing = new Map<string, number>();
+  #typingTimer: NodeJS.Timeout | undefined;
+  #online: string[] = [];
+  /** Stops the hub's bus subscription (set by whoever subscribed it). */
+  unsubscribe: () => Promise<void> = async () => {};
+
+  constructor(
+    readonly roomId: string,
+    private readonly read: ReadMessages,
+    private readonly log: FastifyBaseLogger,
+    /**
+     * The stateful design: live messages come only from this server's memory (its own sends, its
+     * in-process bus), never from the shared records; those serve a subscriber's catch-up only.
+     */
+    private readonly island = false,
+  ) {}
+
+  get size(): number {
+    return this.#subscribers.size;
+  }
+
+  get online(): readonly string[] {
+    return this.#online;
+  }
+
+  /** The lowest seq every socket here has: what the records are read after. */
+  get cursor(): number {
+    let lowest = Infinity;
+    for (const subscriber of this.#subscribers.values()) lowest = Math.min(lowest, subscriber.cursor);
+    return lowest === Infinity ? 0 : lowest;
+  }
+
+  /** Starts sending the room to `connection`: every message after `after`, then `subscribed`, then live ones. */
+  add(connection: Connection, after: number): void {
+    const existing = this.#subscribers.get(connection);
+    if (existing) existing.live = false; // Subscribing again: answer `subscribed` again.
+    this.#subscribers.set(connection, { cursor: existing ? Math.min(existing.cursor, after) : after, live: false });
+    this.pump();
+  }
+
+  remove(connection: Connection): void {
+    this.#subscribers.delete(connection);
+    if (this.#subscribers.size === 0) this.close();
+  }
+
+  /** A message was stored (here, or elsewhere by the bus): pass it on, or read what is missing. */
+  offer(seq: number, message?: ChatMessage): void {
+    if (this.#subscribers.size === 0) return;
+    if (this.island) {
+      if (message) this.#deliverLive(message);
+      return;
+    }
+    if (seq <= this.cursor) return;
+    if (message && !this.#pumping && this.#everyoneLiveAt(seq - 1)) {
+      this.#deliver(message);
+      return;
+    }
+    this.pump();
+  }
+
+  /** Reads the records after the lowest cursor until every socket has the room's last message. */
+  pump(): void {
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    void this.#pumpLoop();
+  }
+
+  typing(user: string): void {
+    this.#typing.set(user, Date.now() + TYPING_SHOWN_MS);
+    this.#sendTyping();
+    this.#scheduleTypingExpiry();
+  }
+
+  /** Sets who is online; tells every live socket when it changed. */
+  setOnline(online: string[]): void {
+    if (online.length === this.#online.length && online.every((user, i) => user === this.#online[i])) return;
+    this.#online = online;
+    this.#broadcast(JSON.stringify({ type: 'presence', room: this.roomId, online }));
+  }
+
+  /** True once the last socket left: a closed hub takes no one, the edge opens a new one. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    clearTimeout(this.#typingTimer);
+    this.#subscribers.clear();
+  }
+
+  async #pumpLoop(): Promise<void> {
+    try {
+      do {
+        this.#again = false;
+        if (this.#subscribers.size === 0) break;
+        const after = this.cursor;
+        const batch = await this.read(this.roomId, after, PAGE);
+        for (const message of batch) this.#deliver(message);
+        if (batch.length === PAGE) this.#again = true;
+        else this.#goLive();
+      } while (this.#again);
+    } catch (err) {
+      this.log.warn({ err, roomId: this.roomId }, 'chat room read failed; trying again');
+      clearTimeout(this.#retry);
+      this.#retry = setTimeout(() => this.pump(), RETRY_MS).unref();
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #everyoneLiveAt(seq: number): boolean {
+    for (const subscriber of this.#subscribers.values()) {
+      if (!subscriber.live || subscriber.cursor !== seq) return false;
+    }
+    return true;
+  }
+
+  /** Sends the message to each socket whose next seq it is: never twice, never out of order. */
+  #deliver(message: ChatMessage): void {
+    let json: string | undefined;
+    for (const [connection, subscriber] of this.#subscribers) {
+      if (message.seq !== subscriber.cursor + 1 || (this.island && subscriber.live)) continue;
+      json ??= JSON.stringify({ type: 'message', room: this.roomId, message });
+      subscriber.cursor = message.seq;
+      connection.sendRaw(json);
+    }
+    if (this.#typing.delete(message.author)) this.#sendTyping();
+  }
+
+  /** An island's live delivery: whatever this server heard of, to its live sockets, in the order heard. */
+  #deliverLive(message: ChatMessage): void {
+    const json = JSON.stringify({ type: 'message', room: this.roomId, message });
+    for (const [connection, subscriber] of this.#subscribers) {
+      if (!subscriber.live || message.seq <= subscriber.cursor) continue;
+      subscriber.cursor = message.seq;
+      connection.sendRaw(json);
+    }
+    if (this.#typing.delete(message.author)) this.#sendTyping();
+  }
+
+  /** Every socket now has the room's last message: those catching up hear `subscribed`, then presence and typing. */
+  #goLive(): void {
+    for (const [connection, subscriber] of this.#subscribers) {
+      if (subscriber.live) continue;
+      subscriber.live = true;
+      connection.send({ type: 'subscribed', room: this.roomId, lastSeq: subscriber.cursor });
+      connection.send({ type: 'presence', room: this.roomId, online: this.#online });
+      if (this.#typing.size > 0) connection.send({ type: 'typing', room: this.roomId, users: this.#typingUsers() });
+    }
+  }
+
+  #typingUsers(): string[] {
+    return [...this.#typing.keys()].sort();
+  }
+
+  #sendTyping(): void {
+    this.#broadcast(JSON.stringify({ type: 'typing', room: this.roomId, users: this.#typingUsers() }));
+  }
+
+  #scheduleTypingExpiry(): void {
+    clearTimeout(this.#typingTimer);
+    if (this.#typing.size === 0) return;
+    const next = Math.min(...this.#typing.values());
+    this.#typingTimer = setTimeout(
+      () => {
+        const now = Date.now();
+        let changed = false;
+        for (const [user, until] of this.#typing) {
+          if (until <= now) changed = this.#typing.delete(user) || changed;
+        }
+        if (changed) this.#sendTyping();
+        this.#scheduleTypingExpiry();
+      },
+      Math.max(0, next - Date.now()),
+    ).unref();
+  }
+
+  #broadcast(json: string): void {
+    for (const [connection, subscriber] of this.#subscribers) if (subscriber.live) connection.sendRaw(json);
+  }
+}

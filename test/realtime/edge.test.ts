@@ -1,0 +1,292 @@
+/**
+ * The live edge (`/ws`) over every backend, with real sockets to in-process servers: delivery once
+ * and in order (sender included), idempotent resends, replay after a reconnect on another server,
+ * authentication and origin at the upgrade, bad frames, typing, presence, unread across devices,
+ * revocation, slow consumers, the frame rate, and (memory) the stateful design's island servers.
+ * Crashes (SIGKILL) need processes: test/e2e/chat-kill.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { BACKENDS, PASSWORD } from '../security/backends.ts';
+import { startApps, type InjectClient, type TestApps, type TestServer } from '../support/app.ts';
+import { cookieHeaders, listen, LiveSocket, signedIn, type Frame } from '../support/live.ts';
+import { waitFor } from '../support/wait.ts';
+
+type Paused = { _socket: { pause(): void; resume(): void } };
+
+for (const backend of BACKENDS) {
+  describe(`live chat on ${backend.name}`, () => {
+    let apps: TestApps;
+    let s1: TestServer;
+    let s2: TestServer;
+    const wsUrl = new Map<TestServer, string>();
+    let alice: { username: string; browser: InjectClient };
+    let bob: { username: string; browser: InjectClient };
+    /** Where bob's session lives: any server when shared; on memory, the server he signed in on. */
+    let bobHome: TestServer;
+    const sockets: LiveSocket[] = [];
+
+    const open = async (server: TestServer, browser: InjectClient) => {
+      const socket = await LiveSocket.open(`${wsUrl.get(server)}/ws`, cookieHeaders(browser));
+      sockets.push(socket);
+      return socket;
+    };
+    const newRoom = async () => {
+      const r = await alice.browser.post('/api/chat/rooms', { name: `room-${randomUUID()}` });
+      assert.equal(r.status, 201);
+      return r.body.room.id as string;
+    };
+    const seqs = (frames: Frame[]) => frames.map((m) => m.seq as number);
+    const acks = (socket: LiveSocket) => socket.frames.filter((f) => f.type === 'ack');
+
+    before(async () => {
+      apps = await startApps({
+        ...backend.apps,
+        servers: 2,
+        env: { SW_WS_MAX_BUFFERED_BYTES: '16384', SW_PRESENCE_TTL_MS: '3000' },
+      });
+      [s1, s2] = apps.servers as [TestServer, TestServer];
+      for (const server of apps.servers) wsUrl.set(server, await listen(server));
+      bobHome = backend.shared ? s2 : s1;
+      alice = await signedIn(s1, 'alice');
+      bob = await signedIn(bobHome, 'bob');
+    });
+    after(async () => {
+      for (const socket of sockets) socket.ws.terminate();
+      await apps?.close();
+    });
+
+    it('delivers each message once and in order to every subscriber, the sender too, who also gets an ack', async () => {
+      const room = await newRoom();
+      const a = await open(s1, alice.browser);
+      const b = await open(bobHome, bob.browser);
+      assert.equal((await a.subscribe(room, 0)).lastSeq, 0);
+      assert.equal((await b.subscribe(room, 0)).lastSeq, 0);
+      for (let i = 1; i <= 20; i++) (i % 2 ? a : b).send({ type: 'send', room, text: `m${i}`, clientMsgId: `c${i}` });
+      await waitFor(() => a.messages(room).length >= 20 && b.messages(room).length >= 20, { what: '20 messages each' });
+      const expected = Array.from({ length: 20 }, (_, i) => i + 1);
+      assert.deepEqual(seqs(a.messages(room)), expected);
+      assert.deepEqual(seqs(b.messages(room)), expected);
+      assert.deepEqual(
+        a.messages(room).map((m) => m.text),
+        b.messages(room).map((m) => m.text),
+      );
+      assert.equal(acks(a).length, 10);
+
+      // The ack was lost, say: the same clientMsgId again is the same message, stored and delivered once.
+      a.send({ type: 'send', room, text: 'm1', clientMsgId: 'c1' });
+      const again = await a.next((f) => f.type === 'ack' && f.clientMsgId === 'c1', 'the second ack');
+      assert.equal(again.message.seq, acks(a).find((f) => f.clientMsgId === 'c1')!.message.seq);
+      a.send({ type: 'send', room, text: 'after', clientMsgId: 'c21' });
+      await b.next((f) => f.type === 'message' && f.message.text === 'after', 'the next message');
+      assert.deepEqual(seqs(b.messages(room)), [...expected, 21]);
+      const history = await alice.browser.get(`/api/chat/rooms/${room}/messages?limit=200`);
+      assert.equal(history.body.messages.length, 21);
+    });
+
+    it('replays what a reconnecting client missed, exactly once and in order, then live ones', async () => {
+      const room = await newRoom();
+      const a = await open(s1, alice.browser);
+      await a.subscribe(room);
+      const first = await open(bobHome, bob.browser);
+      await first.subscribe(room, 0);
+      a.send({ type: 'send', room, text: 'seen', clientMsgId: 'r0' });
+      await first.next((f) => f.type === 'message', 'the first message');
+      first.close();
+      await first.waitClosed();
+      for (let i = 1; i <= 5; i++) a.send({ type: 'send', room, text: `missed ${i}`, clientMsgId: `r${i}` });
+      await waitFor(() => acks(a).length === 6, { what: 'six acks' });
+
+      // Shared state: back on another server. Memory: the session only works where it was made.
+      const back = await open(backend.shared ? s1 : bobHome, bob.browser);
+      const subscribed = await back.subscribe(room, 1);
+      assert.equal(subscribed.lastSeq, 6);
+      assert.deepEqual(seqs(back.messages(room)), [2, 3, 4, 5, 6], 'the missed ones, before `subscribed`');
+      a.send({ type: 'send', room, text: 'live', clientMsgId: 'r6' });
+      await back.next((f) => f.type === 'message' && f.message.seq === 7, 'the live one');
+      assert.deepEqual(seqs(back.messages(room)), [2, 3, 4, 5, 6, 7]);
+    });
+
+    it('lets in a session cookie or an access token, and refuses no credential (401) or another origin (403)', async () => {
+      const url = `${wsUrl.get(s1)}/ws`;
+      await assert.rejects(LiveSocket.open(url), /upgrade refused: 401/);
+      await assert.rejects(
+        LiveSocket.open(url, { ...cookieHeaders(alice.browser), origin: 'https://evil.example' }),
+        /upgrade refused: 403/,
+      );
+      await assert.rejects(LiveSocket.open(`${url}?access_token=forged`), /upgrade refused: 401/);
+      const token = await s1.client().post('/api/auth/token', { username: alice.username, password: PASSWORD });
+      const viaToken = await LiveSocket.open(`${url}?access_token=${token.body.accessToken}`);
+      sockets.push(viaToken);
+      assert.equal((await viaToken.subscribe(await newRoom())).type, 'subscribed');
+      const sameOrigin = await LiveSocket.open(url, {
+        ...cookieHeaders(alice.browser),
+        origin: url.replace('ws', 'http'),
+      });
+      sockets.push(sameOrigin);
+    });
+
+    it('answers bad frames with an error frame, changes nothing, and closes only an oversized one (1009)', async () => {
+      const room = await newRoom();
+      const a = await open(s1, alice.browser);
+      const cases: Array<[unknown, string]> = [
+        ['{not json', 'invalid_json'],
+        ['[1,2]', 'invalid_input'],
+        ['"send"', 'invalid_input'],
+        [{ type: 'shout', room }, 'invalid_input'],
+        [{ type: 'send', room, text: '', clientMsgId: 'x' }, 'invalid_input'],
+        [{ type: 'send', room, text: 'x'.repeat(4001), clientMsgId: 'x' }, 'invalid_input'],
+        [{ type: 'send', room, text: 'hi', clientMsgId: 'x', extra: 1 }, 'invalid_input'],
+        [{ type: 'send', room: 'not-a-uuid', text: 'hi', clientMsgId: 'x' }, 'invalid_input'],
+        [{ type: 'send', room: randomUUID(), text: 'hi', clientMsgId: 'x' }, 'not_found'],
+        [{ type: 'subscribe', room: randomUUID() }, 'not_found'],
+        [{ type: 'subscribe', room, after: -1 }, 'invalid_input'],
+        [{ type: 'read', room, seq: 1.5 }, 'invalid_input'],
+        [{ type: 'typing', room }, 'invalid_input'],
+        [{ type: '__proto__' }, 'invalid_input'],
+        [{ type: 'constructor' }, 'invalid_input'],
+      ];
+      for (const [frame, code] of cases) {
+        a.send(frame);
+        const error = await a.next((f) => f.type === 'error', `an error for ${JSON.stringify(frame).slice(0, 60)}`);
+        assert.equal(error.code, code, JSON.stringify(frame).slice(0, 80));
+        assert.equal(typeof error.message, 'string');
+      }
+      a.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+      assert.equal((await a.next((f) => f.type === 'error', 'binary refused')).code, 'invalid_input');
+      assert.equal((await alice.browser.get(`/api/chat/rooms/${room}/messages`)).body.messages.length, 0);
+
+      const big = await open(s1, alice.browser);
+      big.send(JSON.stringify({ type: 'send', room, text: 'x'.repeat(40_000), clientMsgId: 'big' }));
+      assert.equal((await big.waitClosed()).code, 1009);
+      assert.equal((await a.subscribe(room)).type, 'subscribed', 'the other socket goes on');
+    });
+
+    it('shows typing to the others for about 5 s, and never replays it', async () => {
+      const room = await newRoom();
+      const a = await open(s1, alice.browser);
+      const b = await open(bobHome, bob.browser);
+      await a.subscribe(room);
+      await b.subscribe(room);
+      a.send({ type: 'typing', room });
+      await b.next((f) => f.type === 'typing' && f.room === room && f.users.includes(alice.username), 'typing shown');
+      const started = Date.now();
+      await b.next((f) => f.type === 'typing' && f.users.length === 0, 'typing over');
+      const lasted = Date.now() - started;
+      assert.ok(lasted > 3_000 && lasted < 8_000, `typing lasted ${lasted} ms`);
+      const late = await open(bobHome, bob.browser);
+      await late.subscribe(room, 0);
+      assert.equal(late.frames.filter((f) => f.type === 'typing').length, 0, 'typing is not replayed');
+    });
+
+    it('shows who is online as they join and leave', async () => {
+      const room = await newRoom();
+      const a = await open(s1, alice.browser);
+      await a.subscribe(room);
+      await a.next((f) => f.type === 'presence' && f.online.join() === alice.username, 'alice alone');
+      const b = await open(bobHome, bob.browser);
+      await b.subscribe(room);
+      const both = [alice.username, bob.username].sort().join();
+      await a.next((f) => f.type === 'presence' && f.online.join() === both, 'both online');
+      assert.equal((await alice.browser.get(`/api/chat/rooms/${room}/presence`)).body.online.join(), both);
+      b.close();
+      await a.next((f) => f.type === 'presence' && f.online.join() === alice.username, 'bob gone');
+    });
+
+    it("updates the unread counts on a user's other device when one device reads", async () => {
+      const room = await newRoom();
+      const phone = await open(bobHome, bob.browser);
+      const laptop = await open(backend.shared ? s1 : bobHome, bob.browser);
+      const a = await open(s1, alice.browser);
+      await a.subscribe(room);
+      for (let i = 1; i <= 3; i++) a.send({ type: 'send', room, text: `u${i}`, clientMsgId: `u${i}` });
+      await waitFor(() => acks(a).length === 3, { what: 'three acks' });
+      phone.send({ type: 'read', room, seq: 2 });
+      await laptop.next((f) => f.type === 'unread' && f.rooms[room] === 1, 'unread 1 on the laptop');
+    });
+
+    it('closes the sockets of a user who logs out, on every server, within 2 s', async () => {
+      const carol = await signedIn(s1, 'carol');
+      const here = await open(s1, carol.browser);
+      const there = backend.shared ? await open(s2, carol.browser) : undefined;
+      const started = Date.now();
+      assert.equal((await carol.browser.post('/api/auth/logout')).status, 204);
+      assert.equal((await here.waitClosed(2_000)).code, 4001);
+      if (there) assert.equal((await there.waitClosed(2_000)).code, 4001);
+      assert.ok(Date.now() - started < 2_000);
+    });
+
+    it('closes a socket that stops reading (4008) without slowing the others; it resumes by seq', async () => {
+      const room = await newRoom();
+      const reader = await open(s1, alice.browser);
+      const stalled = await open(s1, alice.browser);
+      await reader.subscribe(room);
+      await stalled.subscribe(room);
+      (stalled.ws as unknown as Paused)._socket.pause(); // Kernel buffers fill, then the server's queue.
+      const cutBefore = s1.app.realtime.closes(4008);
+      const text = 'y'.repeat(4_000);
+      let sent = 0;
+      // Sent over HTTP (no frame rate to mind), in batches the reader keeps up with, until the server
+      // closes the stalled socket.
+      while (s1.app.realtime.closes(4008) === cutBefore && sent < 4_000) {
+        const batch = Array.from({ length: 20 }, () => `s${++sent}`);
+        for (const r of await Promise.all(
+          batch.map((clientMsgId) => alice.browser.post(`/api/chat/rooms/${room}/messages`, { text, clientMsgId })),
+        )) {
+          assert.equal(r.status, 201);
+        }
+        await waitFor(() => reader.messages(room).length >= sent, { what: `message ${sent} read`, timeoutMs: 2_000 });
+      }
+      assert.deepEqual(
+        seqs(reader.messages(room)),
+        Array.from({ length: sent }, (_, i) => i + 1),
+      );
+      (stalled.ws as unknown as Paused)._socket.resume();
+      assert.equal((await stalled.waitClosed()).code, 4008);
+      const got = stalled.messages(room);
+      assert.ok(got.length < sent, `the stalled socket was cut before the end (${got.length} of ${sent})`);
+      const resumed = await open(s1, alice.browser);
+      await resumed.subscribe(room, got.at(-1)?.seq ?? 0);
+      assert.deepEqual(
+        [...seqs(got), ...seqs(resumed.messages(room))],
+        Array.from({ length: sent }, (_, i) => i + 1),
+      );
+    });
+
+    it('throttles a client over its frame rate, and closes one that will not stop (4029)', async () => {
+      const room = await newRoom();
+      const a = await open(s1, alice.browser);
+      for (let i = 0; i < 60; i++) a.send({ type: 'subscribe', room });
+      const limited = await a.next((f) => f.type === 'error' && f.code === 'rate_limited', 'rate_limited');
+      assert.match(limited.message, /20 frames a second/);
+      for (let i = 0; i < 400; i++) a.send({ type: 'typing', room });
+      assert.equal((await a.waitClosed()).code, 4029);
+    });
+
+    if (!backend.shared) {
+      it('stateful design: a message sent on s1 does not reach a member connected to s2', async () => {
+        const room = await newRoom();
+        const dave = await signedIn(s2, 'dave');
+        const onS2 = await open(s2, dave.browser);
+        const onS1 = await open(s1, bob.browser);
+        await onS2.subscribe(room);
+        await onS1.subscribe(room);
+        const a = await open(s1, alice.browser);
+        a.send({ type: 'send', room, text: 'only on s1', clientMsgId: 'island' });
+        await onS1.next((f) => f.type === 'message' && f.message.text === 'only on s1', 'delivered on s1');
+        // Then s2's own traffic: it arrives, and s1's message (an earlier seq) never does.
+        onS2.send({ type: 'send', room, text: 'on s2', clientMsgId: 'island2' });
+        await onS2.next((f) => f.type === 'message' && f.message.text === 'on s2', "s2's own message");
+        assert.deepEqual(
+          onS2.messages(room).map((m) => m.text),
+          ['on s2'],
+        );
+        assert.deepEqual(
+          onS1.messages(room).map((m) => m.text),
+          ['only on s1'],
+        );
+      });
+    }
+  });
+}
