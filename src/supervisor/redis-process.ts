@@ -15,9 +15,10 @@ export interface RedisProcess {
 /**
  * Starts a local redis-server on a free loopback port. With `dir`, it keeps an append-only file
  * there (so `npm start --store redis` keeps sessions across restarts); without, nothing on disk.
+ * `port` starts it on a given port (a restart where clients expect it).
  */
-export async function startRedisProcess(dir?: string): Promise<RedisProcess> {
-  const port = await freePort();
+export async function startRedisProcess(dir?: string, options: { port?: number } = {}): Promise<RedisProcess> {
+  const port = options.port ?? (await freePort());
   const persistence = dir ? ['--dir', dir, '--appendonly', 'yes'] : ['--appendonly', 'no'];
   if (dir) await mkdir(dir, { recursive: true });
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], {

@@ -41,6 +41,8 @@ export interface AppsOptions {
   mode?: 'stateless' | 'stateful';
   /** Extra SW_* settings, e.g. short session timeouts. */
   env?: Record<string, string>;
+  /** A redis-server the test runs itself (to stop and restart it); by default each call starts its own. */
+  redisUrl?: string;
 }
 
 export async function startApps(options: AppsOptions): Promise<TestApps> {
@@ -48,7 +50,7 @@ export async function startApps(options: AppsOptions): Promise<TestApps> {
   const pool = createPool(databaseUrl, { max: 1 });
   await migrate(pool).finally(() => pool.end());
   let redis: RedisServerHandle | undefined;
-  if (options.store === 'redis') redis = await startRedisServer();
+  if (options.store === 'redis' && !options.redisUrl) redis = await startRedisServer();
   const servers: TestServer[] = [];
   try {
     for (let i = 1; i <= (options.servers ?? 1); i++) {
@@ -57,7 +59,7 @@ export async function startApps(options: AppsOptions): Promise<TestApps> {
         SW_MODE: options.mode ?? 'stateless',
         SW_STORE: options.store,
         SW_DATABASE_URL: databaseUrl,
-        SW_REDIS_URL: redis?.url ?? '',
+        SW_REDIS_URL: options.redisUrl ?? redis?.url ?? '',
         SW_LOG_LEVEL: 'silent',
         ...options.env,
       });
