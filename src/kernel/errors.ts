@@ -25,6 +25,8 @@ export const ERROR_STATUS = {
   /** A path segment longer than the router takes. */
   uri_too_long: 414,
   unsupported_media_type: 415,
+  /** A plain request to a WebSocket endpoint (/ws). */
+  upgrade_required: 426,
   idempotency_key_mismatch: 422,
   rate_limited: 429,
   internal_error: 500,

@@ -1,10 +1,13 @@
 import websocket from '@fastify/websocket';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { WebSocket } from 'ws';
 import type { LiveCredential } from '../accounts/authenticate.ts';
 import type { ServerConfig } from '../config/server-config.ts';
 import { AppError } from '../kernel/errors.ts';
+import { responses } from '../kernel/responses.ts';
 import type { StateStore } from '../state/types.ts';
 import { Connection } from './connection.ts';
 import { ChatEdge } from './edge.ts';
@@ -23,7 +26,8 @@ export interface RealtimeDeps {
  * any page could chat as its visitor.
  */
 export const realtimePlugin = fp<RealtimeDeps>(
-  async (app, { config, state, log }) => {
+  async (fastify, { config, state, log }) => {
+    const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
     const edge = await ChatEdge.start({
       chat: app.chat,
       state,
@@ -47,21 +51,34 @@ export const realtimePlugin = fp<RealtimeDeps>(
       },
     });
 
-    app.get(
-      '/ws',
-      {
-        websocket: true,
-        schema: { hide: true },
-        preValidation: async (request) => {
-          assertSameOriginUpgrade(request);
-          const query = request.query as { access_token?: unknown };
-          const token = typeof query.access_token === 'string' ? query.access_token : undefined;
-          const credential = await app.auth.liveCredential(request, token);
-          if (!credential) throw new AppError('not_authenticated', 'Sign in first (session cookie or access_token).');
-          credentials.set(request, credential);
-        },
+    app.route({
+      method: 'GET',
+      url: '/ws',
+      schema: {
+        tags: ['chat'],
+        summary: "The chat's live traffic (WebSocket)",
+        description: wsDescription(limits.framesPerSecond),
+        querystring: Type.Object({
+          access_token: Type.Optional(
+            Type.String({ description: 'an access token, for clients that cannot send headers' }),
+          ),
+        }),
+        response: responses(
+          { 101: Type.Null({ description: 'Switching Protocols: the socket is open' }) },
+          [401, 403, 426],
+        ),
       },
-      (socket: WebSocket, request) => {
+      preValidation: async (request) => {
+        assertSameOriginUpgrade(request);
+        const token = request.query.access_token;
+        const credential = await app.auth.liveCredential(request, token);
+        if (!credential) throw new AppError('not_authenticated', 'Sign in first (session cookie or access_token).');
+        credentials.set(request, credential);
+      },
+      handler: async () => {
+        throw new AppError('upgrade_required', 'GET /ws is a WebSocket: open it with "Upgrade: websocket".');
+      },
+      wsHandler: (socket: WebSocket, request) => {
         const connection = new Connection(socket, credentials.get(request)!, limits, (code) => edge.countClose(code));
         edge.attach(connection);
         socket.on('close', () => edge.detach(connection));
@@ -84,10 +101,20 @@ export const realtimePlugin = fp<RealtimeDeps>(
           queue = queue.then(() => edge.handle(connection, frame));
         });
       },
-    );
+    });
   },
   { name: 'realtime', dependencies: ['accounts', 'chat'], fastify: '5.x' },
 );
+
+const wsDescription = (
+  framesPerSecond: number,
+) => `Opens the chat's live socket (authenticated by the session cookie, \`?access_token=\` or a bearer header; refused from another Origin). Frames are JSON objects with a \`type\`.
+
+Client to server: \`{type:"subscribe", room, after?}\` (every message with seq > after, then \`subscribed\`, then live ones; without after: live ones only), \`{type:"unsubscribe", room}\` (answered \`unsubscribed\`), \`{type:"send", room, text, clientMsgId}\` (answered \`ack\`; the same clientMsgId again is the same message), \`{type:"typing", room}\` (in a subscribed room; shown to the others for about 5 s), \`{type:"read", room, seq}\`.
+
+Server to client: \`message\`, \`subscribed {room, lastSeq}\`, \`unsubscribed {room}\`, \`ack {clientMsgId, message}\`, \`presence {room, online}\`, \`typing {room, users}\` (the typer included), \`unread {rooms}\` (at connect, and when the user reads on any device), \`error {code, message, room?, clientMsgId?}\` with a code of the error table.
+
+A socket may send ${framesPerSecond} frames a second (bursts of twice that) before \`rate_limited\`. Close codes: 1001 the server is stopping (reconnect), 1009 a frame over ${MAX_FRAME_BYTES} bytes, 4001 the session or token ended, 4008 the socket did not read what it was sent (resume with the last seq), 4029 it kept sending far over its rate.`;
 
 /** What the live edge tells about itself (the cluster view, metrics, tests). */
 export interface RealtimeStats {

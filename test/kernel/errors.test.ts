@@ -11,7 +11,7 @@ describe('error codes', () => {
     for (const [code, status] of Object.entries(ERROR_STATUS)) {
       assert.match(code, /^[a-z]+(_[a-z]+)*$/, code);
       assert.ok(
-        [400, 401, 403, 404, 405, 409, 413, 414, 415, 422, 429, 500, 502, 503, 504].includes(status),
+        [400, 401, 403, 404, 405, 409, 413, 414, 415, 422, 426, 429, 500, 502, 503, 504].includes(status),
         `${code}: ${status}`,
       );
     }
