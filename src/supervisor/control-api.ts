@@ -6,6 +6,10 @@ import { checkControlAccess } from './control-access.ts';
 import type { ManagedServer, ServerStatus } from './managed-server.ts';
 import type { Mode } from '../config/topology.ts';
 import type { StoreKind } from '../state/types.ts';
+import type { ClusterEvents } from './cluster-events.ts';
+
+/** How often the event stream sends the cluster's view. */
+const VIEW_EVERY_MS = 1_000;
 
 /** GET /_cluster: the mode, the store, and every server as the balancer sees it. */
 export interface ClusterView {
@@ -18,12 +22,15 @@ export interface ClusterView {
     startedAt: string | null;
     requests: number;
     connections: number;
+    /** Resident memory of the process, when it runs and the platform tells (Linux). */
+    rssBytes: number | null;
   }>;
 }
 
 /** What the control API drives: the supervisor. */
 export interface ClusterControl {
   view(): ClusterView;
+  readonly events: ClusterEvents;
   server(id: string): ManagedServer | undefined;
   add(): Promise<ManagedServer>;
   remove(id: string): Promise<boolean>;
@@ -64,31 +71,60 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
 
     app.get('/_cluster', async () => cluster.view());
 
+    // The dashboard's live feed (server-sent events): the view every second, and each event as it
+    // happens. Read with fetch (an EventSource cannot send the admin token's header).
+    app.get('/_cluster/events', async (request, reply) => {
+      reply.hijack();
+      const out = reply.raw;
+      out.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+      });
+      const send = (event: string, data: unknown) => out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      for (const event of cluster.events.recent) send('log', event);
+      send('view', cluster.view());
+      const timer = setInterval(() => send('view', cluster.view()), VIEW_EVERY_MS);
+      const stop = cluster.events.on((event) => {
+        send('log', event);
+        send('view', cluster.view());
+      });
+      request.raw.once('close', () => {
+        clearInterval(timer);
+        stop();
+      });
+    });
+
     app.post<{ Params: { id: string } }>('/_cluster/servers/:id/kill', byId, async (request, reply) => {
       const server = find(request);
       await server.kill();
+      cluster.events.emit(`${server.id} killed (SIGKILL): no drain, no goodbye`);
       return accepted(reply, server);
     });
 
     app.post<{ Params: { id: string } }>('/_cluster/servers/:id/stop', byId, async (request, reply) => {
       const server = find(request);
+      cluster.events.emit(`${server.id} asked to stop: draining, then exit`);
       inBackground(`stop ${server.id}`, server.stop());
       return accepted(reply, server);
     });
 
     app.post<{ Params: { id: string } }>('/_cluster/servers/:id/start', byId, async (request, reply) => {
       const server = find(request);
+      cluster.events.emit(`${server.id} asked to start`);
       inBackground(`start ${server.id}`, server.start());
       return accepted(reply, server);
     });
 
     app.post('/_cluster/servers', async (_request, reply) => {
       const server = await cluster.add();
+      cluster.events.emit(`${server.id} added`);
       return reply.code(201).send({ server: server.view() });
     });
 
     app.delete<{ Params: { id: string } }>('/_cluster/servers/:id', byId, async (request, reply) => {
       const server = find(request);
+      cluster.events.emit(`${server.id} removed: draining, then gone`);
       inBackground(`remove ${server.id}`, cluster.remove(server.id));
       return reply.code(202).send({ server: server.view() });
     });

@@ -11,7 +11,9 @@ import { entry, forkTs, waitForExit, waitForMessage } from './child-process.ts';
 import { controlApi, type ClusterView } from './control-api.ts';
 
 export type { ClusterView } from './control-api.ts';
+import { ClusterEvents } from './cluster-events.ts';
 import { freePort } from './free-port.ts';
+import { residentBytes } from './process-memory.ts';
 import { bundleServer } from './server-bundle.ts';
 import { ManagedServer, type ServerStatus } from './managed-server.ts';
 import { startRedisProcess, type RedisProcess } from './redis-process.ts';
@@ -37,6 +39,8 @@ export interface SupervisorOptions {
  * Shutdown order: app servers drain, then the balancer closes, then Redis and PostgreSQL stop.
  */
 export class Supervisor {
+  /** What happened, in words (the dashboard's log). */
+  readonly events = new ClusterEvents();
   readonly #servers = new Map<string, ManagedServer>();
   #balancer: Balancer | undefined;
   #postgres: ChildProcess | undefined;
@@ -124,6 +128,7 @@ export class Supervisor {
           startedAt: v.startedAt,
           requests: h?.requests ?? 0,
           connections: h?.connections ?? 0,
+          rssBytes: residentBytes(v.pid),
         };
       }),
     };
@@ -171,6 +176,7 @@ export class Supervisor {
       onChange: (server) => {
         if (server.status !== 'up') this.#balancer?.markDown(server.id);
         this.#syncUpstreams();
+        this.events.emit(`${server.id} is ${server.status}`);
       },
       onOutput: (server, line) => this.options.log(`[${server.id}] ${line}`),
     });

@@ -1,3 +1,4 @@
+import { build, stop } from 'esbuild';
 import { hash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
@@ -22,8 +23,43 @@ const CONTENT_TYPES: Record<string, string> = {
 
 const digest = (body: Buffer | string): string => hash('sha256', body, 'base64url').slice(0, 12);
 
+/** The web app's source (TypeScript and JSX with Preact), bundled at start into the asset `app.js`. */
+const APP_ENTRY = join('src', 'main.tsx');
+
+let bundled: Promise<Buffer> | undefined;
+
 /**
- * The web UI's files, read once at start: `web/index.html` and `web/assets/*`. Every asset is
+ * Bundles the web app in memory (esbuild: tens of milliseconds), once per process: `npm install &&
+ * npm start` needs no build step, and the bundle can never be older than its sources.
+ */
+function bundleApp(webDir: string): Promise<Buffer> {
+  bundled ??= (async () => {
+    try {
+      const result = await build({
+        entryPoints: [join(webDir, APP_ENTRY)],
+        bundle: true,
+        write: false,
+        format: 'esm',
+        platform: 'browser',
+        target: 'es2022',
+        jsx: 'automatic',
+        jsxImportSource: 'preact',
+        minify: true,
+        legalComments: 'none',
+        logLevel: 'silent',
+      });
+      return Buffer.from(result.outputFiles[0]!.contents);
+    } finally {
+      // esbuild keeps a service process for more builds; there are none.
+      await stop();
+    }
+  })();
+  return bundled;
+}
+
+/**
+ * The web UI's files, read once at start: `web/index.html`, `web/assets/*` and the bundled app
+ * (`web/src/main.tsx` as `app.js`). Every asset is
  * published under a name that carries its content hash (`app.css` -> `app.Hk3x9q0Lm2Ab.css`), and
  * the page's references are rewritten to those names, so an asset can be cached forever
  * (`immutable`): new content is a new URL. The page itself is revalidated by its ETag.
@@ -42,9 +78,12 @@ export class StaticAssets {
     const assetsDir = join(webDir, 'assets');
     const published = new Map<string, Asset>();
     let html = await readFile(join(webDir, 'index.html'), 'utf8');
-    const names = existsSync(assetsDir) ? (await readdir(assetsDir)).sort() : [];
-    for (const name of names) {
-      const body = await readFile(join(assetsDir, name));
+    const files = new Map<string, Buffer>();
+    for (const name of existsSync(assetsDir) ? (await readdir(assetsDir)).sort() : []) {
+      files.set(name, await readFile(join(assetsDir, name)));
+    }
+    if (existsSync(join(webDir, APP_ENTRY))) files.set('app.js', await bundleApp(webDir));
+    for (const [name, body] of files) {
       const ext = extname(name);
       const tag = digest(body);
       const publishedName = `${name.slice(0, name.length - ext.length)}.${tag}${ext}`;

@@ -4,15 +4,14 @@
  * console error, throw nothing, and have no failed request; the document carries its CSP, which
  * Chromium enforces (an inline script is refused and reported).
  *
- * Needs /usr/bin/chromium (`apt-get install chromium`, as .ci/run does) or STATEWISE_CHROMIUM.
+ * Chromium: test/support/chromium.ts.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
+import type { Browser, BrowserContext, Page, Response } from 'playwright-core';
+import { launchChromium } from '../support/chromium.ts';
 import { startCluster, type Cluster } from '../support/cluster.ts';
 
-const CHROMIUM = process.env.STATEWISE_CHROMIUM ?? '/usr/bin/chromium';
 /** Bounds every wait on the browser: the page's script needs two small requests. */
 const PAGE_TIMEOUT_MS = 15_000;
 
@@ -29,26 +28,8 @@ describe('web UI in Chromium', () => {
   let cluster: Cluster;
   let browser: Browser;
   before(async () => {
-    assert.ok(
-      existsSync(CHROMIUM),
-      `Chromium is missing at ${CHROMIUM}: install it (apt-get install -y chromium, as .ci/run does) ` +
-        'or set STATEWISE_CHROMIUM to its path',
-    );
     cluster = await startCluster({ servers: 1 });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      timeout: 30_000,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
@@ -98,9 +79,9 @@ describe('web UI in Chromium', () => {
       );
       assert.ok(!answers.some((a) => a.endsWith(' /favicon.ico')), answers.join('\n'));
       assert.equal(await page.getAttribute('html', 'data-state'), 'ready');
-      assert.match((await page.textContent('#me')) ?? '', /^Not signed in/);
-      assert.ok((await page.locator('#menu li').count()) > 0, 'the menu is listed');
-      assert.equal(await page.textContent('#served-by'), 's1');
+      assert.equal(await page.getByRole('link', { name: 'Sign in' }).count(), 1, 'a visitor is offered to sign in');
+      assert.ok((await page.getByRole('button', { name: /^Add / }).count()) > 0, 'the menu is listed');
+      assert.equal(await page.getByTestId('last-served-by').textContent(), 's1');
 
       const headers = await document.allHeaders();
       assert.equal(document.status(), 200);
@@ -124,7 +105,7 @@ describe('web UI in Chromium', () => {
       assert.equal(registered.status(), 201, await registered.text());
       const { page, problems } = await visit(context);
       assert.deepEqual(problems, [], `a signed-in visit has no problems:\n${problems.join('\n')}`);
-      assert.equal(await page.textContent('#me'), 'Signed in as chromium-user.');
+      assert.equal(await page.locator('header .who').textContent(), 'Signed in as chromium-user');
     } finally {
       await context.close();
     }

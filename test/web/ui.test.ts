@@ -1,0 +1,117 @@
+/**
+ * The articles' lesson, watched in a real browser (Debian's Chromium) against the whole system:
+ * sign up, fill a cart, read which server served it, kill that server from the dashboard. In
+ * stateless mode the cart and the sign-in are still there; in stateful mode both are gone. And the
+ * ATM story: withdraw at one ATM, every ATM shows the same balance.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../support/chromium.ts';
+import { startCluster, type Cluster } from '../support/cluster.ts';
+
+const TIMEOUT_MS = 15_000;
+
+async function signUp(page: Page, url: string, username: string): Promise<void> {
+  await page.goto(`${url}/#/account`);
+  const form = page.getByRole('form', { name: 'Sign up' });
+  await form.getByLabel('Username').fill(username);
+  await form.getByLabel('Password').fill('a long browser password');
+  await form.getByRole('button', { name: 'Sign up' }).click();
+  await page.getByRole('heading', { name: 'Your sessions' }).waitFor();
+}
+
+/** Adds the first pizza twice; returns the server that answered the cart. */
+async function fillCart(page: Page, url: string): Promise<string> {
+  await page.goto(`${url}/#/shop`);
+  const add = page.getByRole('button', { name: 'Add Margherita' });
+  await add.click();
+  await page.getByTestId('cart-line').waitFor();
+  await add.click();
+  await page.getByTestId('cart-line').filter({ hasText: '2 × Margherita' }).waitFor();
+  return (await page.getByTestId('served-by').textContent())!;
+}
+
+async function killFromDashboard(page: Page, url: string, server: string): Promise<void> {
+  await page.goto(`${url}/#/cluster`);
+  await page.getByRole('button', { name: `Kill ${server}` }).click();
+  await page
+    .getByRole('article', { name: `server ${server}` })
+    .locator('.status', { hasText: 'down' })
+    .waitFor();
+  await page
+    .getByRole('listitem')
+    .filter({ hasText: `${server} killed (SIGKILL)` })
+    .waitFor();
+}
+
+for (const mode of ['stateless', 'stateful'] as const) {
+  describe(`the web app in ${mode} mode`, () => {
+    let cluster: Cluster;
+    let browser: Browser;
+    before(async () => {
+      [cluster, browser] = await Promise.all([
+        startCluster({ mode, servers: 3, env: { SW_LOGIN_IP_LIMIT: '100000' } }),
+        launchChromium(),
+      ]);
+    });
+    after(async () => {
+      await browser?.close();
+      await cluster?.stop();
+    });
+
+    if (mode === 'stateless') {
+      it('withdraw at one ATM: every ATM shows the same balance', async () => {
+        const context = await browser.newContext();
+        const page = await context.newPage();
+        page.setDefaultTimeout(TIMEOUT_MS);
+        try {
+          await signUp(page, cluster.url, 'atm-user');
+          await page.goto(`${cluster.url}/#/bank`);
+          await page.getByLabel('Use the ATM at').selectOption('s2');
+          await page.getByLabel('Withdraw amount').fill('12.34');
+          await page.getByRole('button', { name: 'Withdraw', exact: true }).click();
+          const done = page.getByRole('status').filter({ hasText: 'withdraw done' });
+          await done.waitFor();
+          assert.equal(await done.getByTestId('served-by').textContent(), 's2', 'the chosen ATM ran it');
+          for (const id of ['s1', 's2', 's3']) {
+            await page.getByTestId(`balance-${id}`).filter({ hasText: '987.66' }).waitFor();
+          }
+        } finally {
+          await context.close();
+        }
+      });
+    }
+
+    it(
+      mode === 'stateless'
+        ? 'the cart and the sign-in survive the SIGKILL of the server that served them'
+        : 'the cart and the sign-in die with the server that held them',
+      async () => {
+        const context = await browser.newContext();
+        const page = await context.newPage();
+        page.setDefaultTimeout(TIMEOUT_MS);
+        try {
+          await signUp(page, cluster.url, `cart-${mode}`);
+          const server = await fillCart(page, cluster.url);
+          assert.match(server, /^s[123]$/);
+          await killFromDashboard(page, cluster.url, server);
+
+          await page.goto(`${cluster.url}/#/shop`);
+          if (mode === 'stateless') {
+            await page.getByTestId('cart-line').filter({ hasText: '2 × Margherita' }).waitFor();
+            assert.notEqual(await page.getByTestId('served-by').textContent(), server);
+            assert.match((await page.locator('header .who').textContent()) ?? '', /Signed in as cart-stateless/);
+          } else {
+            await page.getByText('Your cart is empty.').waitFor();
+            assert.notEqual(await page.getByTestId('served-by').textContent(), server);
+            // The page learns it from the first answer that needs a user (a 401): the header follows.
+            await page.locator('header .who', { hasText: /^Sign in$/ }).waitFor();
+          }
+        } finally {
+          await context.close();
+        }
+      },
+    );
+  });
+}

@@ -1,0 +1,160 @@
+/**
+ * The ATM of the articles: one central ledger, many ATMs (servers). Pick the ATM that runs each
+ * action (the pin header), then ask every ATM for the balance: they all agree.
+ */
+import { useEffect, useState } from 'preact/hooks';
+import { api, money, newIdempotencyKey, request } from '../api.ts';
+import { useServerIds } from '../cluster-servers.ts';
+import { useSession } from '../session.ts';
+import { Empty, ErrorLine, ServedBy, useAction } from '../ui.tsx';
+import { SignInFirst } from './account.tsx';
+
+interface Transaction {
+  id: string;
+  kind: string;
+  amountCents: number;
+  balanceAfterCents: number;
+  createdAt: string;
+}
+
+const toCents = (value: FormDataEntryValue | null) => Math.round(Number(value) * 100);
+
+export function BankPage() {
+  const session = useSession();
+  const ids = useServerIds();
+  const [atm, setAtm] = useState('');
+  const [balances, setBalances] = useState<Record<string, number | string>>({});
+  const [history, setHistory] = useState<Transaction[]>([]);
+  const [last, setLast] = useState<{ text: string; servedBy: string | null } | null>(null);
+  const { busy, error, run } = useAction();
+  const signedIn = session.status === 'ready' && session.user !== null;
+
+  const loadHistory = () =>
+    api<{ transactions: Transaction[] }>('GET', '/api/bank/transactions').then((r) => setHistory(r.transactions));
+  const checkEveryAtm = () =>
+    run(async () => {
+      const entries = await Promise.all(
+        ids.map(async (id) => {
+          try {
+            const r = await request<{ balanceCents: number }>('GET', '/api/bank/account', { server: id });
+            return [id, r.body.balanceCents] as const;
+          } catch (e) {
+            return [id, e instanceof Error ? e.message : 'unavailable'] as const;
+          }
+        }),
+      );
+      setBalances(Object.fromEntries(entries));
+    });
+  useEffect(() => {
+    if (!signedIn) return;
+    void checkEveryAtm();
+    void loadHistory().catch(() => undefined);
+  }, [signedIn, ids.join()]);
+
+  if (!signedIn) return session.status === 'loading' ? <p aria-busy="true">Checking your session…</p> : <SignInFirst />;
+
+  const move = (kind: 'deposit' | 'withdraw' | 'transfer') => (event: Event) => {
+    event.preventDefault();
+    const form = event.currentTarget as HTMLFormElement;
+    const data = new FormData(form);
+    const body: Record<string, unknown> = { amountCents: toCents(data.get('amount')) };
+    if (kind === 'transfer') body.toUsername = data.get('to');
+    void run(async () => {
+      const r = await request<{ balanceCents: number }>('POST', `/api/bank/${kind}`, {
+        body,
+        server: atm || undefined,
+        headers: { 'idempotency-key': newIdempotencyKey() },
+      });
+      setLast({ text: `${kind} done; balance ${money(r.body.balanceCents)}`, servedBy: r.servedBy });
+      form.reset();
+      await Promise.all([checkEveryAtm(), loadHistory()]);
+    });
+  };
+
+  return (
+    <div class="grid">
+      <section class="card" aria-labelledby="atm-title">
+        <h2 id="atm-title">ATM</h2>
+        <label for="atm">Use the ATM at</label>
+        <select id="atm" value={atm} onChange={(e) => setAtm((e.currentTarget as HTMLSelectElement).value)}>
+          <option value="">any server (the balancer picks)</option>
+          {ids.map((id) => (
+            <option key={id} value={id}>
+              {id}
+            </option>
+          ))}
+        </select>
+        <form onSubmit={move('deposit')} aria-label="Deposit">
+          <label for="deposit-amount">Deposit amount</label>
+          <input id="deposit-amount" name="amount" type="number" min="0.01" step="0.01" required />
+          <button type="submit" disabled={busy}>
+            Deposit
+          </button>
+        </form>
+        <form onSubmit={move('withdraw')} aria-label="Withdraw">
+          <label for="withdraw-amount">Withdraw amount</label>
+          <input id="withdraw-amount" name="amount" type="number" min="0.01" step="0.01" required />
+          <button type="submit" disabled={busy}>
+            Withdraw
+          </button>
+        </form>
+        <form onSubmit={move('transfer')} aria-label="Transfer">
+          <label for="transfer-to">Transfer to (username)</label>
+          <input id="transfer-to" name="to" required />
+          <label for="transfer-amount">Transfer amount</label>
+          <input id="transfer-amount" name="amount" type="number" min="0.01" step="0.01" required />
+          <button type="submit" disabled={busy}>
+            Transfer
+          </button>
+        </form>
+        {last && (
+          <p role="status">
+            {last.text} <ServedBy server={last.servedBy} />
+          </p>
+        )}
+        <ErrorLine error={error} />
+      </section>
+      <section class="card" aria-labelledby="balances-title">
+        <h2 id="balances-title">Balance at every ATM</h2>
+        <ul class="rows" aria-label="balances">
+          {ids.map((id) => (
+            <li key={id} data-testid={`balance-${id}`}>
+              <span>ATM {id}</span>
+              <b>{typeof balances[id] === 'number' ? money(balances[id] as number) : (balances[id] ?? '…')}</b>
+            </li>
+          ))}
+        </ul>
+        <button type="button" disabled={busy} onClick={() => void checkEveryAtm()}>
+          Check every ATM
+        </button>
+      </section>
+      <section class="card" aria-labelledby="history-title">
+        <h2 id="history-title">History</h2>
+        {history.length === 0 ? (
+          <Empty>No transactions yet.</Empty>
+        ) : (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">What</th>
+                <th scope="col">Amount</th>
+                <th scope="col">Balance after</th>
+              </tr>
+            </thead>
+            <tbody>
+              {history.map((t) => (
+                <tr key={t.id}>
+                  <td>{new Date(t.createdAt).toLocaleString()}</td>
+                  <td>{t.kind}</td>
+                  <td>{money(t.amountCents)}</td>
+                  <td>{money(t.balanceAfterCents)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,238 @@
+/**
+ * The live cluster dashboard: a card per server (status, requests per second, connections, memory)
+ * with kill, stop, start and remove; add a server; mode and store; a chart of requests per second
+ * per server; the event log. Fed by the supervisor's event stream (/_cluster/events), read with
+ * fetch so the admin token can ride in a header. Off loopback the page asks for that token and keeps
+ * it for this tab only (sessionStorage).
+ */
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { adminHeaders, rememberAdminToken } from '../admin.ts';
+import { ErrorLine } from '../ui.tsx';
+
+interface ServerRow {
+  id: string;
+  pid: number | null;
+  status: 'starting' | 'up' | 'draining' | 'down';
+  startedAt: string | null;
+  requests: number;
+  connections: number;
+  rssBytes: number | null;
+}
+interface ClusterView {
+  mode: string;
+  store: string;
+  servers: ServerRow[];
+}
+interface LogEntry {
+  at: string;
+  text: string;
+}
+
+/** Seconds of history in the chart. */
+const WINDOW = 60;
+
+/** Reads a server-sent event stream with fetch; calls `onEvent` per event until aborted. */
+async function readEvents(signal: AbortSignal, onEvent: (event: string, data: unknown) => void): Promise<number> {
+  const response = await fetch('/_cluster/events', { headers: adminHeaders(), signal });
+  if (!response.ok || !response.body) return response.status;
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return 0;
+    buffer += value;
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) !== -1) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (data !== undefined) onEvent(event, JSON.parse(data));
+    }
+  }
+}
+
+const mb = (bytes: number | null) => (bytes === null ? '–' : `${(bytes / 1_048_576).toFixed(0)} MB`);
+
+function Chart({ series }: { series: Map<string, number[]> }) {
+  const all = [...series.values()].flat();
+  const top = Math.max(10, ...all);
+  const width = 600;
+  const height = 160;
+  const x = (i: number) => (i / (WINDOW - 1)) * width;
+  const y = (v: number) => height - (v / top) * (height - 10);
+  return (
+    <figure class="chart">
+      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-label="requests per second per server, last minute">
+        {[...series].map(([id, points], n) => (
+          <polyline
+            key={id}
+            class={`line line-${n % 6}`}
+            fill="none"
+            points={points.map((v, i) => `${x(i + WINDOW - points.length)},${y(v)}`).join(' ')}
+          />
+        ))}
+      </svg>
+      <figcaption>
+        Requests per second, last minute (top {top}):{' '}
+        {[...series.keys()].map((id, n) => (
+          <span key={id} class={`key key-${n % 6}`}>
+            {id}
+          </span>
+        ))}
+      </figcaption>
+    </figure>
+  );
+}
+
+export function ClusterPage() {
+  const [view, setView] = useState<ClusterView | null>(null);
+  const [log, setLog] = useState<LogEntry[]>([]);
+  const [denied, setDenied] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [generation, setGeneration] = useState(0);
+  const [rates, setRates] = useState<Map<string, number[]>>(new Map());
+  const previous = useRef<{ at: number; requests: Map<string, number> } | null>(null);
+
+  useEffect(() => {
+    const abort = new AbortController();
+    setDenied(false);
+    readEvents(abort.signal, (event, data) => {
+      if (event === 'log') setLog((entries) => [data as LogEntry, ...entries].slice(0, 100));
+      if (event !== 'view') return;
+      const next = data as ClusterView;
+      setView(next);
+      const now = Date.now();
+      const prev = previous.current;
+      if (prev && now - prev.at >= 900) {
+        setRates((old) => {
+          const updated = new Map<string, number[]>();
+          for (const s of next.servers) {
+            const before = prev.requests.get(s.id) ?? s.requests;
+            const rate = Math.max(0, Math.round(((s.requests - before) * 1000) / (now - prev.at)));
+            updated.set(s.id, [...(old.get(s.id) ?? []), rate].slice(-WINDOW));
+          }
+          return updated;
+        });
+      }
+      if (!prev || now - prev.at >= 900)
+        previous.current = { at: now, requests: new Map(next.servers.map((s) => [s.id, s.requests])) };
+    })
+      .then((status) => {
+        if (status === 403 || status === 401) setDenied(true);
+        else if (status !== 0) setError(new Error(`The cluster feed answered ${status}.`));
+      })
+      .catch((e: unknown) => {
+        if (!abort.signal.aborted) setError(new Error(`The cluster feed stopped (${String(e)}); reload to retry.`));
+      });
+    return () => abort.abort();
+  }, [generation]);
+
+  const act = async (method: 'POST' | 'DELETE', path: string) => {
+    setError(null);
+    const response = await fetch(path, { method, headers: adminHeaders() });
+    if (response.status === 403) return setDenied(true);
+    if (!response.ok) {
+      const body = (await response.json().catch(() => null)) as { error?: { message?: string } } | null;
+      setError(new Error(body?.error?.message ?? `The cluster answered ${response.status}.`));
+    }
+  };
+
+  if (denied) {
+    return (
+      <form
+        class="card"
+        aria-label="Admin token"
+        onSubmit={(e) => {
+          e.preventDefault();
+          rememberAdminToken(String(new FormData(e.currentTarget as HTMLFormElement).get('token')));
+          setGeneration((g) => g + 1);
+        }}
+      >
+        <h2>Cluster control needs the admin token</h2>
+        <p>
+          This page is not on the machine's loopback. Paste the token `npm start` printed; it stays in this tab only.
+        </p>
+        <label for="admin-token">Admin token</label>
+        <input id="admin-token" name="token" type="password" required autoComplete="off" />
+        <button type="submit">Use token</button>
+      </form>
+    );
+  }
+  if (!view) return <p aria-busy="true">Connecting to the cluster…</p>;
+
+  const rps = (id: string) => rates.get(id)?.at(-1) ?? 0;
+  return (
+    <div>
+      <p class="summary">
+        Mode <b data-testid="mode">{view.mode}</b>, session state in <b data-testid="store">{view.store}</b>.{' '}
+        {view.mode === 'stateful'
+          ? 'Each server keeps its sessions in its own memory; a sticky cookie keeps you on one.'
+          : 'Any server answers any request; state lives in the shared store.'}
+      </p>
+      <div class="servers">
+        {view.servers.map((s) => (
+          <article key={s.id} class={`card server ${s.status}`} aria-label={`server ${s.id}`}>
+            <h2>
+              {s.id} <span class={`status ${s.status}`}>{s.status}</span>
+            </h2>
+            <dl>
+              <dt>requests/s</dt>
+              <dd>{rps(s.id)}</dd>
+              <dt>connections</dt>
+              <dd>{s.connections}</dd>
+              <dt>memory</dt>
+              <dd>{mb(s.rssBytes)}</dd>
+              <dt>pid</dt>
+              <dd>{s.pid ?? '–'}</dd>
+            </dl>
+            <div class="actions">
+              <button
+                type="button"
+                class="danger"
+                disabled={s.status === 'down'}
+                onClick={() => void act('POST', `/_cluster/servers/${s.id}/kill`)}
+              >
+                Kill {s.id}
+              </button>
+              <button
+                type="button"
+                disabled={s.status !== 'up'}
+                onClick={() => void act('POST', `/_cluster/servers/${s.id}/stop`)}
+              >
+                Stop {s.id}
+              </button>
+              <button
+                type="button"
+                disabled={s.status !== 'down'}
+                onClick={() => void act('POST', `/_cluster/servers/${s.id}/start`)}
+              >
+                Start {s.id}
+              </button>
+              <button type="button" onClick={() => void act('DELETE', `/_cluster/servers/${s.id}`)}>
+                Remove {s.id}
+              </button>
+            </div>
+          </article>
+        ))}
+      </div>
+      <div class="actions">
+        <button type="button" onClick={() => void act('POST', '/_cluster/servers')}>
+          Add a server
+        </button>
+      </div>
+      <ErrorLine error={error} />
+      <Chart series={rates} />
+      <section class="card" aria-labelledby="log-title">
+        <h2 id="log-title">Events</h2>
+        <ol class="log" aria-live="polite">
+          {log.map((entry, i) => (
+            <li key={`${entry.at}-${i}`}>
+              <time dateTime={entry.at}>{new Date(entry.at).toLocaleTimeString()}</time> {entry.text}
+            </li>
+          ))}
+        </ol>
+      </section>
+    </div>
+  );
+}
