@@ -35,7 +35,13 @@ export interface Balancer {
   /** The supervisor knows a server died (SIGKILL) or is draining: stop routing to it at once. */
   markDown(id: string): void;
   /** `requests` and `connections` (open WebSocket tunnels) feed GET /_cluster. */
-  health(): Array<{ id: string; healthy: boolean; requests: number; connections: number }>;
+  health(): Array<{
+    id: string;
+    healthy: boolean;
+    requests: number;
+    connections: number;
+    sessionsInMemory: number | null;
+  }>;
   close(): Promise<void>;
 }
 
@@ -114,11 +120,12 @@ export async function createBalancer(options: BalancerOptions): Promise<Balancer
     },
     markDown: (id) => upstreams.markDown(id),
     health: () =>
-      upstreams.all().map(({ id, status, requests, connections }) => ({
+      upstreams.all().map(({ id, status, requests, connections, sessionsInMemory }) => ({
         id,
         healthy: status === 'healthy',
         requests,
         connections,
+        sessionsInMemory,
       })),
     async close() {
       await checks.stop();

@@ -5,6 +5,16 @@ import type { UpstreamSet, UpstreamState } from './upstreams.ts';
 /** A check that takes longer than this counts as failed: a ready server answers in milliseconds. */
 const CHECK_TIMEOUT_MS = 1000;
 
+/** `sessionsInMemory` of a /readyz answer; null when absent (a server that does not say). */
+function sessionsInMemoryOf(text: string): number | null {
+  try {
+    const value = (JSON.parse(text) as { sessionsInMemory?: unknown }).sessionsInMemory;
+    return typeof value === 'number' ? value : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Active health checks: GET <url>/readyz on every server every `intervalMs`. One success admits a
  * server; two failures in a row (or one refused connection) take it out. A draining server answers
@@ -43,10 +53,12 @@ export class HealthChecks {
         headersTimeout: CHECK_TIMEOUT_MS,
         bodyTimeout: CHECK_TIMEOUT_MS,
       });
-      await body.dump();
+      const text = await body.text();
       if (this.#stopped) return;
-      if (statusCode >= 200 && statusCode < 300) this.upstreams.passed(upstream);
-      else this.upstreams.failed(upstream, `/readyz answered ${statusCode}`, false);
+      if (statusCode >= 200 && statusCode < 300) {
+        upstream.sessionsInMemory = sessionsInMemoryOf(text);
+        this.upstreams.passed(upstream);
+      } else this.upstreams.failed(upstream, `/readyz answered ${statusCode}`, false);
     } catch (error) {
       if (this.#stopped) return;
       this.upstreams.failed(upstream, `/readyz failed (${errorCode(error)})`, refusedConnection(error));

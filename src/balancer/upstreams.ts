@@ -25,6 +25,8 @@ export interface UpstreamState extends Upstream {
   requests: number;
   /** Open WebSocket tunnels to it. */
   connections: number;
+  /** Sessions only it holds, as its last readiness check said (null: they live in a shared store). */
+  sessionsInMemory: number | null;
 }
 
 /** Failed checks in a row that take a server out of the rotation (a refused connection does at once). */
@@ -43,6 +45,7 @@ function stateOf(upstream: Upstream): UpstreamState {
     checking: false,
     requests: 0,
     connections: 0,
+    sessionsInMemory: null,
   };
 }
 

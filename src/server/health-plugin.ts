@@ -8,6 +8,13 @@ import { responses } from '../kernel/responses.ts';
 import type { StateStore } from '../state/types.ts';
 
 const Status = Type.Object({ status: Type.String(), server: Type.String() });
+const Readiness = Type.Object({
+  status: Type.String(),
+  server: Type.String(),
+  sessionsInMemory: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'live sessions only this server holds (memory store): what its crash loses; null when shared',
+  }),
+});
 
 export interface HealthDeps {
   config: { serverId: string };
@@ -26,14 +33,14 @@ export const healthPlugin = fp<HealthDeps>(
       server,
     }));
 
-    app.get('/readyz', { schema: { tags: ['ops'], response: responses({ 200: Status }, [503]) } }, async () => {
+    app.get('/readyz', { schema: { tags: ['ops'], response: responses({ 200: Readiness }, [503]) } }, async () => {
       if (lifecycle.draining) throw new AppError('shutting_down', `${server} is draining; use another server.`);
       try {
         await Promise.all([db.query('SELECT 1'), state.ping()]);
       } catch (error) {
         throw new AppError('unavailable', `${server} cannot reach its stores: ${(error as Error).message}`);
       }
-      return { status: 'ready', server };
+      return { status: 'ready', server, sessionsInMemory: state.sessionsInMemory() };
     });
   },
   { name: 'health', fastify: '5.x' },

@@ -51,6 +51,13 @@ class ExpiringMap<T> {
     return this.#entries.delete(key);
   }
 
+  /** Entries not yet expired. */
+  countLive(now = Date.now()): number {
+    let live = 0;
+    for (const entry of this.#entries.values()) if (entry.expiresAt > now) live++;
+    return live;
+  }
+
   sweep(now = Date.now()): void {
     for (const [key, entry] of this.#entries) if (entry.expiresAt <= now) this.#entries.delete(key);
   }
@@ -237,6 +244,7 @@ export function createMemoryState(options: { sweepEveryMs?: number } = {}): Stat
     hashes,
     keys,
     bus: new MemoryBus(),
+    sessionsInMemory: () => sessions.sessions.countLive(),
     async ping() {},
     async close() {
       clearInterval(sweeper);

@@ -291,6 +291,7 @@ export async function createPostgresState(options: PostgresStateOptions): Promis
     hashes: new PostgresHashes(pool),
     keys: new PostgresKeys(pool),
     bus,
+    sessionsInMemory: () => null,
     async ping() {
       await pool.query('SELECT 1');
     },

@@ -310,6 +310,7 @@ export async function createRedisState(options: { url: string }): Promise<StateS
     hashes: new RedisHashes(redis),
     keys: new RedisKeys(redis),
     bus: new RedisBus(redis, subscriber),
+    sessionsInMemory: () => null,
     async ping() {
       await redis.ping();
     },

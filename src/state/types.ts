@@ -104,6 +104,11 @@ export interface StateStore {
   readonly hashes: HashStore;
   readonly keys: KeyStore;
   readonly bus: Bus;
+  /**
+   * Live sessions held in this process's memory: what its SIGKILL loses (the memory store). Null
+   * when sessions live in a shared store, where a server's death loses none.
+   */
+  sessionsInMemory(): number | null;
   /** Throws when the backend cannot be reached (used by /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;

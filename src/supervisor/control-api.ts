@@ -24,6 +24,8 @@ export interface ClusterView {
     connections: number;
     /** Resident memory of the process, when it runs and the platform tells (Linux). */
     rssBytes: number | null;
+    /** Sessions only this server holds (stateful mode), as of its last readiness check; null when shared. */
+    sessionsInMemory: number | null;
   }>;
 }
 
@@ -97,8 +99,14 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
 
     app.post<{ Params: { id: string } }>('/_cluster/servers/:id/kill', byId, async (request, reply) => {
       const server = find(request);
+      const view = cluster.view();
+      const held = view.servers.find((s) => s.id === server.id)?.sessionsInMemory ?? null;
       await server.kill();
-      cluster.events.emit(`${server.id} killed (SIGKILL): no drain, no goodbye`);
+      cluster.events.emit(
+        held === null
+          ? `${server.id} killed (SIGKILL): 0 sessions lost (they live in ${view.store})`
+          : `${server.id} killed (SIGKILL): ${held} sessions lost with its memory`,
+      );
       return accepted(reply, server);
     });
 

@@ -129,6 +129,7 @@ export class Supervisor {
           requests: h?.requests ?? 0,
           connections: h?.connections ?? 0,
           rssBytes: residentBytes(v.pid),
+          sessionsInMemory: h?.sessionsInMemory ?? null,
         };
       }),
     };

@@ -17,6 +17,7 @@ interface ServerRow {
   requests: number;
   connections: number;
   rssBytes: number | null;
+  sessionsInMemory: number | null;
 }
 interface ClusterView {
   mode: string;
@@ -183,6 +184,12 @@ export function ClusterPage() {
               <dd>{s.connections}</dd>
               <dt>memory</dt>
               <dd>{mb(s.rssBytes)}</dd>
+              {s.sessionsInMemory !== null && (
+                <>
+                  <dt>sessions only here</dt>
+                  <dd>{s.sessionsInMemory}</dd>
+                </>
+              )}
               <dt>pid</dt>
               <dd>{s.pid ?? '–'}</dd>
             </dl>
