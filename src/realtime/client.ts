@@ -41,6 +41,8 @@ export interface ChatClientOptions {
 }
 
 export interface ChatClientEvents {
+  /** The server that holds the socket, at each (re)connect. */
+  hello(server: string): void;
   message(room: string, message: Message): void;
   subscribed(room: string, lastSeq: number): void;
   presence(room: string, online: string[]): void;
@@ -186,6 +188,8 @@ export class ChatClient {
       return;
     }
     switch (frame.type) {
+      case 'hello':
+        return this.#emit('hello', frame.server);
       case 'message': {
         const last = this.#rooms.get(frame.room);
         if (last === undefined) return; // Unsubscribed meanwhile.

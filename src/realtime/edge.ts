@@ -81,11 +81,12 @@ export class ChatEdge {
     this.closes.set(code, (this.closes.get(code) ?? 0) + 1);
   }
 
-  /** A socket was let in: it hears its unread counts at once. */
+  /** A socket was let in: it hears which server holds it, then its unread counts. */
   attach(connection: Connection): void {
     let set = this.#byUser.get(connection.userId);
     if (!set) this.#byUser.set(connection.userId, (set = new Set()));
     set.add(connection);
+    connection.send({ type: 'hello', server: this.deps.settings.serverId });
     void this.#sendUnread([connection]);
   }
 

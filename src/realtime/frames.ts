@@ -80,6 +80,8 @@ export function parseClientFrame(data: string): ClientFrame | AppError {
 }
 
 export type ServerFrame =
+  /** The first frame: which server holds this socket. */
+  | { type: 'hello'; server: string }
   | { type: 'message'; room: string; message: ChatMessage }
   | { type: 'subscribed'; room: string; lastSeq: number }
   | { type: 'unsubscribed'; room: string }

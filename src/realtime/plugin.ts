@@ -112,7 +112,7 @@ const wsDescription = (
 
 Client to server: \`{type:"subscribe", room, after?}\` (every message with seq > after, then \`subscribed\`, then live ones; without after: live ones only), \`{type:"unsubscribe", room}\` (answered \`unsubscribed\`), \`{type:"send", room, text, clientMsgId}\` (answered \`ack\`; the same clientMsgId again is the same message), \`{type:"typing", room}\` (in a subscribed room; shown to the others for about 5 s), \`{type:"read", room, seq}\`.
 
-Server to client: \`message\`, \`subscribed {room, lastSeq}\`, \`unsubscribed {room}\`, \`ack {clientMsgId, message}\`, \`presence {room, online}\`, \`typing {room, users}\` (the typer included), \`unread {rooms}\` (at connect, and when the user reads on any device), \`error {code, message, room?, clientMsgId?}\` with a code of the error table.
+Server to client: \`hello {server}\` (first: the server that holds the socket), \`message\`, \`subscribed {room, lastSeq}\`, \`unsubscribed {room}\`, \`ack {clientMsgId, message}\`, \`presence {room, online}\`, \`typing {room, users}\` (the typer included), \`unread {rooms}\` (at connect, and when the user reads on any device), \`error {code, message, room?, clientMsgId?}\` with a code of the error table.
 
 A socket may send ${framesPerSecond} frames a second (bursts of twice that) before \`rate_limited\`. Close codes: 1001 the server is stopping (reconnect), 1009 a frame over ${MAX_FRAME_BYTES} bytes, 4001 the session or token ended, 4008 the socket did not read what it was sent (resume with the last seq), 4029 it kept sending far over its rate.`;
 

@@ -8,10 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import axe from 'axe-core';
 import type { Browser, BrowserContext, Page, Response } from 'playwright-core';
 import { launchChromium } from '../support/chromium.ts';
 import { startCluster, type Cluster } from '../support/cluster.ts';
 
+/** Where the pages' screenshots are kept (test artifacts; a few are committed under docs/). */
+const SCREENSHOTS = process.env.STATEWISE_SCREENSHOTS ?? join('test-artifacts', 'screenshots');
 /** Bounds every wait on the browser: the page's script needs two small requests. */
 const PAGE_TIMEOUT_MS = 15_000;
 
@@ -130,6 +135,72 @@ describe('web UI in Chromium', () => {
         })
       `);
       assert.deepEqual(outcome, { directive: 'script-src-elem', ran: false });
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('a person signs up with the keyboard alone', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      page.setDefaultTimeout(PAGE_TIMEOUT_MS);
+      await page.goto(`${cluster.url}/#/account`);
+      await page.getByRole('form', { name: 'Sign up' }).waitFor();
+      const focused = () => page.evaluate<string>('document.activeElement?.id ?? ""');
+      for (let presses = 0; (await focused()) !== 'register-username'; presses++) {
+        assert.ok(presses < 20, 'Tab reaches the sign-up form');
+        await page.keyboard.press('Tab');
+      }
+      await page.keyboard.type('keyboard-user');
+      await page.keyboard.press('Tab');
+      await page.keyboard.type('a long keyboard password');
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { name: 'Your sessions' }).waitFor();
+      assert.equal(await page.locator('header .who').textContent(), 'Signed in as keyboard-user');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('every page passes an axe-core scan with no serious or critical violation (screenshots kept)', async () => {
+    // axe is injected as an inline script, which the page's CSP refuses: this context bypasses it.
+    const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1200, height: 900 } });
+    try {
+      const registered = await context.request.post(cluster.url + '/api/auth/register', {
+        data: { username: 'axe-user', password: 'a long enough password' },
+      });
+      assert.equal(registered.status(), 201);
+      const page = await context.newPage();
+      page.setDefaultTimeout(PAGE_TIMEOUT_MS);
+      await mkdir(SCREENSHOTS, { recursive: true });
+      const findings: string[] = [];
+      for (const [view, ready] of [
+        ['account', 'Your sessions'],
+        ['shop', 'Menu'],
+        ['bank', 'Balance at every ATM'],
+        ['chat', 'Rooms'],
+        ['cluster', 'Events'],
+      ] as const) {
+        await page.goto(`${cluster.url}/#/${view}`);
+        await page.getByRole('heading', { name: ready }).waitFor();
+        await page.waitForLoadState('networkidle');
+        await page.addScriptTag({ content: axe.source });
+        const { violations, passes } = await page.evaluate<{
+          violations: Array<{ id: string; impact: string; help: string; nodes: unknown[] }>;
+          passes: number;
+        }>(
+          `axe.run(document).then((r) => ({ passes: r.passes.length, violations: r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target) })) }))`,
+        );
+        assert.ok(passes > 10, `axe ran its rules on ${view} (${passes} passed)`);
+        for (const v of violations) {
+          if (v.impact === 'serious' || v.impact === 'critical') {
+            findings.push(`${view}: ${v.id} (${v.impact}) ${v.help}: ${JSON.stringify(v.nodes)}`);
+          }
+        }
+        await page.screenshot({ path: join(SCREENSHOTS, `${view}.png`), fullPage: true });
+      }
+      assert.deepEqual(findings, []);
     } finally {
       await context.close();
     }

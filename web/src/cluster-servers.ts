@@ -1,13 +1,18 @@
-/** The servers' ids for pickers (ATMs): from /_cluster when the page may read it, else s1..s3. */
+/**
+ * The servers' ids for pickers (the ATMs), from /_cluster: empty until it answers, and empty when
+ * this visitor may not read it (off loopback without the admin token): then only "any server".
+ */
 import { useEffect, useState } from 'preact/hooks';
 import { adminHeaders } from './admin.ts';
 
 export function useServerIds(): string[] {
-  const [ids, setIds] = useState<string[]>(['s1', 's2', 's3']);
+  const [ids, setIds] = useState<string[]>([]);
   useEffect(() => {
     fetch('/_cluster', { headers: adminHeaders() })
       .then((r) => (r.ok ? r.json() : null))
-      .then((view: { servers: Array<{ id: string }> } | null) => view && setIds(view.servers.map((s) => s.id)))
+      .then((view: { servers: Array<{ id: string; status: string }> } | null) => {
+        if (view) setIds(view.servers.filter((s) => s.status !== 'down').map((s) => s.id));
+      })
       .catch(() => undefined);
   }, []);
   return ids;

@@ -34,6 +34,7 @@ export function ChatPage() {
   const [online, setOnline] = useState<Record<string, string[]>>({});
   const [typing, setTyping] = useState<Record<string, string[]>>({});
   const [status, setStatus] = useState<ClientStatus>('connecting');
+  const [liveOn, setLiveOn] = useState<string | null>(null);
   const [frameError, setFrameError] = useState<unknown>(null);
   const { busy, error, run } = useAction();
   const lastTyping = useRef(0);
@@ -49,6 +50,7 @@ export function ChatPage() {
     if (!client) return;
     const offs = [
       client.on('status', setStatus),
+      client.on('hello', setLiveOn),
       client.on('message', (room, message) => {
         setMessages((all) => new Map(all).set(room, new Map(all.get(room)).set(message.seq, message)));
         if (room !== activeRef.current && message.author !== me?.username) {
@@ -134,7 +136,7 @@ export function ChatPage() {
         <h2>Rooms</h2>
         <p class={`connection ${status}`} role="status" data-testid="socket-status">
           {status === 'open'
-            ? 'Live'
+            ? `Live on ${liveOn ?? '…'}`
             : status === 'reconnecting'
               ? 'Reconnecting…'
               : status === 'connecting'
