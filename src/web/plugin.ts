@@ -87,6 +87,7 @@ export const webPlugin = fp<{ log: FastifyBaseLogger }>(
       return;
     }
     const assets = await StaticAssets.load(webDir);
+    log.info({ javascript: assets.appSize }, 'web app bundled');
 
     app.get(
       '/',

@@ -1,5 +1,6 @@
 import { build, stop } from 'esbuild';
 import { hash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, extname, join } from 'node:path';
@@ -69,6 +70,14 @@ export class StaticAssets {
     readonly page: Asset,
     private readonly byPublishedName: ReadonlyMap<string, Asset>,
   ) {}
+
+  /** The bundled app's size, for the log: "112.3 KB, 38.0 KB gzipped" (null without an app). */
+  get appSize(): string | null {
+    const js = [...this.byPublishedName.entries()].find(([name]) => /^app\.[\w-]+\.js$/.test(name))?.[1].body;
+    if (!js) return null;
+    const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+    return `${kb(js.length)}, ${kb(gzipSync(js).length)} gzipped`;
+  }
 
   asset(publishedName: string): Asset | undefined {
     return this.byPublishedName.get(publishedName);

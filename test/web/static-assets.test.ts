@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { startCluster, type Cluster } from '../support/cluster.ts';
 
 const pin = (server: string) => ({ 'x-statewise-server': server });
@@ -80,5 +81,21 @@ describe('web UI static files', () => {
     assert.equal(page.headers.get('x-served-by'), 's2');
     assert.equal(await page.text(), html);
     for (const url of assetUrls(html)) assert.equal((await get(url)).status, 200, url);
+  });
+
+  it('keeps the first load under 200 KB of gzipped JavaScript', async () => {
+    const html = await (await get('/')).text();
+    let gzipped = 0;
+    let raw = 0;
+    for (const url of assetUrls(html).filter((u) => u.endsWith('.js'))) {
+      const body = Buffer.from(await (await get(url)).arrayBuffer());
+      raw += body.length;
+      gzipped += gzipSync(body).length;
+    }
+    console.log(
+      `web app JavaScript on first load: ${(raw / 1024).toFixed(1)} KB, ${(gzipped / 1024).toFixed(1)} KB gzipped`,
+    );
+    assert.ok(raw > 0, 'the page names its script');
+    assert.ok(gzipped < 200 * 1024, `${gzipped} bytes gzipped`);
   });
 });
