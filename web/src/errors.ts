@@ -1,4 +1,7 @@
-/** The contract's error codes in words a person can act on; the server's own message as detail. */
+/**
+ * Words a person can act on, by the contract's error code: used when the answer carries no message
+ * of its own (the servers write theirs for people, naming what to change, so theirs come first).
+ */
 const WORDS: Record<string, string> = {
   network: 'The system could not be reached. Is it running?',
   invalid_input: 'Something in the form is not right.',
@@ -24,7 +27,5 @@ const WORDS: Record<string, string> = {
 };
 
 export function explain(code: string, detail: string): string {
-  const words = WORDS[code];
-  if (!words) return detail || code;
-  return detail && detail !== words ? `${words} (${detail})` : words;
+  return detail.trim() || WORDS[code] || `The request failed (${code}).`;
 }

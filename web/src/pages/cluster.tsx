@@ -64,12 +64,18 @@ function Chart({ series }: { series: Map<string, number[]> }) {
   const y = (v: number) => height - (v / top) * (height - 10);
   return (
     <figure class="chart">
-      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-label="requests per second per server, last minute">
+      <svg
+        viewBox={`0 0 ${width} ${height}`}
+        preserveAspectRatio="none"
+        role="img"
+        aria-label="requests per second per server, last minute"
+      >
         {[...series].map(([id, points], n) => (
           <polyline
             key={id}
             class={`line line-${n % 6}`}
             fill="none"
+            vector-effect="non-scaling-stroke"
             points={points.map((v, i) => `${x(i + WINDOW - points.length)},${y(v)}`).join(' ')}
           />
         ))}
