@@ -17,6 +17,14 @@ interface Subscriber {
 const PAGE = 500;
 /** After a failed read, the hub tries again this much later. */
 const RETRY_MS = 1_000;
+/**
+ * How long a message that arrived ahead of a gap waits for the missing ones to come by the bus
+ * before the records are read. Concurrent senders on several servers publish in any order, so a
+ * gap is usually a message still in flight, not a lost one: waiting a moment saves a read.
+ */
+const REORDER_WAIT_MS = 10;
+/** Messages kept ahead of a gap at most; past that the records are read at once. */
+const MAX_EARLY = 1_000;
 
 /**
  * A room as this server sees it: the sockets subscribed here, who is typing, who is online. Every
@@ -33,6 +41,9 @@ export class RoomHub {
   readonly #typing = new Map<string, number>();
   #typingTimer: NodeJS.Timeout | undefined;
   #online: string[] = [];
+  /** Messages that came by the bus ahead of a gap, by seq: delivered once the gap closes. */
+  readonly #early = new Map<number, ChatMessage>();
+  #gapTimer: NodeJS.Timeout | undefined;
   /** Stops the hub's bus subscription (set by whoever subscribed it). */
   unsubscribe: () => Promise<void> = async () => {};
 
@@ -83,11 +94,14 @@ export class RoomHub {
       return;
     }
     if (seq <= this.cursor) return;
-    if (message && !this.#pumping && this.#everyoneLiveAt(seq - 1)) {
-      this.#deliver(message);
+    if (!message || this.#early.size >= MAX_EARLY) {
+      this.pump(); // A bare wake-up (too large to ride along), or too much out of order: read.
       return;
     }
-    this.pump();
+    this.#early.set(seq, message);
+    if (this.#pumping) return; // The pump hands it on after its read.
+    this.#deliverEarly();
+    if (this.#early.size > 0) this.#awaitGap();
   }
 
   /** Reads the records after the lowest cursor until every socket has the room's last message. */
@@ -121,6 +135,8 @@ export class RoomHub {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#retry);
+    clearTimeout(this.#gapTimer);
+    this.#early.clear();
     clearTimeout(this.#typingTimer);
     this.#subscribers.clear();
   }
@@ -136,6 +152,8 @@ export class RoomHub {
         if (batch.length === PAGE) this.#again = true;
         else this.#goLive();
       } while (this.#again);
+      this.#deliverEarly();
+      if (this.#early.size > 0) this.#awaitGap();
     } catch (err) {
       this.log.warn({ err, roomId: this.roomId }, 'chat room read failed; trying again');
       clearTimeout(this.#retry);
@@ -143,6 +161,30 @@ export class RoomHub {
     } finally {
       this.#pumping = false;
     }
+  }
+
+  /** Hands on the early messages that are now next for every socket; forgets those already sent. */
+  #deliverEarly(): void {
+    let cursor = this.cursor;
+    for (
+      let next = this.#early.get(cursor + 1);
+      next && this.#everyoneLiveAt(cursor);
+      next = this.#early.get(cursor + 1)
+    ) {
+      this.#early.delete(cursor + 1);
+      this.#deliver(next);
+      cursor = next.seq;
+    }
+    for (const seq of this.#early.keys()) if (seq <= cursor) this.#early.delete(seq);
+  }
+
+  /** Gives a gap a moment to close by the bus; then reads the records. */
+  #awaitGap(): void {
+    this.#gapTimer ??= setTimeout(() => {
+      this.#gapTimer = undefined;
+      this.#deliverEarly();
+      if (this.#early.size > 0) this.pump();
+    }, REORDER_WAIT_MS).unref();
   }
 
   #everyoneLiveAt(seq: number): boolean {
