@@ -144,16 +144,20 @@ export function assertSameOrigin(request: FastifyRequest): void {
   if (site !== undefined && site !== 'same-origin' && site !== 'none') {
     throw new AppError('csrf_rejected', 'Cross-site requests may not change anything here.');
   }
+  const origin = foreignOrigin(request);
+  if (origin !== undefined)
+    throw new AppError('csrf_rejected', `Requests from ${origin} may not change anything here.`);
+}
+
+/** The request's Origin when it names another host than the one asked (a page of another site). */
+export function foreignOrigin(request: FastifyRequest): string | undefined {
   const origin = request.headers.origin;
-  if (origin !== undefined) {
-    let originHost: string | undefined;
-    try {
-      originHost = new URL(origin).host;
-    } catch {
-      originHost = undefined;
-    }
-    if (originHost !== request.host) {
-      throw new AppError('csrf_rejected', `Requests from ${origin} may not change anything here.`);
-    }
+  if (origin === undefined) return undefined;
+  let host: string | undefined;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    host = undefined;
   }
+  return host === request.host ? undefined : origin;
 }

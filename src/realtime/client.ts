@@ -2,8 +2,10 @@
  * A small chat client for `/ws`, in the browser (the web app) and in Node (tests, lab): reconnects
  * with exponential backoff and full jitter, subscribes again with the last seq it has, drops
  * duplicates by seq, and sends again what was not acknowledged (the same clientMsgId: the server
- * stores it once). Imports nothing, so the web app bundles it as is.
+ * stores it once). It imports types only, so the web app bundles it as is.
  */
+
+import type { ChatMessage } from '../chat/types.ts';
 
 /** What the client needs of a WebSocket: the browser's, or `ws` in Node. */
 export interface SocketLike {
@@ -16,14 +18,8 @@ export interface SocketLike {
   onerror: ((event: unknown) => void) | null;
 }
 
-export interface Message {
-  seq: number;
-  id: string;
-  clientMsgId: string;
-  author: string;
-  text: string;
-  createdAt: string;
-}
+/** A stored message as frames carry it (the chat's own type: a type import leaves no code behind). */
+export type Message = ChatMessage;
 
 export type ClientStatus = 'connecting' | 'open' | 'reconnecting' | 'closed';
 

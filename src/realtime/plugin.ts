@@ -4,7 +4,7 @@ import { Type } from 'typebox';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { WebSocket } from 'ws';
-import type { LiveCredential } from '../accounts/authenticate.ts';
+import { foreignOrigin, type LiveCredential } from '../accounts/authenticate.ts';
 import type { ServerConfig } from '../config/server-config.ts';
 import { AppError } from '../kernel/errors.ts';
 import { responses } from '../kernel/responses.ts';
@@ -132,15 +132,8 @@ declare module 'fastify' {
 
 /** The upgrade is a GET, so the CSRF check of /api does not see it: a foreign Origin is refused here. */
 function assertSameOriginUpgrade(request: FastifyRequest): void {
-  const origin = request.headers.origin;
-  if (origin === undefined) return; // Not a browser.
-  let host: string | undefined;
-  try {
-    host = new URL(origin).host;
-  } catch {
-    host = undefined;
-  }
-  if (host !== request.host) {
+  const origin = foreignOrigin(request);
+  if (origin !== undefined) {
     throw new AppError('csrf_rejected', `WebSocket connections from ${origin} are not allowed here.`);
   }
 }

@@ -19,6 +19,26 @@ interface Transaction {
 
 const toCents = (value: FormDataEntryValue | null) => Math.round(Number(value) * 100);
 
+/** One money movement's form: an amount (and for a transfer, to whom), and its button. */
+function MoneyForm(props: { kind: 'deposit' | 'withdraw' | 'transfer'; busy: boolean; onSubmit: (e: Event) => void }) {
+  const title = props.kind[0]!.toUpperCase() + props.kind.slice(1);
+  return (
+    <form onSubmit={props.onSubmit} aria-label={title}>
+      {props.kind === 'transfer' && (
+        <>
+          <label for="transfer-to">Transfer to (username)</label>
+          <input id="transfer-to" name="to" required />
+        </>
+      )}
+      <label for={`${props.kind}-amount`}>{title} amount</label>
+      <input id={`${props.kind}-amount`} name="amount" type="number" min="0.01" step="0.01" required />
+      <button type="submit" disabled={props.busy}>
+        {title}
+      </button>
+    </form>
+  );
+}
+
 export function BankPage() {
   const session = useSession();
   const ids = useServerIds();
@@ -86,29 +106,9 @@ export function BankPage() {
             </option>
           ))}
         </select>
-        <form onSubmit={move('deposit')} aria-label="Deposit">
-          <label for="deposit-amount">Deposit amount</label>
-          <input id="deposit-amount" name="amount" type="number" min="0.01" step="0.01" required />
-          <button type="submit" disabled={busy}>
-            Deposit
-          </button>
-        </form>
-        <form onSubmit={move('withdraw')} aria-label="Withdraw">
-          <label for="withdraw-amount">Withdraw amount</label>
-          <input id="withdraw-amount" name="amount" type="number" min="0.01" step="0.01" required />
-          <button type="submit" disabled={busy}>
-            Withdraw
-          </button>
-        </form>
-        <form onSubmit={move('transfer')} aria-label="Transfer">
-          <label for="transfer-to">Transfer to (username)</label>
-          <input id="transfer-to" name="to" required />
-          <label for="transfer-amount">Transfer amount</label>
-          <input id="transfer-amount" name="amount" type="number" min="0.01" step="0.01" required />
-          <button type="submit" disabled={busy}>
-            Transfer
-          </button>
-        </form>
+        {(['deposit', 'withdraw', 'transfer'] as const).map((kind) => (
+          <MoneyForm key={kind} kind={kind} busy={busy} onSubmit={move(kind)} />
+        ))}
         {last && (
           <p role="status">
             {last.text} <ServedBy server={last.servedBy} />
