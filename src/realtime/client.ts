@@ -56,6 +56,8 @@ interface PendingSend {
 }
 
 const OPEN = 1;
+/** A send the server refused for rate goes again after this (and up to as much again, at random). */
+const RESEND_AFTER_MS = 500;
 
 let counter = 0;
 /** A clientMsgId unique enough for one client's sends: time, counter and randomness. */
@@ -213,8 +215,9 @@ export class ChatClient {
         return this.#emit('unread', frame.rooms);
       case 'error': {
         const pending = frame.clientMsgId ? this.#pending.get(frame.clientMsgId) : undefined;
-        // A refused send fails; one refused for rate is sent again on the next connect or call.
-        if (pending && frame.code !== 'rate_limited') {
+        // A refused send fails; one refused for rate is sent again after a pause (same clientMsgId).
+        if (pending && frame.code === 'rate_limited') this.#resendLater(frame.clientMsgId);
+        else if (pending) {
           this.#pending.delete(frame.clientMsgId);
           pending.reject(Object.assign(new Error(frame.message), { code: frame.code }));
         }
@@ -222,6 +225,14 @@ export class ChatClient {
         return;
       }
     }
+  }
+
+  #resendLater(clientMsgId: string): void {
+    const delay = RESEND_AFTER_MS * (1 + Math.random());
+    setTimeout(() => {
+      const pending = this.#pending.get(clientMsgId);
+      if (pending) this.#sendFrame({ type: 'send', room: pending.room, text: pending.text, clientMsgId });
+    }, delay);
   }
 
   #sendFrame(frame: object): void {

@@ -13,6 +13,9 @@ import { Connection } from './connection.ts';
 import { ChatEdge } from './edge.ts';
 import { MAX_FRAME_BYTES, parseClientFrame } from './frames.ts';
 
+/** Frames of one socket that may wait for the ones before them to finish. */
+const MAX_WAITING = 32;
+
 export interface RealtimeDeps {
   config: ServerConfig;
   state: StateStore;
@@ -82,8 +85,11 @@ export const realtimePlugin = fp<RealtimeDeps>(
         const connection = new Connection(socket, credentials.get(request)!, limits, (code) => edge.countClose(code));
         edge.attach(connection);
         socket.on('close', () => edge.detach(connection));
-        // Frames of one socket run one after another, in the order sent (subscribe, then send).
+        // Frames of one socket run one after another, in the order sent (subscribe, then send), and
+        // at most MAX_WAITING wait their turn: when the stores fall behind, a client is told to slow
+        // down instead of piling up work that would answer seconds later.
         let queue = Promise.resolve();
+        let waiting = 0;
         socket.on('message', (data, isBinary) => {
           if (!connection.admit()) {
             edge.refuse(connection, 'rate_limited', `Slow down: at most ${limits.framesPerSecond} frames a second.`);
@@ -98,7 +104,18 @@ export const realtimePlugin = fp<RealtimeDeps>(
             edge.refuse(connection, frame.code, frame.message);
             return;
           }
-          queue = queue.then(() => edge.handle(connection, frame));
+          if (waiting >= MAX_WAITING) {
+            const about = frame.type === 'send' ? { room: frame.room, clientMsgId: frame.clientMsgId } : {};
+            connection.send({
+              type: 'error',
+              code: 'rate_limited',
+              message: `${waiting} frames of yours are still waiting; send again when they are answered.`,
+              ...about,
+            });
+            return;
+          }
+          waiting++;
+          queue = queue.then(() => edge.handle(connection, frame)).finally(() => waiting--);
         });
       },
     });
@@ -114,7 +131,7 @@ Client to server: \`{type:"subscribe", room, after?}\` (every message with seq >
 
 Server to client: \`hello {server}\` (first: the server that holds the socket), \`message\`, \`subscribed {room, lastSeq}\`, \`unsubscribed {room}\`, \`ack {clientMsgId, message}\`, \`presence {room, online}\`, \`typing {room, users}\` (the typer included), \`unread {rooms}\` (at connect, and when the user reads on any device), \`error {code, message, room?, clientMsgId?}\` with a code of the error table.
 
-A socket may send ${framesPerSecond} frames a second (bursts of twice that) before \`rate_limited\`. Close codes: 1001 the server is stopping (reconnect), 1009 a frame over ${MAX_FRAME_BYTES} bytes, 4001 the session or token ended, 4008 the socket did not read what it was sent (resume with the last seq), 4029 it kept sending far over its rate.`;
+A socket may send ${framesPerSecond} frames a second (bursts of twice that) before \`rate_limited\`, and have 32 frames waiting for their answers (a \`send\` refused for that carries its clientMsgId: send it again). Close codes: 1001 the server is stopping (reconnect), 1009 a frame over ${MAX_FRAME_BYTES} bytes, 4001 the session or token ended, 4008 the socket did not read what it was sent (resume with the last seq), 4029 it kept sending far over its rate.`;
 
 /** What the live edge tells about itself (the cluster view, metrics, tests). */
 export interface RealtimeStats {

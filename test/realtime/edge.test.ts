@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { BACKENDS, PASSWORD } from '../security/backends.ts';
 import { startApps, type InjectClient, type TestApps, type TestServer } from '../support/app.ts';
-import { cookieHeaders, listen, LiveSocket, signedIn, type Frame } from '../support/live.ts';
+import { chatClient, cookieHeaders, listen, LiveSocket, signedIn, type Frame } from '../support/live.ts';
 import { waitFor } from '../support/wait.ts';
 
 type Paused = { _socket: { pause(): void; resume(): void } };
@@ -258,10 +258,35 @@ for (const backend of BACKENDS) {
       const room = await newRoom();
       const a = await open(s1, alice.browser);
       for (let i = 0; i < 60; i++) a.send({ type: 'subscribe', room });
-      const limited = await a.next((f) => f.type === 'error' && f.code === 'rate_limited', 'rate_limited');
-      assert.match(limited.message, /20 frames a second/);
+      await a.next(
+        (f) => f.type === 'error' && f.code === 'rate_limited' && /20 frames a second/.test(f.message),
+        'rate_limited for the rate',
+      );
       for (let i = 0; i < 400; i++) a.send({ type: 'typing', room });
       assert.equal((await a.waitClosed()).code, 4029);
+    });
+
+    it('bounds the frames waiting on one socket; the shipped client sends the refused ones again', async () => {
+      const room = await newRoom();
+      const raw = await open(s1, alice.browser);
+      // 40 sends in one burst (within the rate's burst): one runs, 32 wait, the rest are refused.
+      for (let i = 1; i <= 40; i++) raw.send({ type: 'send', room, text: `b${i}`, clientMsgId: `burst-${i}` });
+      await waitFor(() => raw.frames.filter((f) => f.type === 'ack' || f.type === 'error').length === 40, {
+        what: '40 answers',
+      });
+      const refused = raw.frames.filter((f) => f.type === 'error');
+      assert.ok(refused.length > 0 && refused.length <= 8, `${refused.length} refused`);
+      assert.ok(refused.every((f) => f.code === 'rate_limited' && /still waiting/.test(f.message) && f.clientMsgId));
+
+      const client = chatClient(`${wsUrl.get(s1)}/ws`, cookieHeaders(alice.browser)).connect();
+      try {
+        const acks = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => client.send(room, `c${i}`, `client-burst-${i}`)),
+        );
+        assert.equal(new Set(acks.map((m) => m.seq)).size, 40, 'every send stored once, refused ones sent again');
+      } finally {
+        client.close();
+      }
     });
 
     if (!backend.shared) {
