@@ -1,5 +1,6 @@
 import { ConfigError, readEnv } from './read-env.ts';
 import { topologyFor, type Topology } from './topology.ts';
+import { parseTrustedProxies } from './trusted-proxies.ts';
 import { storeUrlProblem } from './urls.ts';
 
 /**
@@ -49,6 +50,12 @@ export interface ServerConfig {
   idempotencySweepMs: number;
   /** Fault tests only: a pause inside each checkout step's transaction, so a kill lands mid-step. @default 0 */
   sagaStepDelayMs: number;
+  /**
+   * The balancers whose X-Forwarded-For is believed: addresses, CIDRs or loopback / linklocal /
+   * uniquelocal (SW_TRUSTED_PROXIES, comma-separated). Per-address limits count the client's
+   * address from that trusted chain. @default ['loopback']
+   */
+  trustedProxies: string[];
   /** The live edge (/ws): frames a socket may send per second before `rate_limited` (bursts of twice that). @default 20 */
   wsFramesPerSecond: number;
   /** Bytes waiting to be sent to one socket before it counts as a slow consumer and is closed (4008). @default 1 MiB */
@@ -104,6 +111,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     unknownSessionIpLimit: read.int('SW_UNKNOWN_SESSION_IP_LIMIT', 100, { min: 1 }),
     idempotencySweepMs: read.int('SW_IDEMPOTENCY_SWEEP_MS', 10 * 60_000, { min: 100 }),
     sagaStepDelayMs: read.int('SW_SAGA_STEP_DELAY_MS', 0, { min: 0, max: 10_000 }),
+    trustedProxies: parseTrustedProxies('SW_TRUSTED_PROXIES', read.optionalString('SW_TRUSTED_PROXIES')),
     wsFramesPerSecond: read.int('SW_WS_FRAMES_PER_SECOND', 20, { min: 1 }),
     wsMaxBufferedBytes: read.int('SW_WS_MAX_BUFFERED_BYTES', 1_048_576, { min: 16_384 }),
     wsRecheckMs: read.int('SW_WS_RECHECK_MS', 30_000, { min: 100 }),

@@ -26,7 +26,8 @@ export async function buildApp(services: Services): Promise<App> {
     loggerInstance: services.log,
     // Each request logs at info with its reqId (X-Request-Id when given); set SW_LOG_LEVEL=info to see them.
     bodyLimit: config.bodyLimit,
-    trustProxy: 'loopback',
+    // The client's address for per-address limits: the last hop that is not a trusted balancer.
+    trustProxy: config.trustedProxies,
     // Requests keep being served while closing; the balancer has already stopped sending new ones.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
