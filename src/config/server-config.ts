@@ -1,6 +1,6 @@
 import { ConfigError, readEnv } from './read-env.ts';
 import { topologyFor, type Topology } from './topology.ts';
-import { parseTrustedProxies } from './trusted-proxies.ts';
+import { parseAddressList } from './address-list.ts';
 import { storeUrlProblem } from './urls.ts';
 
 /**
@@ -56,6 +56,8 @@ export interface ServerConfig {
    * address from that trusted chain. @default ['loopback']
    */
   trustedProxies: string[];
+  /** Who may scrape GET /metrics directly (not through a balancer), same format (SW_METRICS_FROM). @default ['loopback'] */
+  metricsFrom: string[];
   /** The live edge (/ws): frames a socket may send per second before `rate_limited` (bursts of twice that). @default 20 */
   wsFramesPerSecond: number;
   /** Bytes waiting to be sent to one socket before it counts as a slow consumer and is closed (4008). @default 1 MiB */
@@ -111,7 +113,8 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     unknownSessionIpLimit: read.int('SW_UNKNOWN_SESSION_IP_LIMIT', 100, { min: 1 }),
     idempotencySweepMs: read.int('SW_IDEMPOTENCY_SWEEP_MS', 10 * 60_000, { min: 100 }),
     sagaStepDelayMs: read.int('SW_SAGA_STEP_DELAY_MS', 0, { min: 0, max: 10_000 }),
-    trustedProxies: parseTrustedProxies('SW_TRUSTED_PROXIES', read.optionalString('SW_TRUSTED_PROXIES')),
+    trustedProxies: parseAddressList('SW_TRUSTED_PROXIES', read.optionalString('SW_TRUSTED_PROXIES')),
+    metricsFrom: parseAddressList('SW_METRICS_FROM', read.optionalString('SW_METRICS_FROM')),
     wsFramesPerSecond: read.int('SW_WS_FRAMES_PER_SECOND', 20, { min: 1 }),
     wsMaxBufferedBytes: read.int('SW_WS_MAX_BUFFERED_BYTES', 1_048_576, { min: 16_384 }),
     wsRecheckMs: read.int('SW_WS_RECHECK_MS', 30_000, { min: 100 }),

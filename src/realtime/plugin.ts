@@ -43,6 +43,7 @@ export const realtimePlugin = fp<RealtimeDeps>(
     app.decorate('realtime', {
       connections: () => edge.connections,
       closes: (code: number) => edge.closes.get(code) ?? 0,
+      closesByCode: () => [...edge.closes].map(([code, count]) => [String(code), count] as [string, number]),
     } satisfies RealtimeStats);
 
     await app.register(websocket, {
@@ -139,6 +140,8 @@ export interface RealtimeStats {
   connections(): number;
   /** How many sockets this server closed with `code` since it started. */
   closes(code: number): number;
+  /** Every close code so far with its count. */
+  closesByCode(): Array<[string, number]>;
 }
 
 declare module 'fastify' {

@@ -12,6 +12,7 @@ import { realtimePlugin } from '../realtime/plugin.ts';
 import { shopPlugin } from '../shop/plugin.ts';
 import { webPlugin } from '../web/plugin.ts';
 import { healthPlugin } from './health-plugin.ts';
+import { metricsPlugin } from './metrics-plugin.ts';
 import type { Services } from './services.ts';
 
 /**
@@ -74,6 +75,7 @@ export async function buildApp(services: Services): Promise<App> {
 
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   // Each part names the parts it needs (fastify-plugin `dependencies`); Fastify refuses a wrong order.
+  await app.register(metricsPlugin, services);
   await app.register(healthPlugin, services);
   await app.register(accountsPlugin, services);
   await app.register(bankPlugin, services);

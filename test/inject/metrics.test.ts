@@ -1,0 +1,71 @@
+/**
+ * GET /metrics (Prometheus text): what it counts after real requests, and who may read it: a
+ * scraper asking directly from SW_METRICS_FROM (loopback by default), never through a balancer.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startApp, type TestApps, type TestServer } from '../support/app.ts';
+import { PASSWORD, newUsername } from '../security/backends.ts';
+
+describe('GET /metrics', () => {
+  let apps: TestApps;
+  let server: TestServer;
+  before(async () => {
+    apps = await startApp({ store: 'memory', mode: 'stateful', env: { SW_LOGIN_IP_LIMIT: '2' } });
+    server = apps.servers[0]!;
+  });
+  after(() => apps?.close());
+
+  const scrape = async (remoteAddress = '127.0.0.1', headers: Record<string, string> = {}) =>
+    server.app.inject({ method: 'GET', url: '/metrics', remoteAddress, headers });
+  const valueOf = (text: string, metric: string, labels: string) => {
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith(`${metric}{`) && labels.split(',').every((p) => l.includes(p)));
+    return line ? Number(line.split(' ').at(-1)) : 0;
+  };
+
+  it('counts requests by route and status, replays, refusals, sessions held, and the process', async () => {
+    const browser = server.client();
+    for (let i = 0; i < 3; i++) assert.equal((await browser.get('/api/menu')).status, 200);
+    assert.equal(
+      (await browser.post('/api/auth/register', { username: newUsername('m'), password: PASSWORD })).status,
+      201,
+    );
+    const deposit = () =>
+      browser.request('POST', '/api/bank/deposit', {
+        json: { amountCents: 100 },
+        headers: { 'idempotency-key': 'metrics-key-1' },
+      });
+    assert.equal((await deposit()).status, 200);
+    assert.equal((await deposit()).headers['idempotent-replayed'], 'true');
+    const login = () =>
+      server.client().post('/api/auth/login', { username: 'nobody_here', password: 'wrong password!' });
+    const statuses = [await login(), await login(), await login()].map((r) => r.status);
+    assert.deepEqual(statuses, [401, 401, 429]);
+
+    const response = await scrape();
+    assert.equal(response.statusCode, 200);
+    assert.match(String(response.headers['content-type']), /^text\/plain; version=0.0.4/);
+    const text = response.body;
+    assert.equal(valueOf(text, 'statewise_http_requests_total', 'route="/api/menu",status="200"'), 3);
+    assert.equal(valueOf(text, 'statewise_http_requests_total', 'route="/api/auth/login",status="429"'), 1);
+    assert.equal(valueOf(text, 'statewise_rate_limited_total', 'route="/api/auth/login"'), 1);
+    assert.equal(valueOf(text, 'statewise_idempotent_replays_total', 'route="/api/bank/deposit"'), 1);
+    assert.ok(valueOf(text, 'statewise_http_request_duration_seconds_count', 'route="/api/menu"') >= 3);
+    assert.match(text, /^statewise_sessions_in_memory\{server="s1"\} [1-9]\d*$/m);
+    assert.match(text, /^statewise_websocket_connections\{server="s1"\} 0$/m);
+    assert.match(text, /^process_cpu_user_seconds_total\{server="s1"\} /m);
+  });
+
+  it('answers only a direct scraper from the allowed addresses', async () => {
+    assert.equal((await scrape('127.0.0.1')).statusCode, 200);
+    assert.equal((await scrape('::1')).statusCode, 200);
+    assert.equal((await scrape('10.1.2.3')).statusCode, 404, 'another host');
+    assert.equal(
+      (await scrape('127.0.0.1', { 'x-forwarded-for': '203.0.113.9' })).statusCode,
+      404,
+      'through a balancer',
+    );
+  });
+});
