@@ -35,6 +35,8 @@ export interface ClusterControl {
   readonly events: ClusterEvents;
   server(id: string): ManagedServer | undefined;
   add(): Promise<ManagedServer>;
+  /** Starts a rolling restart (409 `conflict` while one runs); `done` settles when it ends. */
+  rollingRestart(): { servers: string[]; sessionsAtRisk: number | null; done: Promise<void> };
   remove(id: string): Promise<boolean>;
 }
 
@@ -122,6 +124,12 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
       cluster.events.emit(`${server.id} asked to start`);
       inBackground(`start ${server.id}`, server.start());
       return accepted(reply, server);
+    });
+
+    app.post('/_cluster/rolling-restart', async (_request, reply) => {
+      const { servers, sessionsAtRisk, done } = cluster.rollingRestart();
+      inBackground('rolling restart', done);
+      return reply.code(202).send({ servers, sessionsAtRisk });
     });
 
     app.post('/_cluster/servers', async (_request, reply) => {

@@ -11,6 +11,7 @@ import { entry, forkTs, waitForExit, waitForMessage } from './child-process.ts';
 import { controlApi, type ClusterView } from './control-api.ts';
 
 export type { ClusterView } from './control-api.ts';
+import { AppError } from '../kernel/errors.ts';
 import { ClusterEvents } from './cluster-events.ts';
 import { freePort } from './free-port.ts';
 import { residentBytes } from './process-memory.ts';
@@ -49,6 +50,7 @@ export class Supervisor {
   #redisUrl: string | undefined;
   #stopping: Promise<void> | undefined;
   #wroteRuntime = false;
+  #rolling: Promise<void> | undefined;
   #serverEntry = entry('server/main.ts');
 
   constructor(private readonly options: SupervisorOptions) {}
@@ -146,6 +148,43 @@ export class Supervisor {
     this.#servers.set(server.id, server);
     void server.start().catch((e: unknown) => this.options.log(`${server.id} failed to start: ${String(e)}`));
     return server;
+  }
+
+  /**
+   * Drains and restarts the servers that are up, one at a time: the next stops only once the
+   * restarted one passes the balancer's health check, so in stateless mode no request fails. In
+   * stateful mode each restarted server's sessions die with its memory; the answer counts them
+   * from the servers' last readiness checks, and the event log says it per server.
+   */
+  rollingRestart(): { servers: string[]; sessionsAtRisk: number | null; done: Promise<void> } {
+    if (this.#rolling) throw new AppError('conflict', 'A rolling restart is running already; GET /_cluster shows it.');
+    const targets = this.view().servers.filter((s) => s.status === 'up');
+    const held = targets.map((s) => s.sessionsInMemory);
+    const sessionsAtRisk = held.every((n) => n === null) ? null : held.reduce<number>((sum, n) => sum + (n ?? 0), 0);
+    const done = (async () => {
+      for (const target of targets) {
+        const server = this.#servers.get(target.id);
+        if (!server || server.status !== 'up') continue;
+        const lost = this.view().servers.find((s) => s.id === target.id)?.sessionsInMemory ?? null;
+        await server.stop();
+        await server.start();
+        await this.#untilUp(server.id, 30_000);
+        this.events.emit(
+          `${server.id} restarted (drained first)` + (lost === null ? '' : `: ${lost} sessions lost with its memory`),
+        );
+      }
+    })().finally(() => (this.#rolling = undefined));
+    this.#rolling = done;
+    this.events.emit(`rolling restart of ${targets.map((s) => s.id).join(', ')}`);
+    return { servers: targets.map((s) => s.id), sessionsAtRisk, done };
+  }
+
+  async #untilUp(id: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.view().servers.find((s) => s.id === id)?.status !== 'up') {
+      if (Date.now() > deadline) throw new Error(`${id} did not pass its readiness check in time`);
+      await delay(20);
+    }
   }
 
   async remove(id: string): Promise<boolean> {

@@ -20,7 +20,16 @@ export interface ClusterOptions {
 export interface ClusterView {
   mode: string;
   store: string;
-  servers: Array<{ id: string; pid: number | null; status: string; requests: number; connections: number }>;
+  servers: Array<{
+    id: string;
+    pid: number | null;
+    status: string;
+    startedAt: string | null;
+    requests: number;
+    connections: number;
+    rssBytes: number | null;
+    sessionsInMemory: number | null;
+  }>;
 }
 
 export interface Cluster {

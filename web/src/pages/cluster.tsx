@@ -233,6 +233,9 @@ export function ClusterPage() {
         <button type="button" onClick={() => void act('POST', '/_cluster/servers')}>
           Add a server
         </button>
+        <button type="button" onClick={() => void act('POST', '/_cluster/rolling-restart')}>
+          Rolling restart
+        </button>
       </div>
       <ErrorLine error={error} />
       <Chart series={rates} />
