@@ -7,6 +7,7 @@ import type { ManagedServer, ServerStatus } from './managed-server.ts';
 import type { Mode } from '../config/topology.ts';
 import type { StoreKind } from '../state/types.ts';
 import type { ClusterEvents } from './cluster-events.ts';
+import { clusterMetrics } from './cluster-metrics.ts';
 
 /** How often the event stream sends the cluster's view. */
 const VIEW_EVERY_MS = 1_000;
@@ -74,6 +75,13 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
     const byId = { schema: { params: ServerParams } };
 
     app.get('/_cluster', async () => cluster.view());
+
+    // The balancer's and supervisor's metrics (the app servers have their own, asked directly).
+    const metrics = clusterMetrics(() => cluster.view());
+    app.get('/metrics', async (_request, reply) => {
+      reply.header('cache-control', 'no-store').type(metrics.contentType);
+      return metrics.metrics();
+    });
 
     // The dashboard's live feed (server-sent events): the view every second, and each event as it
     // happens. Read with fetch (an EventSource cannot send the admin token's header).
