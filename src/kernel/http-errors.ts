@@ -30,6 +30,12 @@ export function toAppError(error: unknown): AppError {
   if (typeof e.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code) && 'severity' in (error as object)) {
     return new AppError('invalid_input', 'The request holds a value the database cannot store (e.g. a NUL character).');
   }
+  if (storeUnreachable(error)) {
+    return new AppError('unavailable', 'A store behind this server cannot be reached right now; try again shortly.', {
+      retryAfterSeconds: 1,
+      cause: error,
+    });
+  }
   if (error instanceof SyntaxError || e.statusCode === 400) {
     return new AppError('invalid_json', `The body is not valid JSON: ${e.message ?? 'parse error'}`);
   }
@@ -39,6 +45,33 @@ export function toAppError(error: unknown): AppError {
   return new AppError('internal_error', 'Something went wrong on the server; it has been logged.', {
     cause: error,
   });
+}
+
+/** Socket errors that mean the other end is gone or unreachable. */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'ECONNABORTED',
+]);
+/** What pg and ioredis say, without a code, when their connection is gone or cannot be had. */
+const UNREACHABLE_MESSAGE =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Connection is closed|max retries per request|Client has encountered a connection error/i;
+
+/**
+ * True when a store (PostgreSQL, Redis) could not be reached: a 503 the client may retry, not a
+ * bug. PostgreSQL's connection exceptions (class 08), shutdown and cannot-connect-now (57P0x) and
+ * too many connections (53300) count too.
+ */
+export function storeUnreachable(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { code?: unknown; message?: unknown; name?: unknown };
+  if (typeof e.code === 'string' && (UNREACHABLE.has(e.code) || /^(08...|57P0[1-3]|53300)$/.test(e.code))) return true;
+  if (e.name === 'MaxRetriesPerRequestError') return true;
+  return typeof e.message === 'string' && UNREACHABLE_MESSAGE.test(e.message);
 }
 
 function describeValidation(error: Partial<FastifyError>): string {

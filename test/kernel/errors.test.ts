@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AppError, ERROR_STATUS } from '../../src/kernel/errors.ts';
-import { toAppError } from '../../src/kernel/http-errors.ts';
+import { storeUnreachable, toAppError } from '../../src/kernel/http-errors.ts';
 
 describe('error codes', () => {
   it('are snake_case and map to a fitting status', () => {
@@ -62,5 +62,33 @@ describe('toAppError', () => {
   it('passes AppErrors through unchanged', () => {
     const error = new AppError('insufficient_funds', 'Not enough money.');
     assert.equal(toAppError(error), error);
+  });
+});
+
+describe('storeUnreachable', () => {
+  it('tells a store that cannot be reached (503) from a bug (500)', () => {
+    const unreachable = [
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+      new Error('Connection terminated unexpectedly'),
+      new Error('timeout exceeded when trying to connect'),
+      Object.assign(new Error('the database system is shutting down'), { code: '57P01', severity: 'FATAL' }),
+      Object.assign(new Error('connection failure'), { code: '08006' }),
+      new Error('Connection is closed.'),
+      Object.assign(new Error('Reached the max retries per request limit'), { name: 'MaxRetriesPerRequestError' }),
+    ];
+    for (const error of unreachable) {
+      assert.equal(storeUnreachable(error), true, error.message);
+      const mapped = toAppError(error);
+      assert.equal(mapped.code, 'unavailable');
+      assert.equal(mapped.retryAfterSeconds, 1);
+    }
+    for (const error of [
+      new Error('boom'),
+      new TypeError('x is undefined'),
+      Object.assign(new Error('dup'), { code: '23505' }),
+    ]) {
+      assert.equal(storeUnreachable(error), false, error.message);
+      assert.equal(toAppError(error).code, 'internal_error');
+    }
   });
 });

@@ -43,6 +43,8 @@ export interface AppsOptions {
   env?: Record<string, string>;
   /** A redis-server the test runs itself (to stop and restart it); by default each call starts its own. */
   redisUrl?: string;
+  /** The URL the servers use for the (migrated) database: e.g. through a TCP proxy that can cut it. */
+  databaseVia?: (databaseUrl: string) => Promise<string>;
 }
 
 export async function startApps(options: AppsOptions): Promise<TestApps> {
@@ -51,6 +53,7 @@ export async function startApps(options: AppsOptions): Promise<TestApps> {
   await migrate(pool).finally(() => pool.end());
   let redis: RedisServerHandle | undefined;
   if (options.store === 'redis' && !options.redisUrl) redis = await startRedisServer();
+  const serversDatabaseUrl = options.databaseVia ? await options.databaseVia(databaseUrl) : databaseUrl;
   const servers: TestServer[] = [];
   try {
     for (let i = 1; i <= (options.servers ?? 1); i++) {
@@ -58,7 +61,7 @@ export async function startApps(options: AppsOptions): Promise<TestApps> {
         SW_SERVER_ID: `s${i}`,
         SW_MODE: options.mode ?? 'stateless',
         SW_STORE: options.store,
-        SW_DATABASE_URL: databaseUrl,
+        SW_DATABASE_URL: serversDatabaseUrl,
         SW_REDIS_URL: options.redisUrl ?? redis?.url ?? '',
         SW_LOG_LEVEL: 'silent',
         ...options.env,
