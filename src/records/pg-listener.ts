@@ -22,6 +22,7 @@ export class PgListener {
   #closed = false;
   #retryMs = FIRST_RETRY_MS;
   #retryTimer: NodeJS.Timeout | undefined;
+  #tail: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly connectionString: string,
@@ -48,7 +49,7 @@ export class PgListener {
     if (!entry) {
       entry = { handlers: new Set(), onReconnect: new Set() };
       this.#channels.set(channel, entry);
-      await this.#client?.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      if (this.#client) await this.#inTurn(this.#client, `LISTEN ${pg.escapeIdentifier(channel)}`);
     }
     entry.handlers.add(handler);
     if (onReconnect) entry.onReconnect.add(onReconnect);
@@ -58,7 +59,9 @@ export class PgListener {
       if (onReconnect) channelEntry.onReconnect.delete(onReconnect);
       if (channelEntry.handlers.size > 0) return;
       this.#channels.delete(channel);
-      await this.#client?.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
+      if (this.#client) {
+        await this.#inTurn(this.#client, `UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
+      }
     };
   }
 
@@ -66,7 +69,7 @@ export class PgListener {
   async notify(channel: string, payload: string): Promise<void> {
     const client = this.#client;
     if (!client) throw new Error('the PostgreSQL listener is reconnecting');
-    await client.query('SELECT pg_notify($1, $2)', [channel, payload]);
+    await this.#inTurn(client, 'SELECT pg_notify($1, $2)', [channel, payload]);
   }
 
   async close(): Promise<void> {
@@ -75,6 +78,16 @@ export class PgListener {
     const client = this.#client;
     this.#client = undefined;
     await client?.end().catch(() => undefined);
+  }
+
+  /**
+   * Runs a statement on the listening connection after the ones before it: one connection runs one
+   * query at a time (pg 9 will refuse a second one in flight).
+   */
+  #inTurn(client: pg.Client, text: string, values?: unknown[]): Promise<unknown> {
+    const run = this.#tail.then(() => client.query(text, values));
+    this.#tail = run.catch(() => undefined);
+    return run;
   }
 
   async #connect(): Promise<void> {
