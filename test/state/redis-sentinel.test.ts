@@ -1,0 +1,70 @@
+/**
+ * The redis store under Redis Sentinel, by the documented URL (redis+sentinel://h:p,h:p/name): two
+ * servers sign users in and fill carts, the primary is SIGKILLed, the sentinels promote the
+ * replica, and the servers go on without a restart; what was written (and replicated) before
+ * survives. Prints the failover time and the requests that failed meanwhile.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { PASSWORD, newUsername } from '../security/backends.ts';
+import { startApps, type TestApps, type TestServer } from '../support/app.ts';
+import { startSentinelSetup, type SentinelSetup } from '../support/redis-sentinel.ts';
+import { waitFor } from '../support/wait.ts';
+
+describe('redis store under Sentinel', () => {
+  let sentinel: SentinelSetup;
+  let apps: TestApps;
+  let s1: TestServer;
+  let s2: TestServer;
+  before(async () => {
+    sentinel = await startSentinelSetup();
+    apps = await startApps({ store: 'redis', servers: 2, redisUrl: sentinel.url });
+    [s1, s2] = apps.servers as [TestServer, TestServer];
+  });
+  after(async () => {
+    await apps?.close();
+    await sentinel?.stop();
+  });
+
+  it('goes on after the primary is SIGKILLed, with sessions and carts kept', async () => {
+    const browser = s1.client();
+    const username = newUsername('sentinel');
+    assert.equal((await browser.post('/api/auth/register', { username, password: PASSWORD })).status, 201);
+    const menu = (await browser.get('/api/menu')).body.items as Array<{ id: string }>;
+    assert.equal((await browser.post('/api/cart/items', { itemId: menu[0]!.id, qty: 2 })).status, 200);
+    // What a logout or a revocation would ask for: the write is on the replica before we go on.
+    const primary = new Redis({ port: sentinel.primaryPort, host: '127.0.0.1' });
+    assert.equal(await primary.call('WAIT', '1', '2000'), 1, 'replicated to one replica');
+    primary.disconnect();
+
+    const killedAt = Date.now();
+    sentinel.primary.kill('SIGKILL');
+    let failed = 0;
+    // The other server, which never saw this session: it must read it from the new primary.
+    const back = await waitFor(
+      async () => {
+        const me = await s2.client(browser.userAgent).request('GET', '/api/me', {
+          headers: { cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+        });
+        if (me.status !== 200) failed++;
+        return me.status === 200 ? me : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: 'the session to be served again' },
+    );
+    const failoverMs = Date.now() - killedAt;
+    console.log(
+      `failover: served again ${failoverMs} ms after SIGKILL of the primary; ${failed} requests failed meanwhile`,
+    );
+    assert.equal(back.body.user.username, username, 'the session survived');
+    assert.notEqual(await sentinel.currentPrimaryPort(), sentinel.primaryPort, 'the replica was promoted');
+    const cart = await browser.get('/api/cart');
+    assert.equal(cart.status, 200);
+    assert.equal(cart.body.items[0]?.qty, 2, 'the cart survived');
+    assert.equal(
+      (await browser.post('/api/cart/items', { itemId: menu[0]!.id, qty: 1 })).body.items[0].qty,
+      3,
+      'writes go on',
+    );
+  });
+});

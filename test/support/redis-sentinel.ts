@@ -1,0 +1,111 @@
+/**
+ * A Redis Sentinel setup of the test's own on free loopback ports: a primary, a replica and three
+ * sentinels (quorum 2, a node is down after 1 s without an answer). Nothing on disk but the
+ * sentinels' config files, in a temporary folder removed at stop.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort } from '../../src/supervisor/free-port.ts';
+import { waitFor } from './wait.ts';
+
+export const MASTER_NAME = 'mymaster';
+
+export interface SentinelSetup {
+  /** redis+sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/mymaster */
+  url: string;
+  primaryPort: number;
+  primary: ChildProcess;
+  /** The port the sentinels name as primary now. */
+  currentPrimaryPort(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+function redisServer(args: string[]): ChildProcess {
+  const child = spawn('redis-server', args, { stdio: 'ignore' });
+  child.on('error', () => undefined);
+  return child;
+}
+
+export async function startSentinelSetup(): Promise<SentinelSetup> {
+  const dir = await mkdtemp(join(tmpdir(), 'statewise-sentinel-'));
+  const children: ChildProcess[] = [];
+  const [primaryPort, replicaPort, ...sentinelPorts] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
+  const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  const primary = redisServer(['--port', String(primaryPort), ...common]);
+  children.push(
+    primary,
+    redisServer(['--port', String(replicaPort), ...common, '--replicaof', '127.0.0.1', String(primaryPort)]),
+  );
+  for (const port of sentinelPorts) {
+    const file = join(dir, `sentinel-${port}.conf`);
+    await writeFile(
+      file,
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${primaryPort} 2`,
+        `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
+        `sentinel failover-timeout ${MASTER_NAME} 5000`,
+        `sentinel parallel-syncs ${MASTER_NAME} 1`,
+      ].join('\n') + '\n',
+    );
+    children.push(redisServer([file, '--sentinel']));
+  }
+  const ask = async (port: number, ...args: string[]) => {
+    const client = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return await client.call(...(args as [string, ...string[]]));
+    } finally {
+      client.disconnect();
+    }
+  };
+  // Ready when the replica is in sync and every sentinel knows the replica and the other sentinels.
+  await waitFor(
+    async () => {
+      const info = String(await ask(replicaPort, 'INFO', 'replication'));
+      if (!/master_link_status:up/.test(info)) return false;
+      for (const port of sentinelPorts) {
+        const replicas = (await ask(port, 'SENTINEL', 'REPLICAS', MASTER_NAME)) as unknown[];
+        const sentinels = (await ask(port, 'SENTINEL', 'SENTINELS', MASTER_NAME)) as unknown[];
+        if (replicas.length < 1 || sentinels.length < 2) return false;
+      }
+      return true;
+    },
+    { timeoutMs: 30_000, intervalMs: 200, what: 'the sentinels to know the replica and each other' },
+  );
+  return {
+    url: `redis+sentinel://${sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${MASTER_NAME}`,
+    primaryPort,
+    primary,
+    async currentPrimaryPort() {
+      const [, port] = (await ask(sentinelPorts[0]!, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)) as [
+        string,
+        string,
+      ];
+      return Number(port);
+    },
+    async stop() {
+      await Promise.all(
+        children.map(async (child) => {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          const exited = once(child, 'exit');
+          child.kill('SIGKILL');
+          await exited;
+        }),
+      );
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
