@@ -37,7 +37,16 @@ export function redisFromUrl(url: string, role: 'commands' | 'subscriber' = 'com
     return new Cluster(hosts(hostList!), { enableAutoPipelining: pipelining, redisOptions: { ...common, password } });
   }
   if (!path) throw new Error(`Redis URL "${url}": name the Sentinel master after the hosts, e.g. /mymaster`);
-  return new Redis({ ...common, sentinels: hosts(hostList!), name: path, password, sentinelPassword: password });
+  // failoverDetector: follow the sentinels' +switch-master at once. Without it a client keeps talking
+  // to a primary that hung and came back, whose acknowledged writes the failover then throws away.
+  return new Redis({
+    ...common,
+    sentinels: hosts(hostList!),
+    name: path,
+    password,
+    sentinelPassword: password,
+    failoverDetector: true,
+  });
 }
 
 /** A Redis URL fit for an error message or a log: the password replaced by ***. */

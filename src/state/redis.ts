@@ -316,6 +316,9 @@ export async function createRedisState(options: { url: string }): Promise<StateS
     },
     async close() {
       await Promise.all([redis.quit().catch(() => {}), subscriber.quit().catch(() => {})]);
+      // A Sentinel client's failover detector keeps its own connections to the sentinels: gone too.
+      redis.disconnect();
+      subscriber.disconnect();
     },
   };
 }

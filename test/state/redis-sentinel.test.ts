@@ -57,7 +57,9 @@ describe('redis store under Sentinel', () => {
       `failover: served again ${failoverMs} ms after SIGKILL of the primary; ${failed} requests failed meanwhile`,
     );
     assert.equal(back.body.user.username, username, 'the session survived');
-    assert.notEqual(await sentinel.currentPrimaryPort(), sentinel.primaryPort, 'the replica was promoted');
+    await waitFor(async () => (await sentinel.currentPrimaryPort()) !== sentinel.primaryPort, {
+      what: 'every sentinel to name the promoted replica',
+    });
     const cart = await browser.get('/api/cart');
     assert.equal(cart.status, 200);
     assert.equal(cart.body.items[0]?.qty, 2, 'the cart survived');
@@ -66,5 +68,63 @@ describe('redis store under Sentinel', () => {
       3,
       'writes go on',
     );
+  });
+});
+
+describe('redis store under Sentinel, a hung primary', () => {
+  let sentinel: SentinelSetup;
+  let apps: TestApps;
+  before(async () => {
+    sentinel = await startSentinelSetup();
+    apps = await startApps({ store: 'redis', servers: 1, redisUrl: sentinel.url });
+  });
+  after(async () => {
+    sentinel?.primary.kill('SIGCONT');
+    await apps?.close();
+    await sentinel?.stop();
+  });
+
+  it('loses no acknowledged write when the primary hangs (SIGSTOP), is replaced, and wakes up', async () => {
+    const server = apps.servers[0]!;
+    const browser = server.client();
+    const menu = (await browser.get('/api/menu')).body.items as Array<{ id: string }>;
+    let acknowledged = 0;
+    let failed = 0;
+    let writing = true;
+    // One cart add at a time, each +1: the cart's quantity must end equal to the adds acknowledged.
+    const writer = (async () => {
+      while (writing) {
+        const r = await browser.post('/api/cart/items', { itemId: menu[0]!.id, qty: 1 });
+        if (r.status === 200) acknowledged++;
+        else failed++;
+      }
+    })();
+    await waitFor(() => acknowledged >= 20, { what: '20 adds before the hang' });
+    const stoppedAt = Date.now();
+    sentinel.primary.kill('SIGSTOP');
+    await waitFor(async () => (await sentinel.currentPrimaryPort()) !== sentinel.primaryPort, {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      what: 'the sentinels to promote the replica',
+    });
+    const atPromotion = acknowledged;
+    await waitFor(() => acknowledged >= atPromotion + 20, { timeoutMs: 30_000, what: 'adds on the new primary' });
+    const failoverMs = Date.now() - stoppedAt;
+    sentinel.primary.kill('SIGCONT'); // The old primary wakes up, still believing it is the primary.
+    const atWake = acknowledged;
+    await waitFor(() => acknowledged >= atWake + 40, { timeoutMs: 30_000, what: 'adds after the old primary woke' });
+    writing = false;
+    await writer;
+    const cart = await waitFor(
+      async () => {
+        const r = await browser.get('/api/cart');
+        return r.status === 200 ? r : undefined;
+      },
+      { what: 'the cart' },
+    );
+    console.log(
+      `hung primary: writes flowed again ${failoverMs} ms after SIGSTOP; ${acknowledged} adds acknowledged, ${failed} failed, cart quantity ${cart.body.items[0]?.qty}`,
+    );
+    assert.equal(cart.body.items[0]?.qty, acknowledged, 'every acknowledged add is in the cart');
   });
 });

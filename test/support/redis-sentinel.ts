@@ -34,7 +34,8 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
   const dir = await mkdtemp(join(tmpdir(), 'statewise-sentinel-'));
   const children: ChildProcess[] = [];
   const [primaryPort, replicaPort, ...sentinelPorts] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
-  const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  // --dir: a replica writes the RDB of its first sync to its working folder; keep it out of the tree.
+  const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
   const primary = redisServer(['--port', String(primaryPort), ...common]);
   children.push(
     primary,
