@@ -60,8 +60,14 @@ describe('redis store under Sentinel', () => {
     await waitFor(async () => (await sentinel.currentPrimaryPort()) !== sentinel.primaryPort, {
       what: 'every sentinel to name the promoted replica',
     });
-    const cart = await browser.get('/api/cart');
-    assert.equal(cart.status, 200);
+    // Each server's client finds the new primary on its own: s1 may need a moment more than s2.
+    const cart = await waitFor(
+      async () => {
+        const r = await browser.get('/api/cart');
+        return r.status === 200 ? r : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: 's1 to serve the cart again' },
+    );
     assert.equal(cart.body.items[0]?.qty, 2, 'the cart survived');
     assert.equal(
       (await browser.post('/api/cart/items', { itemId: menu[0]!.id, qty: 1 })).body.items[0].qty,
