@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { AppError, isAppError } from '../kernel/errors.ts';
+import { foreignOrigin } from '../kernel/origin.ts';
 import type { SessionRecord } from '../state/types.ts';
 import type { UserId } from '../kernel/ids.ts';
 import { readSessionCookie } from './session-cookie.ts';
@@ -147,17 +148,4 @@ export function assertSameOrigin(request: FastifyRequest): void {
   const origin = foreignOrigin(request);
   if (origin !== undefined)
     throw new AppError('csrf_rejected', `Requests from ${origin} may not change anything here.`);
-}
-
-/** The request's Origin when it names another host than the one asked (a page of another site). */
-export function foreignOrigin(request: FastifyRequest): string | undefined {
-  const origin = request.headers.origin;
-  if (origin === undefined) return undefined;
-  let host: string | undefined;
-  try {
-    host = new URL(origin).host;
-  } catch {
-    host = undefined;
-  }
-  return host === request.host ? undefined : origin;
 }

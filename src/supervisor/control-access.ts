@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../kernel/errors.ts';
+import { foreignOrigin } from '../kernel/origin.ts';
 
 const LOOPBACK_ADDRESSES = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
@@ -28,15 +29,8 @@ function isOwnHost(request: FastifyRequest, listenHost: string): boolean {
 function crossSite(request: FastifyRequest): string | undefined {
   const site = request.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') return `Sec-Fetch-Site: ${site}`;
-  const origin = request.headers.origin;
-  if (origin === undefined) return undefined;
-  let host: string | undefined;
-  try {
-    host = new URL(origin).host;
-  } catch {
-    host = undefined;
-  }
-  return host === request.headers.host ? undefined : `Origin ${origin}`;
+  const origin = foreignOrigin(request);
+  return origin === undefined ? undefined : `Origin ${origin}`;
 }
 
 /**

@@ -95,7 +95,7 @@ export class Supervisor {
     });
     for (let i = 1; i <= this.options.servers; i++) this.#servers.set(`s${i}`, this.#newServer(`s${i}`));
     await Promise.all([...this.#servers.values()].map((s) => s.start()));
-    await this.#untilAllUp(15_000);
+    await this.#untilUp(15_000);
     // Lets `npm run keys` and the lab find this system's database and balancer.
     this.#wroteRuntime = true;
     await writeFile(
@@ -104,11 +104,18 @@ export class Supervisor {
     );
   }
 
-  /** Ready means what the contract says: GET /_cluster lists every server up. */
-  async #untilAllUp(timeoutMs: number): Promise<void> {
+  /**
+   * Ready means what the contract says: GET /_cluster lists the servers (all, or the one named) up,
+   * which is listening and passing the balancer's readiness check.
+   */
+  async #untilUp(timeoutMs: number, id?: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.view().servers.every((s) => s.status === 'up')) {
-      if (Date.now() > deadline) throw new Error('servers did not pass their readiness checks in time');
+    const up = () => {
+      const servers = this.view().servers.filter((s) => id === undefined || s.id === id);
+      return servers.length > 0 && servers.every((s) => s.status === 'up');
+    };
+    while (!up()) {
+      if (Date.now() > deadline) throw new Error(`${id ?? 'servers'} did not pass the readiness check in time`);
       await delay(20);
     }
   }
@@ -168,7 +175,7 @@ export class Supervisor {
         const lost = this.view().servers.find((s) => s.id === target.id)?.sessionsInMemory ?? null;
         await server.stop();
         await server.start();
-        await this.#untilUp(server.id, 30_000);
+        await this.#untilUp(30_000, server.id);
         this.events.emit(
           `${server.id} restarted (drained first)` + (lost === null ? '' : `: ${lost} sessions lost with its memory`),
         );
@@ -177,14 +184,6 @@ export class Supervisor {
     this.#rolling = done;
     this.events.emit(`rolling restart of ${targets.map((s) => s.id).join(', ')}`);
     return { servers: targets.map((s) => s.id), sessionsAtRisk, done };
-  }
-
-  async #untilUp(id: string, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.view().servers.find((s) => s.id === id)?.status !== 'up') {
-      if (Date.now() > deadline) throw new Error(`${id} did not pass its readiness check in time`);
-      await delay(20);
-    }
   }
 
   async remove(id: string): Promise<boolean> {

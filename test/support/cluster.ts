@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshDatabase } from './postgres.ts';
 import { startRedisServer, type RedisServerHandle } from './redis.ts';
+import type { ClusterView } from '../../src/supervisor/control-api.ts';
 import { waitFor } from './wait.ts';
 
 export interface ClusterOptions {
@@ -17,20 +18,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
 }
 
-export interface ClusterView {
-  mode: string;
-  store: string;
-  servers: Array<{
-    id: string;
-    pid: number | null;
-    status: string;
-    startedAt: string | null;
-    requests: number;
-    connections: number;
-    rssBytes: number | null;
-    sessionsInMemory: number | null;
-  }>;
-}
+/** GET /_cluster, as the supervisor types it. */
+export type { ClusterView } from '../../src/supervisor/control-api.ts';
 
 export interface Cluster {
   url: string;
