@@ -1,11 +1,12 @@
+import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyPluginAsync } from 'fastify';
 import { pino } from 'pino';
 import { Agent } from 'undici';
+import { AppError } from '../kernel/errors.ts';
 import { frameworkErrorReply, sendAppError } from '../kernel/http-errors.ts';
-import { methodNotAllowed } from './error-replies.ts';
 import { HealthChecks } from './health-checks.ts';
+import { createHttpProxy } from './http-proxy.ts';
 import type { BalancePolicy } from './policies.ts';
-import { PROXIED_METHODS, proxyRoutes } from './proxy-route.ts';
 import { UpstreamSet, type Upstream } from './upstreams.ts';
 import { UpgradeProxy } from './ws-proxy.ts';
 
@@ -22,10 +23,16 @@ export interface BalancerOptions {
   healthIntervalMs?: number;
   /** @default a pino logger at level warn (nothing per request); false for none. */
   logger?: FastifyBaseLogger | false;
-  /** Routes mounted on the balancer itself before proxying, e.g. the supervisor's /_cluster API. */
-  control?: FastifyPluginAsync;
+  /** Routes served by the balancer itself, e.g. the supervisor's /_cluster API: never proxied. */
+  control?: ControlRoutes;
   /** Largest request body forwarded. @default 1 MiB */
   bodyLimit?: number;
+}
+
+export interface ControlRoutes {
+  plugin: FastifyPluginAsync;
+  /** Paths that belong to the control routes, e.g. '/_cluster' (itself and everything under it). */
+  prefixes: readonly string[];
 }
 
 export interface Balancer {
@@ -64,11 +71,22 @@ function publicUrl(host: string | undefined, port: number): string {
   return `http://${name.includes(':') ? `[${name}]` : name}:${port}`;
 }
 
+/** Whether a request target is under one of the prefixes (the path itself, or below it). */
+function underPrefix(url: string, prefixes: readonly string[]): boolean {
+  for (const prefix of prefixes) {
+    if (!url.startsWith(prefix)) continue;
+    const next = url.charCodeAt(prefix.length);
+    if (Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */) return true;
+  }
+  return false;
+}
+
 /**
- * The load balancer for one machine, on Fastify and @fastify/reply-from (undici connection pools).
- * Round robin (stateless mode) or sticky by cookie (stateful mode); health checks on /readyz and
- * passive failure detection; requests safe to repeat are retried on another server when a
- * connection fails before any answer; WebSocket upgrades are piped to the chosen server.
+ * The load balancer for one machine: a node:http server whose hot path streams into undici's
+ * connection pools (http-proxy.ts), and Fastify for the control routes only. Round robin
+ * (stateless mode) or sticky by cookie (stateful mode); health checks on /readyz and passive
+ * failure detection; requests safe to repeat are retried on another server when a connection
+ * fails before any answer; WebSocket upgrades are piped to the chosen server.
  */
 export async function createBalancer(options: BalancerOptions): Promise<Balancer> {
   const log = loggerFrom(options.logger);
@@ -77,30 +95,35 @@ export async function createBalancer(options: BalancerOptions): Promise<Balancer
   const agent = new Agent(PROXY_POOL);
   const checks = new HealthChecks(upstreams, options.healthIntervalMs ?? 500);
   const tunnels = new UpgradeProxy(upstreams, options.policy);
+  const proxy = createHttpProxy({
+    upstreams,
+    policy: options.policy,
+    agent,
+    bodyLimit,
+    onError: (error) => log.error({ err: error }, 'balancer failed'),
+  });
+  const prefixes = options.control?.prefixes ?? [];
   const app = Fastify({
+    // Every request reaches the proxy unless it is for the control routes; Fastify sees only those.
+    serverFactory: (control: RequestListener) =>
+      createServer((req: IncomingMessage, res: ServerResponse) =>
+        prefixes.length > 0 && underPrefix(req.url ?? '', prefixes) ? control(req, res) : proxy(req, res),
+      ),
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
-    // HEAD is proxied as itself, not answered from a GET.
-    exposeHeadRoutes: false,
     // In-flight requests finish while closing; keep-alive clients are cut rather than waited for.
     return503OnClosing: false,
     forceCloseConnections: true,
-    // Any path is forwarded as it is; the router's own errors (a malformed percent-encoding) are
-    // answered in the contract's shape.
-    routerOptions: { maxParamLength: 8192 },
+    // The router's own errors (a malformed percent-encoding) are answered in the contract's shape.
     frameworkErrors: frameworkErrorReply(),
   });
 
   try {
-    // Registered first, but precedence comes from the router: its paths are more specific than /*.
-    if (options.control) await app.register(options.control);
-    await app.register(proxyRoutes({ upstreams, policy: options.policy, agent, bodyLimit }));
-    // /* matches every path, so only a method outside the proxied ones gets here.
-    app.setNotFoundHandler((_request, reply) => {
-      reply.header('allow', PROXIED_METHODS.join(', '));
-      return sendAppError(reply, methodNotAllowed(PROXIED_METHODS));
-    });
+    if (options.control) await app.register(options.control.plugin);
+    app.setNotFoundHandler((request, reply) =>
+      sendAppError(reply, new AppError('not_found', `No control route for ${request.method} ${request.url}.`)),
+    );
     app.server.on('upgrade', tunnels.handle);
     await app.listen({ port: options.port, host: options.host ?? '127.0.0.1' });
   } catch (error) {

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { AppError } from '../kernel/errors.ts';
 
@@ -33,11 +34,29 @@ export const upstreamFailed = (id: string, code: string) =>
 export const methodNotAllowed = (allowed: readonly string[]) =>
   new AppError('method_not_allowed', `the load balancer forwards only ${allowed.join(', ')}`);
 
+export const bodyTooLarge = (limit: number) =>
+  new AppError('body_too_large', `The request body is larger than the ${limit} bytes the balancer accepts.`);
+
+export const invalidTarget = () =>
+  new AppError('invalid_input', 'The request target must be a path (origin-form), e.g. /api/me.');
+
 const REASONS: Record<number, string> = {
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
 };
+
+/** An answer of the balancer's own on a node:http response; `keepAlive` false closes the connection. */
+export function writeHttpError(res: ServerResponse, error: AppError, keepAlive: boolean): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = JSON.stringify(error.toBody());
+  res.statusCode = error.status;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  if (error.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(error.retryAfterSeconds));
+  if (!keepAlive) res.setHeader('connection', 'close');
+  res.end(body);
+}
 
 /** The same answer on a raw socket, for a WebSocket upgrade that cannot be tunnelled. */
 export function writeUpgradeError(socket: Duplex, error: AppError): void {
@@ -51,30 +70,4 @@ export function writeUpgradeError(socket: Duplex, error: AppError): void {
     'connection: close',
   ];
   socket.end(`${head.join('\r\n')}\r\n\r\n${body}`, () => socket.destroy());
-}
-
-interface ThrownLike {
-  code?: unknown;
-  statusCode?: unknown;
-  message?: unknown;
-}
-
-/** Errors thrown while a request is in the balancer itself (body limits, a bad path). */
-export function toBalancerError(thrown: unknown, bodyLimit: number): AppError {
-  const e = (typeof thrown === 'object' && thrown !== null ? thrown : {}) as ThrownLike;
-  switch (e.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new AppError(
-        'body_too_large',
-        `The request body is larger than the ${bodyLimit} bytes the balancer accepts.`,
-      );
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new AppError('unsupported_media_type', 'The content-type header is not a valid media type.');
-  }
-  if (thrown instanceof URIError) return new AppError('invalid_input', 'The path is not valid percent-encoding.');
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    const message = typeof e.message === 'string' && e.message.length > 5 ? e.message : 'Invalid request.';
-    return new AppError('invalid_input', message);
-  }
-  return new AppError('internal_error', 'The load balancer failed; it has been logged.', { cause: thrown });
 }

@@ -49,7 +49,7 @@ export function refusedConnection(error: unknown): boolean {
   return false;
 }
 
-/** The most specific code, for logs and messages (reply-from wraps undici's error). */
+/** The most specific code, for logs and messages (undici wraps the socket's error as its cause). */
 export function errorCode(error: unknown): string {
   let last = 'error';
   for (const code of codes(error)) last = code;

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 /** Bodies up to this size are read and thrown away after an early answer; larger ones are cut off. */
@@ -15,12 +16,18 @@ export const LINGER_MAX_MS = 5_000;
  * body error; that request is withdrawn here, because reading to the end makes the connection safe.
  */
 export function lingerOnUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
-  const raw = request.raw;
+  if (drainUnreadBody(request.raw)) reply.removeHeader('connection');
+}
+
+/**
+ * The same for a bare node:http request: reads and discards what is left of the body within the
+ * bounds. False when there is nothing to read or too much (then the connection must close).
+ */
+export function drainUnreadBody(raw: IncomingMessage): boolean {
   // `complete` is not a boolean on a request injected without a socket (app.inject): nothing to linger on.
-  if (typeof raw.complete !== 'boolean' || raw.complete || raw.readableEnded || raw.destroyed) return;
+  if (typeof raw.complete !== 'boolean' || raw.complete || raw.readableEnded || raw.destroyed) return false;
   const declared = Number(raw.headers['content-length'] ?? 0);
-  if (declared > LINGER_MAX_BYTES) return; // Too much to read: Connection: close stays.
-  reply.removeHeader('connection');
+  if (declared > LINGER_MAX_BYTES) return false; // Too much to read: Connection: close stays.
   let discarded = 0;
   const cutOff = () => raw.socket?.destroy?.();
   const timer = setTimeout(cutOff, LINGER_MAX_MS);
@@ -33,4 +40,5 @@ export function lingerOnUnreadBody(request: FastifyRequest, reply: FastifyReply)
   raw.once('end', () => clearTimeout(timer));
   raw.once('close', () => clearTimeout(timer));
   raw.resume();
+  return true;
 }

@@ -48,6 +48,9 @@ export interface ControlApiOptions {
   log: (line: string) => void;
 }
 
+/** The paths the control API owns on the balancer's origin: they are never proxied to a server. */
+export const CONTROL_PREFIXES = ['/_cluster', '/metrics'] as const;
+
 const ServerParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 
 /**

@@ -8,7 +8,7 @@ import { createPool } from '../records/pool.ts';
 import { ensurePostgresStateSchema } from '../state/postgres.ts';
 import type { StoreKind } from '../state/types.ts';
 import { entry, forkTs, waitForExit, waitForMessage } from './child-process.ts';
-import { controlApi, type ClusterView } from './control-api.ts';
+import { CONTROL_PREFIXES, controlApi, type ClusterView } from './control-api.ts';
 
 export type { ClusterView } from './control-api.ts';
 import { AppError } from '../kernel/errors.ts';
@@ -87,11 +87,14 @@ export class Supervisor {
       port: this.options.port,
       host: this.options.host,
       policy: this.options.topology.balancer,
-      control: controlApi(this, {
-        adminToken: this.options.adminToken,
-        listenHost: this.options.host,
-        log: this.options.log,
-      }),
+      control: {
+        plugin: controlApi(this, {
+          adminToken: this.options.adminToken,
+          listenHost: this.options.host,
+          log: this.options.log,
+        }),
+        prefixes: CONTROL_PREFIXES,
+      },
     });
     for (let i = 1; i <= this.options.servers; i++) this.#servers.set(`s${i}`, this.#newServer(`s${i}`));
     await Promise.all([...this.#servers.values()].map((s) => s.start()));

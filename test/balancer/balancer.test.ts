@@ -9,7 +9,7 @@ import { afterEach, describe, it } from 'node:test';
 import type { FastifyPluginAsync } from 'fastify';
 import { request as undiciRequest } from 'undici';
 import WebSocket from 'ws';
-import { createBalancer, type Balancer, type BalancePolicy } from '../../src/balancer/balancer.ts';
+import { createBalancer, type Balancer, type BalancePolicy, type ControlRoutes } from '../../src/balancer/balancer.ts';
 import { ERROR_STATUS, type ErrorCode } from '../../src/kernel/errors.ts';
 import { waitFor } from '../support/wait.ts';
 import { startFakeUpstream, type EchoBody, type FakeUpstream } from './fake-upstream.ts';
@@ -43,7 +43,7 @@ async function setup(
     servers?: number;
     policy?: BalancePolicy;
     healthIntervalMs?: number;
-    control?: FastifyPluginAsync;
+    control?: ControlRoutes;
   } = {},
 ): Promise<Setup> {
   const servers = await Promise.all(
@@ -320,7 +320,7 @@ describe('load balancer', () => {
       app.get('/_cluster', async () => ({ cluster: true }));
       app.post('/_cluster/echo', async (req) => ({ type: typeof req.body, body: req.body }));
     };
-    const { request, servers } = await setup({ control });
+    const { request, servers } = await setup({ control: { plugin: control, prefixes: ['/_cluster'] } });
     const view = await request('/_cluster');
     assert.deepEqual([view.status, view.servedBy, view.json], [200, null, { cluster: true }]);
     const posted = await request('/_cluster/echo', {
@@ -334,6 +334,9 @@ describe('load balancer', () => {
       0,
     );
     assert.match((await request('/_clusterish')).servedBy ?? '', /^s\d$/, 'other paths are proxied');
+    const unknown = await request('/_cluster/nothing?x=1');
+    assert.deepEqual([unknown.status, unknown.servedBy], [404, null], 'a control path is never proxied');
+    assertError(unknown, 404, 'not_found');
   });
 
   it('bodies, query strings and X-Forwarded-* arrive intact; methods are passed through', async () => {

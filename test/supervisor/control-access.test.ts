@@ -10,7 +10,7 @@ import { request } from 'undici';
 import { createBalancer, type Balancer } from '../../src/balancer/balancer.ts';
 import { topologyFor } from '../../src/config/topology.ts';
 import { ERROR_STATUS, type ErrorCode } from '../../src/kernel/errors.ts';
-import { controlApi } from '../../src/supervisor/control-api.ts';
+import { CONTROL_PREFIXES, controlApi } from '../../src/supervisor/control-api.ts';
 import { Supervisor } from '../../src/supervisor/supervisor.ts';
 
 const TOKEN = 'test-admin-token-0123456789';
@@ -34,7 +34,10 @@ describe('cluster control refuses other origins', () => {
       host: '127.0.0.1',
       policy: 'round-robin',
       logger: false,
-      control: controlApi(supervisor, { adminToken: TOKEN, listenHost: '127.0.0.1', log: (l) => logged.push(l) }),
+      control: {
+        plugin: controlApi(supervisor, { adminToken: TOKEN, listenHost: '127.0.0.1', log: (l) => logged.push(l) }),
+        prefixes: CONTROL_PREFIXES,
+      },
     });
     port = Number(new URL(balancer.url).port);
   });

@@ -1,0 +1,10 @@
+/** The embedded balancer alone in its own process, in front of SW_UPSTREAMS (id=url,...). */
+import { createBalancer } from '../../src/balancer/balancer.ts';
+
+const upstreams = (process.env.SW_UPSTREAMS ?? '').split(',').map((pair) => {
+  const [id, url] = pair.split('=') as [string, string];
+  return { id, url };
+});
+const balancer = await createBalancer({ port: 0, policy: 'round-robin', logger: false });
+balancer.setUpstreams(upstreams);
+process.send?.({ type: 'listening', port: Number(new URL(balancer.url).port) });

@@ -1,0 +1,15 @@
+import type { BalancePolicy } from '../policies.ts';
+
+/** What a config for HAProxy or nginx is generated from. */
+export interface ExternalBalancerConfig {
+  /** host:port to bind, e.g. 127.0.0.1:8080 */
+  listen: string;
+  policy: BalancePolicy;
+  servers: ReadonlyArray<{ id: string; address: string }>;
+  /** @default 500 */
+  healthIntervalMs: number;
+  /** HAProxy: a runtime API socket (for following kill/start without a reload). */
+  adminSocket?: string;
+  /** nginx: a folder of its own for the pid and temp files (it must not touch /var). */
+  prefix?: string;
+}

@@ -1,0 +1,52 @@
+import type { ExternalBalancerConfig } from './config-types.ts';
+
+/**
+ * An HAProxy 2.6 configuration for the app servers: the same routing as the embedded balancer
+ * (round robin, or a sticky sw_server cookie in stateful mode; the pin header wins), health checks
+ * on /readyz, keep-alive on both sides, a failed connection retried on another server.
+ */
+export function haproxyConfig(config: ExternalBalancerConfig): string {
+  const sticky = config.policy === 'sticky';
+  const servers = config.servers.map(
+    (s) =>
+      `  server ${s.id} ${s.address} check inter ${config.healthIntervalMs} fall 2 rise 1${sticky ? ` cookie ${s.id}` : ''}`,
+  );
+  const pins = config.servers.map((s) => `  use-server ${s.id} if { req.hdr(x-statewise-server) -m str ${s.id} }`);
+  return [
+    'global',
+    '  nbthread 1',
+    '  maxconn 4096',
+    ...(config.adminSocket ? [`  stats socket ${config.adminSocket} mode 600 level admin`] : []),
+    '',
+    'defaults',
+    '  mode http',
+    '  option http-keep-alive',
+    '  timeout connect 2s',
+    '  timeout client 60s',
+    '  timeout server 60s',
+    '  timeout http-keep-alive 60s',
+    // A WebSocket tunnel lives as long as its client.
+    '  timeout tunnel 1h',
+    // One more try, on another server, when the connection failed before any answer. HAProxy
+    // retries only what is safe (idempotent methods) unless the request never left.
+    '  retries 1',
+    '  option redispatch 1',
+    '  retry-on conn-failure empty-response',
+    '',
+    'frontend statewise',
+    `  bind ${config.listen}`,
+    '  option forwardfor',
+    '  http-request set-header X-Forwarded-Proto http',
+    '  http-request set-header X-Forwarded-Host %[req.hdr(host)]',
+    '  default_backend app',
+    '',
+    'backend app',
+    '  balance roundrobin',
+    '  option httpchk GET /readyz',
+    '  http-check expect status 200',
+    ...(sticky ? ['  cookie sw_server insert indirect nocache httponly attr SameSite=Lax'] : []),
+    ...pins,
+    ...servers,
+    '',
+  ].join('\n');
+}

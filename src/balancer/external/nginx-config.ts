@@ -1,0 +1,57 @@
+import type { ExternalBalancerConfig } from './config-types.ts';
+
+/**
+ * An nginx 1.22 configuration for the app servers. Open-source nginx has no active health checks
+ * and no `sticky`: a server is taken out after a failed connection (passive, max_fails) and stateful
+ * mode hashes the sw_server cookie instead (`hash ... consistent`), so a user stays on one server
+ * while it lives. The pin header picks a server through a map.
+ */
+export function nginxConfig(config: ExternalBalancerConfig): string {
+  const sticky = config.policy === 'sticky';
+  const members = config.servers.map((s) => `    server ${s.address} max_fails=1 fail_timeout=2s;`);
+  const pins = config.servers.map((s) => `    ${JSON.stringify(s.id)} ${s.address};`);
+  return [
+    ...(config.prefix ? [`pid ${config.prefix}/nginx.pid;`] : []),
+    'worker_processes 1;',
+    'error_log stderr warn;',
+    'events { worker_connections 4096; }',
+    'http {',
+    '  access_log off;',
+    ...(config.prefix
+      ? ['client_body_temp_path', 'proxy_temp_path', 'fastcgi_temp_path', 'uwsgi_temp_path', 'scgi_temp_path'].map(
+          (d) => `  ${d} ${config.prefix}/${d.replace('_path', '')};`,
+        )
+      : []),
+    '  map $http_upgrade $connection_upgrade { default upgrade; "" ""; }',
+    // A variable proxy_pass names an upstream group first: `app` unless the pin header names a server.
+    '  map $http_x_statewise_server $backend {',
+    '    default app;',
+    ...pins,
+    '  }',
+    '  upstream app {',
+    ...(sticky ? ['    hash $cookie_sw_server consistent;'] : []),
+    ...members,
+    '    keepalive 64;',
+    '  }',
+    '  server {',
+    `    listen ${config.listen};`,
+    '    client_max_body_size 1m;',
+    '    location / {',
+    '      proxy_http_version 1.1;',
+    '      proxy_set_header Host $host;',
+    '      proxy_set_header Upgrade $http_upgrade;',
+    '      proxy_set_header Connection $connection_upgrade;',
+    '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    '      proxy_set_header X-Forwarded-Proto $scheme;',
+    '      proxy_set_header X-Forwarded-Host $host;',
+    '      proxy_read_timeout 1h;',
+    // A failed connection moves to the next server; nginx never repeats a non-idempotent request.
+    '      proxy_next_upstream error timeout;',
+    '      proxy_next_upstream_tries 2;',
+    '      proxy_pass http://$backend;',
+    '    }',
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
