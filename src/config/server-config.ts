@@ -66,6 +66,11 @@ export interface ServerConfig {
   wsRecheckMs: number;
   /** How long a presence mark lives without a heartbeat: the bound on "online" after a server dies. @default 10000 */
   presenceTtlMs: number;
+  /**
+   * Entries in each server's near cache of shared session state (sessions, revocation markers),
+   * kept true by the store's invalidations; 0 turns it off (SW_NEAR_CACHE_ENTRIES). @default 100000
+   */
+  nearCacheEntries: number;
 }
 
 export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -119,6 +124,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     wsMaxBufferedBytes: read.int('SW_WS_MAX_BUFFERED_BYTES', 1_048_576, { min: 16_384 }),
     wsRecheckMs: read.int('SW_WS_RECHECK_MS', 30_000, { min: 100 }),
     presenceTtlMs: read.int('SW_PRESENCE_TTL_MS', 10_000, { min: 1_000, max: 60_000 }),
+    nearCacheEntries: read.int('SW_NEAR_CACHE_ENTRIES', 100_000, { min: 0, max: 10_000_000 }),
     logLevel: read.oneOf(
       'SW_LOG_LEVEL',
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,

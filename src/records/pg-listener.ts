@@ -23,6 +23,7 @@ export class PgListener {
   #retryMs = FIRST_RETRY_MS;
   #retryTimer: NodeJS.Timeout | undefined;
   #tail: Promise<unknown> = Promise.resolve();
+  #connections = 0;
 
   private constructor(
     private readonly connectionString: string,
@@ -37,6 +38,15 @@ export class PgListener {
 
   get connected(): boolean {
     return this.#client !== undefined;
+  }
+
+  /**
+   * Counts the connections made, each listening on every channel before it counts; undefined while
+   * there is none. Whoever relies on hearing every NOTIFY (a near cache) knows, by a change, that
+   * some may have been missed.
+   */
+  get epoch(): number | undefined {
+    return this.#client === undefined ? undefined : this.#connections;
   }
 
   /** Delivers every NOTIFY on `channel` to `handler`; resolves once listening. */
@@ -105,6 +115,7 @@ export class PgListener {
       await client.end().catch(() => undefined);
       throw error;
     }
+    this.#connections++;
     this.#client = client;
     this.#retryMs = FIRST_RETRY_MS;
   }

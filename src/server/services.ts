@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type pg from 'pg';
+import { TOKEN_GENERATION_PREFIX } from '../accounts/tokens/access-tokens.ts';
 import { ledgerView, serverMemoryView, type AtmView } from '../bank/atm-view.ts';
 import type { ServerConfig } from '../config/server-config.ts';
 import { Idempotency } from '../idempotency/idempotency.ts';
@@ -30,6 +31,12 @@ export interface Services {
 }
 
 /**
+ * Hash keys read on nearly every request and rarely written, so served from each server's near
+ * cache: an access token's revocation marker (read by every bearer request).
+ */
+const NEAR_CACHED_HASH_PREFIXES = [TOKEN_GENERATION_PREFIX];
+
+/**
  * Opens the stores and builds the services. Their close steps are registered on the lifecycle in
  * the order they must run after the HTTP server drained: session state, the listener, the pool.
  */
@@ -48,6 +55,7 @@ export async function openServices(config: ServerConfig, log: FastifyBaseLogger)
       pool: db,
       listener,
       log,
+      nearCache: { maxEntries: config.nearCacheEntries, hashPrefixes: NEAR_CACHED_HASH_PREFIXES },
     }).catch(async (error: unknown) => {
       await listener.close();
       throw error;

@@ -4,6 +4,7 @@ import type { PgListener } from '../records/pg-listener.ts';
 import { createMemoryState } from './memory.ts';
 import { createPostgresState } from './postgres.ts';
 import { createRedisState } from './redis.ts';
+import type { NearCacheOptions } from './near-cache/cached-store.ts';
 import type { StateStore, StoreKind } from './types.ts';
 
 export type { StateStore, StoreKind } from './types.ts';
@@ -16,6 +17,8 @@ export async function createStateStore(config: {
   pool?: pg.Pool;
   listener?: PgListener;
   log?: WarnLog;
+  /** Shared stores only; the memory store is already in the process. */
+  nearCache?: NearCacheOptions;
 }): Promise<StateStore> {
   switch (config.store) {
     case 'memory':
@@ -27,9 +30,10 @@ export async function createStateStore(config: {
         pool: config.pool,
         listener: config.listener,
         log: config.log,
+        nearCache: config.nearCache,
       });
     case 'redis':
       if (!config.redisUrl) throw new Error('the redis store needs a Redis URL (SW_REDIS_URL or --redis-url)');
-      return createRedisState({ url: config.redisUrl });
+      return createRedisState({ url: config.redisUrl, nearCache: config.nearCache });
   }
 }

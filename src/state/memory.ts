@@ -245,6 +245,8 @@ export function createMemoryState(options: { sweepEveryMs?: number } = {}): Stat
     keys,
     bus: new MemoryBus(),
     sessionsInMemory: () => sessions.sessions.countLive(),
+    // Already in this process's memory: there is nothing nearer to cache it in.
+    nearCacheStats: () => null,
     async ping() {},
     async close() {
       clearInterval(sweeper);

@@ -3,6 +3,13 @@ import { everyInterval, type WarnLog } from '../kernel/periodic.ts';
 import { ADVISORY_LOCKS } from '../records/advisory-locks.ts';
 import { PgListener } from '../records/pg-listener.ts';
 import { PostgresBus } from './postgres-bus.ts';
+import { withNearCache, type NearCacheOptions } from './near-cache/cached-store.ts';
+import type { Loaded } from './near-cache/near-cache.ts';
+import {
+  NEAR_CACHE_TRIGGERS,
+  PostgresInvalidations,
+  registerCachedPrefixes,
+} from './near-cache/postgres-invalidations.ts';
 import type { HashStore, KeyStore, SessionId, SessionRecord, SessionStore, StateStore, UserId } from './types.ts';
 
 /**
@@ -37,6 +44,7 @@ export async function ensurePostgresStateSchema(client: pg.ClientBase): Promise<
         value text NOT NULL,
         expires_at bigint NOT NULL
       );`);
+    await client.query(NEAR_CACHE_TRIGGERS);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
@@ -95,6 +103,17 @@ class PostgresSessions implements SessionStore {
     return rows[0] ? toSession(rows[0]) : null;
   }
 
+  /** get, with the row's expiry: for the near cache, which must not keep it past that. */
+  async getWithExpiry(id: SessionId): Promise<Loaded<SessionRecord>> {
+    const { rows } = await this.db.query<SessionRow & { expires_at: string }>({
+      name: 'state_session_get_with_expiry',
+      text: `SELECT ${SESSION_COLUMNS}, expires_at FROM state_sessions WHERE id = $1 AND expires_at > $2`,
+      values: [id, Date.now()],
+    });
+    const row = rows[0];
+    return row ? { value: toSession(row), expiresAt: Number(row.expires_at) } : { value: null, expiresAt: null };
+  }
+
   async touch(id: SessionId, lastSeenAt: number, idleTtlMs: number): Promise<boolean> {
     const now = Date.now();
     const { rowCount } = await this.db.query({
@@ -144,6 +163,17 @@ class PostgresHashes implements HashStore {
       values: [key, Date.now()],
     });
     return rows[0]?.fields ?? {};
+  }
+
+  /** getAll, with the row's expiry: for the near cache, which must not keep it past that. */
+  async getAllWithExpiry(key: string): Promise<Loaded<Record<string, string>>> {
+    const { rows } = await this.db.query<{ fields: Record<string, string>; expires_at: string | null }>({
+      name: 'state_hash_get_all_with_expiry',
+      text: 'SELECT fields, expires_at FROM state_hashes WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)',
+      values: [key, Date.now()],
+    });
+    const row = rows[0];
+    return { value: row?.fields ?? {}, expiresAt: row?.expires_at == null ? null : Number(row.expires_at) };
   }
 
   async incrBy(key: string, field: string, by: number, ttlMs?: number): Promise<number> {
@@ -257,6 +287,7 @@ export interface PostgresStateOptions {
   listener?: PgListener;
   sweepEveryMs?: number;
   log?: WarnLog;
+  nearCache?: NearCacheOptions;
 }
 
 const silent: WarnLog = { warn: () => undefined };
@@ -285,13 +316,16 @@ export async function createPostgresState(options: PostgresStateOptions): Promis
     },
     log,
   );
-  return {
+  const sessions = new PostgresSessions(pool);
+  const hashes = new PostgresHashes(pool);
+  const store: StateStore = {
     kind: 'postgres',
-    sessions: new PostgresSessions(pool),
-    hashes: new PostgresHashes(pool),
+    sessions,
+    hashes,
     keys: new PostgresKeys(pool),
     bus,
     sessionsInMemory: () => null,
+    nearCacheStats: () => null,
     async ping() {
       await pool.query('SELECT 1');
     },
@@ -302,4 +336,15 @@ export async function createPostgresState(options: PostgresStateOptions): Promis
       if (!options.pool) await pool.end();
     },
   };
+  const near = options.nearCache;
+  if (!near || near.maxEntries === 0) return store;
+  await registerCachedPrefixes(pool, near.hashPrefixes);
+  // Reads need no tracking of their own: the triggers announce every change to every listener.
+  const source = await PostgresInvalidations.open(listener);
+  return withNearCache(
+    store,
+    source,
+    { session: (id) => sessions.getWithExpiry(id), hash: (key) => hashes.getAllWithExpiry(key) },
+    near,
+  );
 }

@@ -20,10 +20,19 @@ const hosts = (list: string) =>
  *   redis+sentinel://[:password@]host:port[,host:port...]/masterName
  *   redis+cluster://[:password@]host:port[,host:port...]
  */
-export function redisFromUrl(url: string, role: 'commands' | 'subscriber' = 'commands'): Redis | Cluster {
+export function redisFromUrl(
+  url: string,
+  role: 'commands' | 'subscriber' | 'invalidations' = 'commands',
+): Redis | Cluster {
   // A subscriber's SUBSCRIBE must not wait in an auto-pipeline batch: seen here, one never completed.
   const pipelining = role === 'commands';
   const common: RedisOptions = { ...COMMON, enableAutoPipelining: pipelining };
+  if (role === 'invalidations') {
+    // Client-side caching's invalidations come as RESP2 pub/sub messages (ioredis drops RESP3's
+    // `invalidate` push), and the subscription is redone by hand after a reconnect, with the new
+    // connection's id (see near-cache/redis-tracking.ts).
+    Object.assign(common, { protocol: 2, autoResubscribe: false });
+  }
   const match = /^(redis\+sentinel|redis\+cluster):\/\/(?:([^@]*)@)?([^/]+)(?:\/(.*))?$/.exec(url);
   if (!match) {
     if (!/^rediss?:\/\//.test(url)) {

@@ -1,4 +1,6 @@
-import type { Cluster, Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
+import { hashEntry, sessionEntry, withNearCache, type NearCacheOptions } from './near-cache/cached-store.ts';
+import { RedisTracking } from './near-cache/redis-tracking.ts';
 import { isRedis7OrNewer, redactRedisUrl, redisFromUrl, redisVersionFromInfo } from './redis-url.ts';
 import type {
   Bus,
@@ -288,8 +290,57 @@ async function requireRedis7(redis: Client, url: string): Promise<void> {
   );
 }
 
+/** The cache key of a tracked Redis key (sw:s:{id} -> s:id), or undefined for any other key. */
+function cacheKeyOf(redisKey: string): string | undefined {
+  const match = /^sw:([sh]):\{(.*)\}$/s.exec(redisKey);
+  if (!match) return undefined;
+  return match[1] === 's' ? sessionEntry(match[2]!) : hashEntry(match[2]!);
+}
+
+/**
+ * The near cache's own pair of connections: tracked reads, and their invalidations. Not on Redis
+ * Cluster, where each node tracks its own keys and would need a pair per node: there the store
+ * is read directly.
+ */
+async function nearCached(store: StateStore, url: string, options: NearCacheOptions): Promise<StateStore> {
+  const reader = redisFromUrl(url) as Redis | Cluster;
+  if (reader instanceof Cluster || options.maxEntries === 0) {
+    reader.disconnect();
+    return store;
+  }
+  const subscriber = redisFromUrl(url, 'invalidations') as Redis;
+  for (const connection of [reader, subscriber]) connection.on('error', () => {});
+  try {
+    const tracking = await RedisTracking.open(reader, subscriber, cacheKeyOf);
+    // One round trip: the value and what is left of its TTL (PTTL is -1 without one, -2 when gone).
+    const withTtl = async (key: string) => {
+      const [fields, ttl] = (await execAll(reader.multi().hgetall(key).pttl(key))) as [Record<string, string>, number];
+      return { fields, expiresAt: ttl >= 0 ? Date.now() + ttl : null };
+    };
+    return withNearCache(
+      store,
+      tracking,
+      {
+        session: async (id) => {
+          const { fields, expiresAt } = await withTtl(sessionKey(id));
+          return { value: toSession(fields), expiresAt };
+        },
+        hash: async (key) => {
+          const { fields, expiresAt } = await withTtl(hashKey(key));
+          return { value: fields, expiresAt };
+        },
+      },
+      options,
+    );
+  } catch (error) {
+    reader.disconnect();
+    subscriber.disconnect();
+    throw error;
+  }
+}
+
 /** Session state in Redis (single, Sentinel or Cluster, by URL), with pub/sub as the bus. Needs Redis 7.0+. */
-export async function createRedisState(options: { url: string }): Promise<StateStore> {
+export async function createRedisState(options: { url: string; nearCache?: NearCacheOptions }): Promise<StateStore> {
   const redis = redisFromUrl(options.url) as Client & Scripts;
   redis.defineCommand('swTouch', { numberOfKeys: 1, lua: TOUCH });
   redis.defineCommand('swHit', { numberOfKeys: 1, lua: HIT });
@@ -304,13 +355,14 @@ export async function createRedisState(options: { url: string }): Promise<StateS
     subscriber.disconnect();
     throw error;
   }
-  return {
+  const store: StateStore = {
     kind: 'redis',
     sessions: new RedisSessions(redis),
     hashes: new RedisHashes(redis),
     keys: new RedisKeys(redis),
     bus: new RedisBus(redis, subscriber),
     sessionsInMemory: () => null,
+    nearCacheStats: () => null,
     async ping() {
       await redis.ping();
     },
@@ -321,4 +373,5 @@ export async function createRedisState(options: { url: string }): Promise<StateS
       subscriber.disconnect();
     },
   };
+  return options.nearCache ? nearCached(store, options.url, options.nearCache) : store;
 }

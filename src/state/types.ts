@@ -11,6 +11,7 @@
  */
 
 import type { SessionId, UserId } from '../kernel/ids.ts';
+import type { NearCacheStats } from './near-cache/near-cache.ts';
 
 // The state layer's own files name the ids through this module.
 export type { SessionId, UserId } from '../kernel/ids.ts';
@@ -109,6 +110,8 @@ export interface StateStore {
    * when sessions live in a shared store, where a server's death loses none.
    */
   sessionsInMemory(): number | null;
+  /** Hits and misses of this server's near cache of shared state; null when it has none. */
+  nearCacheStats(): NearCacheStats | null;
   /** Throws when the backend cannot be reached (used by /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { createMemoryState } from '../../src/state/memory.ts';
 import { createPostgresState } from '../../src/state/postgres.ts';
 import { createRedisState } from '../../src/state/redis.ts';
+import type { NearCacheOptions } from '../../src/state/near-cache/cached-store.ts';
 import type { SessionRecord, StateStore, StoreKind } from '../../src/state/types.ts';
 import type { SessionId, UserId } from '../../src/kernel/ids.ts';
 import { freshDatabase } from '../support/postgres.ts';
@@ -22,31 +23,40 @@ interface Backend {
   cleanup(): Promise<void>;
 }
 
-const backends: Record<StoreKind, () => Promise<Backend>> = {
+/** Each shared store runs the contract twice: read directly, and through each server's near cache. */
+const NEAR_CACHE = { maxEntries: 1000, hashPrefixes: ['cached:'] };
+
+const backends: Record<string, () => Promise<Backend>> = {
   async memory() {
     const store = createMemoryState();
     return { stores: [store, store], cleanup: () => store.close() };
   },
-  async postgres() {
-    const url = await freshDatabase();
-    const a = await createPostgresState({ connectionString: url });
-    const b = await createPostgresState({ connectionString: url });
-    return { stores: [a, b], url, cleanup: async () => void (await Promise.all([a.close(), b.close()])) };
-  },
-  async redis() {
-    const server = await startRedisServer();
-    const a = await createRedisState({ url: server.url });
-    const b = await createRedisState({ url: server.url });
-    return {
-      stores: [a, b],
-      url: server.url,
-      cleanup: async () => {
-        await Promise.all([a.close(), b.close()]);
-        await server.stop();
-      },
-    };
-  },
+  postgres: () => postgresBackend(),
+  'postgres with near cache': () => postgresBackend(NEAR_CACHE),
+  redis: () => redisBackend(),
+  'redis with near cache': () => redisBackend(NEAR_CACHE),
 };
+
+async function postgresBackend(nearCache?: NearCacheOptions): Promise<Backend> {
+  const url = await freshDatabase();
+  const a = await createPostgresState({ connectionString: url, nearCache });
+  const b = await createPostgresState({ connectionString: url, nearCache });
+  return { stores: [a, b], url, cleanup: async () => void (await Promise.all([a.close(), b.close()])) };
+}
+
+async function redisBackend(nearCache?: NearCacheOptions): Promise<Backend> {
+  const server = await startRedisServer();
+  const a = await createRedisState({ url: server.url, nearCache });
+  const b = await createRedisState({ url: server.url, nearCache });
+  return {
+    stores: [a, b],
+    url: server.url,
+    cleanup: async () => {
+      await Promise.all([a.close(), b.close()]);
+      await server.stop();
+    },
+  };
+}
 
 let n = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${++n}`;
@@ -65,13 +75,14 @@ function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
   };
 }
 
-for (const kind of ['memory', 'postgres', 'redis'] as const) {
-  describe(`state contract: ${kind}`, () => {
+for (const name of Object.keys(backends)) {
+  const kind = name.split(' ')[0] as StoreKind;
+  describe(`state contract: ${name}`, () => {
     let backend: Backend;
     let store: StateStore;
     let other: StateStore;
     before(async () => {
-      backend = await backends[kind]();
+      backend = await backends[name]!();
       [store, other] = backend.stores;
     });
     after(() => backend.cleanup());
@@ -89,6 +100,29 @@ for (const kind of ['memory', 'postgres', 'redis'] as const) {
         assert.equal(await other.sessions.destroy(s.id), true);
         assert.equal(await store.sessions.get(s.id), null);
         assert.equal(await store.sessions.destroy(s.id), false);
+      });
+
+      // With a near cache the other client hears of a write within milliseconds, not in the same
+      // instant: its reads are awaited with a deadline; the writer's own reads are exact at once.
+      it('a session both clients have read: a touch, then a destroy by one is seen by the other', async () => {
+        const s = session();
+        await store.sessions.create(s, 60_000);
+        for (let i = 0; i < 3; i++) {
+          assert.deepEqual(await other.sessions.get(s.id), s);
+          assert.deepEqual(await store.sessions.get(s.id), s);
+        }
+        assert.equal(await store.sessions.touch(s.id, s.lastSeenAt + 7, 60_000), true);
+        assert.equal((await store.sessions.get(s.id))?.lastSeenAt, s.lastSeenAt + 7);
+        await waitFor(async () => (await other.sessions.get(s.id))?.lastSeenAt === s.lastSeenAt + 7, {
+          what: 'the touch seen by the other client',
+          timeoutMs: 1000,
+        });
+        assert.equal(await store.sessions.destroy(s.id), true);
+        assert.equal(await store.sessions.get(s.id), null);
+        await waitFor(async () => (await other.sessions.get(s.id)) === null, {
+          what: 'the destroy seen by the other client',
+          timeoutMs: 1000,
+        });
       });
 
       it('keeps a visitor session without a user', async () => {
@@ -142,6 +176,33 @@ for (const kind of ['memory', 'postgres', 'redis'] as const) {
     });
 
     describe('hashes', () => {
+      it('a hash both clients have read (a near-cached prefix too): every write is seen by the other', async () => {
+        const sorted = (fields: Record<string, string>) => JSON.stringify(Object.entries(fields).sort());
+        const seen = (client: StateStore, key: string, fields: Record<string, string>) =>
+          waitFor(async () => sorted(await client.hashes.getAll(key)) === sorted(fields), {
+            what: `${key} = ${JSON.stringify(fields)}`,
+            timeoutMs: 1000,
+          });
+        for (const key of [unique('plain'), unique('cached:')]) {
+          assert.deepEqual(await other.hashes.getAll(key), {});
+          assert.deepEqual(await store.hashes.getAll(key), {});
+          assert.equal(await store.hashes.incrBy(key, 'gen', 1, 60_000), 1);
+          assert.deepEqual(await store.hashes.getAll(key), { gen: '1' });
+          await seen(other, key, { gen: '1' });
+          await other.hashes.set(key, 'x', 'y');
+          await seen(store, key, { gen: '1', x: 'y' });
+          await store.hashes.delete(key);
+          await seen(other, key, {});
+        }
+      });
+
+      it('a cached hash is not answered past its TTL', async () => {
+        const key = unique('cached:');
+        await store.hashes.incrBy(key, 'gen', 1, 200);
+        assert.deepEqual(await other.hashes.getAll(key), { gen: '1' });
+        await waitFor(async () => Object.keys(await other.hashes.getAll(key)).length === 0, { what: 'hash expiry' });
+      });
+
       it('increments, sets and deletes single fields, seen by another client', async () => {
         const key = unique('cart');
         assert.equal(await store.hashes.incrBy(key, 'margherita', 2), 2);

@@ -30,8 +30,9 @@ const CACHE_LIMIT = 10_000;
 const b64url = (value: string | Buffer) => Buffer.from(value).toString('base64url');
 const invalid = (why: string) => new AppError('invalid_token', `The access token is not valid: ${why}.`);
 
-/** The hash whose field `gen` counts a user's "log out everywhere"s (see revokeAllForUser). */
-export const tokenGenerationKey = (userId: string) => `token-generation:${userId}`;
+/** Where the hashes live whose field `gen` counts a user's "log out everywhere"s (see revokeAllForUser). */
+export const TOKEN_GENERATION_PREFIX = 'token-generation:';
+export const tokenGenerationKey = (userId: string) => `${TOKEN_GENERATION_PREFIX}${userId}`;
 
 /**
  * RS256 access tokens, signed and verified with node:crypto. Verification is strict: one allowed
