@@ -28,6 +28,10 @@ interface Ticket {
 }
 
 export interface NearCacheStats {
+  /** Invalidations flow: reads may be cached. */
+  live: boolean;
+  /** Times the whole cache was emptied (a drop, a reconnect, a flush announced by the store). */
+  flushes: number;
   hits: number;
   misses: number;
   /** Reads that went to the store uncached because invalidations were not flowing. */
@@ -53,6 +57,7 @@ export class NearCache {
   #hits = 0;
   #misses = 0;
   #bypassed = 0;
+  #flushes = 0;
 
   constructor(
     private readonly source: InvalidationSource,
@@ -113,12 +118,20 @@ export class NearCache {
   }
 
   clear(): void {
+    this.#flushes++;
     this.#entries.clear();
     for (const tickets of this.#inFlight.values()) for (const ticket of tickets) ticket.dirty = true;
   }
 
   stats(): NearCacheStats {
-    return { hits: this.#hits, misses: this.#misses, bypassed: this.#bypassed, size: this.#entries.size };
+    return {
+      live: this.source.epoch !== undefined,
+      flushes: this.#flushes,
+      hits: this.#hits,
+      misses: this.#misses,
+      bypassed: this.#bypassed,
+      size: this.#entries.size,
+    };
   }
 
   #invalidate(key: string): void {

@@ -48,7 +48,9 @@ export class RedisTracking implements InvalidationSource {
   /** Both connections are up; the first setup happens before the store is handed out. */
   static async open(reader: Redis, subscriber: Redis, toCacheKey: (key: string) => string | undefined) {
     const tracking = new RedisTracking(reader, subscriber, toCacheKey);
+    await Promise.all([reader.ping(), subscriber.ping()]);
     await tracking.#setUp();
+    if (tracking.epoch === undefined) throw new Error('Redis client tracking could not be switched on');
     return tracking;
   }
 

@@ -1,0 +1,192 @@
+/**
+ * The near cache against its faults, on a real redis-server and a real PostgreSQL: two stores
+ * stand for two servers. Each test cuts the cache's invalidation connection (CLIENT KILL, or the
+ * LISTEN backend terminated), changes the value while announcements are lost, and then finds no
+ * stale answer: the cache was emptied and reads went to the store until it could trust it again.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { createPostgresState } from '../../src/state/postgres.ts';
+import { createRedisState } from '../../src/state/redis.ts';
+import type { SessionRecord, StateStore } from '../../src/state/types.ts';
+import type { SessionId, UserId } from '../../src/kernel/ids.ts';
+import { SessionManager } from '../../src/accounts/session-manager.ts';
+import { freshDatabase } from '../support/postgres.ts';
+import { startRedisServer, type RedisServerHandle } from '../support/redis.ts';
+import { waitFor } from '../support/wait.ts';
+
+const NEAR_CACHE = { maxEntries: 1000, hashPrefixes: ['cached:'] };
+
+let n = 0;
+const unique = (prefix: string) => `${prefix}-${process.pid}-${++n}`;
+
+function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  const now = Date.now();
+  return {
+    id: unique('sess') as SessionId,
+    userId: unique('user') as UserId,
+    username: 'alice',
+    createdAt: now,
+    lastSeenAt: now,
+    absoluteExpiresAt: now + 60_000,
+    userAgent: 'test-agent',
+    ...overrides,
+  };
+}
+
+interface Backend {
+  name: string;
+  open(): Promise<{ a: StateStore; b: StateStore; cut(): Promise<void>; close(): Promise<void> }>;
+}
+
+const backends: Backend[] = [
+  {
+    name: 'redis (CLIENT KILL of the invalidation connections)',
+    async open() {
+      const server: RedisServerHandle = await startRedisServer();
+      const a = await createRedisState({ url: server.url, nearCache: NEAR_CACHE });
+      const b = await createRedisState({ url: server.url, nearCache: NEAR_CACHE });
+      const admin = new Redis(server.url);
+      return {
+        a,
+        b,
+        // Every subscribed connection: the caches' invalidation channels (and the buses).
+        cut: async () => void (await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')),
+        async close() {
+          await Promise.all([a.close(), b.close()]);
+          admin.disconnect();
+          await server.stop();
+        },
+      };
+    },
+  },
+  {
+    name: 'postgres (the LISTEN connections terminated)',
+    async open() {
+      const url = await freshDatabase();
+      const a = await createPostgresState({ connectionString: url, nearCache: NEAR_CACHE });
+      const b = await createPostgresState({ connectionString: url, nearCache: NEAR_CACHE });
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      return {
+        a,
+        b,
+        cut: async () =>
+          void (await admin.query(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE application_name = 'statewise-listener' AND datname = current_database()`,
+          )),
+        async close() {
+          await Promise.all([a.close(), b.close()]);
+          await admin.end();
+        },
+      };
+    },
+  },
+];
+
+for (const backend of backends) {
+  describe(`near cache, ${backend.name}`, () => {
+    let a: StateStore;
+    let b: StateStore;
+    let cut: () => Promise<void>;
+    let close: () => Promise<void>;
+    before(async () => {
+      ({ a, b, cut, close } = await backend.open());
+    });
+    after(() => close());
+
+    const stats = (store: StateStore) => store.nearCacheStats()!;
+
+    it('serves repeat reads from memory, and drops an entry when another server changes it', async () => {
+      const s = session();
+      await a.sessions.create(s, 60_000);
+      const before = stats(b);
+      for (let i = 0; i < 10; i++) assert.deepEqual(await b.sessions.get(s.id), s);
+      assert.ok(stats(b).hits - before.hits >= 9, 'nine of ten reads are hits');
+      await a.sessions.destroy(s.id);
+      await waitFor(async () => (await b.sessions.get(s.id)) === null, { what: 'destroy heard', timeoutMs: 1000 });
+    });
+
+    it('loses its invalidation connection while a value changes: no stale answer once it hears again', async () => {
+      const s = session();
+      const key = unique('cached:gen');
+      await a.sessions.create(s, 60_000);
+      await a.hashes.incrBy(key, 'gen', 1, 60_000);
+      for (let i = 0; i < 3; i++) {
+        assert.deepEqual(await b.sessions.get(s.id), s);
+        assert.deepEqual(await b.hashes.getAll(key), { gen: '1' });
+      }
+      assert.ok(stats(b).size >= 2, 'both values are cached');
+      const flushes = stats(b).flushes;
+
+      // Reads keep going all through the cut, as a server's requests would.
+      let reading = true;
+      const reads = (async () => {
+        let count = 0;
+        while (reading) {
+          await Promise.all([b.sessions.get(s.id), b.hashes.getAll(key)]);
+          count++;
+          // Cache hits settle without I/O: yield, or this loop would starve the connections.
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        return count;
+      })();
+
+      await cut();
+      // The changes whose announcements may be lost with the connection.
+      await a.sessions.touch(s.id, s.lastSeenAt + 1000, 60_000);
+      await a.hashes.incrBy(key, 'gen', 1, 60_000);
+      await waitFor(() => stats(b).flushes > flushes && stats(b).live, {
+        what: 'the cache emptied, and listening again',
+        timeoutMs: 10_000,
+      });
+      reading = false;
+      assert.ok((await reads) > 0);
+
+      for (let i = 0; i < 20; i++) {
+        assert.equal((await b.sessions.get(s.id))?.lastSeenAt, s.lastSeenAt + 1000, 'the touch made during the cut');
+        assert.deepEqual(await b.hashes.getAll(key), { gen: '2' }, 'the increment made during the cut');
+      }
+      // And it caches again, and hears again.
+      assert.ok(stats(b).size >= 2);
+      await a.hashes.incrBy(key, 'gen', 1, 60_000);
+      await waitFor(async () => (await b.hashes.getAll(key)).gen === '3', { what: 'heard after', timeoutMs: 1000 });
+    });
+
+    it('a cached session is refused at its idle expiry and at its absolute expiry', async () => {
+      const idlePolicy = { idleMs: 1500, absoluteMs: 60_000, bindUserAgent: false };
+      const idle = new SessionManager(b.sessions, idlePolicy);
+      const started = await new SessionManager(a.sessions, idlePolicy).start(
+        { id: unique('user') as UserId, username: 'idle' },
+        'agent',
+      );
+      const hits = stats(b).hits;
+      for (let i = 0; i < 3; i++) assert.equal((await idle.resolve(started.token, 'agent')).kind, 'ok');
+      assert.ok(stats(b).hits > hits, 'the session is served from the cache');
+      // No activity (any resolve would be activity) until its idle time is over.
+      const lastSeen = (await b.sessions.get(started.session.id))!.lastSeenAt;
+      await waitFor(() => Date.now() >= lastSeen + 1500, { what: 'idle time over', timeoutMs: 5000 });
+      assert.equal((await idle.resolve(started.token, 'agent')).kind, 'none');
+
+      // Activity every 50 ms keeps it from idling, but not past its absolute end.
+      const policy = { idleMs: 60_000, absoluteMs: 600, bindUserAgent: false };
+      const brief = await new SessionManager(a.sessions, policy).start(
+        { id: unique('user') as UserId, username: 'brief' },
+        'agent',
+      );
+      const reader = new SessionManager(b.sessions, policy);
+      await waitFor(
+        async () => {
+          const outcome = await reader.resolve(brief.token, 'agent');
+          if (outcome.kind === 'ok') assert.ok(Date.now() < brief.session.absoluteExpiresAt);
+          return outcome.kind === 'none';
+        },
+        { what: 'absolute expiry', timeoutMs: 5000, intervalMs: 50 },
+      );
+      assert.ok(Date.now() >= brief.session.absoluteExpiresAt);
+    });
+  });
+}
