@@ -10,12 +10,24 @@ export interface AtmView {
   shown(userId: UserId, ledger: () => Promise<number>): Promise<number>;
   /** The balance shown after a movement of `delta` through this ATM left the ledger at `ledgerAfter`. */
   after(userId: UserId, delta: number, ledgerAfter: number): Promise<number>;
+  /**
+   * `after` for a movement whose answer is stored in the same statement (Ledger.moveOnce), so
+   * decided before it: the balance shown after it (null: the ledger's), and `settle`, to call
+   * afterwards with the ledger's balance if the movement was made, or null if it was not.
+   */
+  ahead(
+    userId: UserId,
+    delta: number,
+  ): Promise<{ shown: number | null; settle(ledgerAfter: number | null): Promise<void> }>;
 }
+
+const nothingToSettle = async () => undefined;
 
 /** Stateless servers: every answer is the central ledger's. Any ATM gives the same answer. */
 export const ledgerView: AtmView = {
   shown: (_userId, ledger) => ledger(),
   after: async (_userId, _delta, ledgerAfter) => ledgerAfter,
+  ahead: async () => ({ shown: null, settle: nothingToSettle }),
 };
 
 /**
@@ -40,6 +52,21 @@ export function serverMemoryView(memory: HashStore): AtmView {
         return ledgerAfter;
       }
       return memory.incrBy(key(userId), 'balance', delta);
+    },
+    async ahead(userId, delta) {
+      const remembered = (await memory.getAll(key(userId))).balance;
+      if (remembered === undefined) {
+        const settle = async (ledgerAfter: number | null) => {
+          if (ledgerAfter !== null) await memory.set(key(userId), 'balance', String(ledgerAfter));
+        };
+        return { shown: null, settle };
+      }
+      // Applied now, as `after` would have done; taken back when the movement was not made.
+      const shown = await memory.incrBy(key(userId), 'balance', delta);
+      const settle = async (ledgerAfter: number | null) => {
+        if (ledgerAfter === null) await memory.incrBy(key(userId), 'balance', -delta);
+      };
+      return { shown, settle };
     },
   };
 }

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { AppError } from '../kernel/errors.ts';
+import type { Idempotency, IdempotentOperation, IdempotentResult } from '../idempotency/idempotency.ts';
+import { AppError, type ErrorBody } from '../kernel/errors.ts';
 import type { UserId } from '../kernel/ids.ts';
 import type { Payments } from './payments.ts';
-import type { Transaction, TransactionKind } from './types.ts';
+import type { MovementBody, Transaction, TransactionKind } from './types.ts';
 import * as q from './queries.ts';
 
 export const OPENING_BALANCE_CENTS = 100_000;
@@ -30,7 +31,8 @@ const insufficient = () => new AppError('insufficient_funds', 'The balance is to
 
 /**
  * The central ledger: the one place balances change. Every movement is the guarded UPDATE
- * (GUARDED_MOVE in queries.ts) plus a posting, in the caller's transaction.
+ * (GUARDED_MOVE in queries.ts) plus a posting, in the caller's transaction, or for a deposit or
+ * withdrawal in bank_move_once's.
  */
 export class Ledger implements Payments {
   constructor(private readonly db: pg.Pool) {}
@@ -47,14 +49,29 @@ export class Ledger implements Payments {
     return Number(rows[0]!.balance_cents);
   }
 
-  async deposit(tx: pg.PoolClient, userId: UserId, amountCents: number, key: string): Promise<Transaction> {
-    return (await this.#moveAndPost(tx, userId, 'deposit', amountCents, key))!;
-  }
-
-  async withdraw(tx: pg.PoolClient, userId: UserId, amountCents: number, key: string): Promise<Transaction> {
-    const posted = await this.#moveAndPost(tx, userId, 'withdrawal', -amountCents, key);
-    if (!posted) throw insufficient();
-    return posted;
+  /**
+   * A deposit (`delta` > 0) or withdrawal (< 0) with its Idempotency-Key in ONE round trip
+   * (q.moveOnce): the same answers as `idempotency.run` around a move and its posting, a refusal
+   * for funds included. `shown` is the balance the answer shows; null: the ledger's after it.
+   */
+  moveOnce(
+    idempotency: Idempotency,
+    operation: IdempotentOperation,
+    delta: number,
+    shown: number | null,
+  ): Promise<IdempotentResult<MovementBody | ErrorBody>> {
+    const refusal = insufficient();
+    return idempotency.runStatement(operation, (inProgressWait) =>
+      q.moveOnce({
+        ...operation,
+        inProgressWait,
+        kind: delta > 0 ? 'deposit' : 'withdrawal',
+        delta,
+        openingCents: OPENING_BALANCE_CENTS,
+        refusal: { status: refusal.status, body: refusal.toBody() },
+        shown,
+      }),
+    );
   }
 
   /** Both postings in one transaction; accounts locked in id order so transfers never deadlock. */
@@ -110,27 +127,6 @@ export class Ledger implements Payments {
     const amount = Number(charged.rows[0].amount_cents);
     const balance = (await this.#move(tx, userId, amount))!;
     await this.#post(tx, userId, 'order_refund', amount, balance, { reference: `order:${orderId}:refund` });
-  }
-
-  /**
-   * The guarded UPDATE and its posting in ONE statement (q.moveAndPost says why). null when the
-   * balance would go below zero. An account that does not exist yet is opened (with its starting
-   * money) and the movement tried once more.
-   */
-  async #moveAndPost(
-    tx: pg.PoolClient,
-    userId: UserId,
-    kind: 'deposit' | 'withdrawal',
-    delta: number,
-    key: string,
-  ): Promise<Transaction | null> {
-    const attempt = async () => {
-      const { rows } = await tx.query<LedgerRow>(q.moveAndPost(userId, delta, kind, key));
-      return rows[0] ? toTransaction(rows[0]) : null;
-    };
-    const posted = await attempt();
-    if (posted || !(await this.open(tx, userId))) return posted;
-    return attempt();
   }
 
   /** Adds `delta` (negative to take); null when the balance would go below zero. */

@@ -13,7 +13,8 @@ const POSTING = 'id, kind, amount_cents, balance_after_cents, created_at';
 
 /**
  * The one guarded UPDATE every movement goes through ($1 user, $2 signed delta): a balance is never
- * negative, and two withdrawals can never both spend the same money.
+ * negative, and two withdrawals can never both spend the same money. bank_move_once (moveOnce) runs
+ * the same UPDATE inside PostgreSQL.
  */
 const GUARDED_MOVE = `UPDATE accounts SET balance_cents = balance_cents + $2
   WHERE user_id = $1 AND balance_cents + $2 >= 0 RETURNING balance_cents`;
@@ -46,22 +47,37 @@ export const move = (userId: UserId, delta: number): pg.QueryConfig => ({
 });
 
 /**
- * The guarded UPDATE and its posting in ONE statement: the account's row lock is taken by the
- * statement and held until COMMIT, so fewer round trips under it means more movements per second
- * on a busy account. No row when the balance would go below zero or the account does not exist.
+ * A deposit or withdrawal with its Idempotency-Key in ONE round trip: bank_move_once (in
+ * src/records/migrations/006_bank_one_round_trip.sql) claims the key, makes the guarded move and its
+ * posting, and stores the answer. Fewer round trips under the account's row lock, held until the
+ * commit, means more movements per second on a busy account. Answers a StatementAnswer.
  */
-export const moveAndPost = (
-  userId: UserId,
-  delta: number,
-  kind: 'deposit' | 'withdrawal',
-  key: string,
-): pg.QueryConfig => ({
-  name: 'bank_move_and_post',
-  text: `WITH moved AS (${GUARDED_MOVE})
-               INSERT INTO ledger (user_id, kind, amount_cents, balance_after_cents, idempotency_key)
-               SELECT $1, $3, abs($2::bigint), balance_cents, $4 FROM moved
-               RETURNING ${POSTING}`,
-  values: [userId, delta, kind, key],
+export const moveOnce = (p: {
+  userId: UserId;
+  key: string;
+  fingerprint: string;
+  inProgressWait: string;
+  kind: 'deposit' | 'withdrawal';
+  delta: number;
+  openingCents: number;
+  refusal: { status: number; body: unknown };
+  /** The balance the answer shows; null: the ledger's after the movement. */
+  shown: number | null;
+}): pg.QueryConfig => ({
+  name: 'bank_move_once',
+  text: 'SELECT claimed, key_fingerprint, answer_status, answer_body FROM bank_move_once($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
+  values: [
+    p.userId,
+    p.key,
+    p.fingerprint,
+    p.inProgressWait,
+    p.kind,
+    p.delta,
+    p.openingCents,
+    p.refusal.status,
+    JSON.stringify(p.refusal.body),
+    p.shown,
+  ],
 });
 
 /** Both postings of a transfer, one row each, sharing the transfer id; the key goes on the sender's. */

@@ -43,18 +43,19 @@ export function bankRoutes(app: App, { ledger, atm, idempotency, auth, users }: 
       },
       async (request, reply) => {
         const { userId } = await auth.requireUser(request);
-        const { amountCents } = request.body;
-        const result = await idempotency.run(operationOf(request, userId), async (tx, key) => {
-          const transaction =
-            kind === 'deposit'
-              ? await ledger.deposit(tx, userId, amountCents, key)
-              : await ledger.withdraw(tx, userId, amountCents, key);
-          const delta = kind === 'deposit' ? amountCents : -amountCents;
-          return {
-            status: 200,
-            body: { balanceCents: await atm.after(userId, delta, transaction.balanceAfterCents), transaction },
-          };
-        });
+        const operation = operationOf(request, userId);
+        const delta = kind === 'deposit' ? request.body.amountCents : -request.body.amountCents;
+        const view = await atm.ahead(userId, delta);
+        const result = await ledger
+          .moveOnce(idempotency, operation, delta, view.shown)
+          .catch(async (error: unknown) => {
+            await view.settle(null);
+            throw error;
+          });
+        const { body, headers } = result;
+        // Made by this request (not replayed, not refused): the ATM keeps it.
+        const made = !headers['idempotent-replayed'] && 'transaction' in body;
+        await view.settle(made ? body.transaction.balanceAfterCents : null);
         return send(reply, result);
       },
     );

@@ -11,3 +11,9 @@ export interface Transaction {
   balanceAfterCents: number;
   createdAt: string;
 }
+
+/** The answer to a deposit, withdrawal or transfer (Movement in schemas.ts). */
+export interface MovementBody {
+  balanceCents: number;
+  transaction: Transaction;
+}

@@ -19,6 +19,17 @@ export interface IdempotentResult<T> {
   headers: Record<string, string>;
 }
 
+/**
+ * The row of an operation that is one statement (Idempotency.runStatement): `claimed` false means
+ * the key was used before, and the rest is its stored answer.
+ */
+export interface StatementAnswer<T> {
+  claimed: boolean;
+  key_fingerprint: string;
+  answer_status: number;
+  answer_body: T;
+}
+
 /** The work of an operation: every write goes through `tx`, the transaction that holds the key. */
 export type IdempotentWork<T> = (tx: pg.PoolClient, key: IdempotencyKey) => Promise<{ status: number; body: T }>;
 
@@ -42,6 +53,23 @@ const inProgress = () =>
   new AppError('idempotency_in_progress', 'A request with this Idempotency-Key is still running; retry shortly.', {
     retryAfterSeconds: 1,
   });
+
+/** A duplicate that waited IN_PROGRESS_WAIT for the first request's key: 409 in progress. */
+const inProgressOnLockTimeout = (error: unknown): never => {
+  if ((error as { code?: string }).code === LOCK_NOT_AVAILABLE) throw inProgress();
+  throw error;
+};
+
+/** The answer stored for a key someone else already used: replayed, or 422 for another body. */
+function replayed<T>(fingerprint: string, stored: { fingerprint: string; status: number; body: T }) {
+  if (stored.fingerprint !== fingerprint) {
+    throw new AppError(
+      'idempotency_key_mismatch',
+      'This Idempotency-Key was used with another request body; use a new key.',
+    );
+  }
+  return { status: stored.status, body: stored.body, headers: { 'idempotent-replayed': 'true' } };
+}
 
 /**
  * Runs (IK) operations exactly once per user and key, whichever server each attempt reaches.
@@ -100,26 +128,39 @@ export class Idempotency {
         { prelude: claim },
       );
     } catch (error) {
-      if ((error as { code?: string }).code === LOCK_NOT_AVAILABLE) throw inProgress();
-      throw error;
+      return inProgressOnLockTimeout(error);
     }
   }
 
-  /** The answer stored for a key someone else already used: replayed, or 422 for another body. */
+  /**
+   * Runs an (IK) operation that is ONE statement, so one round trip instead of run's three: e.g.
+   * bank_move_once (src/records/migrations/006_bank_one_round_trip.sql). The statement keeps run's
+   * semantics itself: it claims the key, waiting for a duplicate's at most `inProgressWait`, makes
+   * the effect (none for a refusal) and stores the answer, and it answers a StatementAnswer.
+   */
+  runStatement<T>(
+    { fingerprint }: IdempotentOperation,
+    statement: (inProgressWait: string) => pg.QueryConfig,
+  ): Promise<IdempotentResult<T>> {
+    return retryOnSqlState(async () => {
+      const { rows } = await this.db
+        .query<StatementAnswer<T>>(statement(IN_PROGRESS_WAIT))
+        .catch(inProgressOnLockTimeout);
+      const { claimed, key_fingerprint, answer_status: status, answer_body: body } = rows[0]!;
+      if (claimed) return { status, body, headers: {} };
+      return replayed(fingerprint, { fingerprint: key_fingerprint, status, body });
+    });
+  }
+
+  /** The answer stored for a key already used, read in run's transaction. */
   async #stored<T>(tx: pg.PoolClient, userId: UserId, key: string, fingerprint: string) {
-    const { rows } = await tx.query<{ fingerprint: string; response_status: number; response_body: T }>({
+    const { rows } = await tx.query<{ fingerprint: string; status: number; body: T }>({
       name: 'idempotency_stored',
-      text: 'SELECT fingerprint, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2',
+      text: `SELECT fingerprint, response_status AS status, response_body AS body
+             FROM idempotency_keys WHERE user_id = $1 AND key = $2`,
       values: [userId, key],
     });
-    const stored = rows[0]!;
-    if (stored.fingerprint !== fingerprint) {
-      throw new AppError(
-        'idempotency_key_mismatch',
-        'This Idempotency-Key was used with another request body; use a new key.',
-      );
-    }
-    return { status: stored.response_status, body: stored.response_body, headers: { 'idempotent-replayed': 'true' } };
+    return replayed(fingerprint, rows[0]!);
   }
 
   /** Deletes keys older than 24 hours, the published retention. */

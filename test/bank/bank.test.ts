@@ -178,6 +178,44 @@ describe('bank, stateless', () => {
     assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING - 700);
   });
 
+  it('posts each key once while every key is retried at once on 3 servers, withdrawals and deposits', async () => {
+    const c = await customer(cluster, 'retrier');
+    const keys = Array.from({ length: 12 }, (_, i) => ({ key: randomUUID(), kind: i % 3 ? 'withdraw' : 'deposit' }));
+    // A client that retries until it has the answer: 409 in progress means "still running".
+    const send = async (key: string, kind: string, server: string) => {
+      for (;;) {
+        const r = await c.post(
+          `/api/bank/${kind}`,
+          { amountCents: 300 },
+          { 'idempotency-key': key, 'x-statewise-server': server },
+        );
+        if (r.status === 200) return r;
+        assert.equal(r.body.error.code, 'idempotency_in_progress', `${r.status} ${JSON.stringify(r.body)}`);
+      }
+    };
+    const answers = await Promise.all(
+      keys.map(({ key, kind }) => Promise.all(['s1', 's2', 's3', 's1', 's2', 's3'].map((s) => send(key, kind, s)))),
+    );
+    for (const sameKey of answers) {
+      assert.equal(new Set(sameKey.map((r) => r.body.transaction.id)).size, 1, 'one transaction per key');
+      assert.equal(sameKey.filter((r) => r.headers.get('idempotent-replayed') !== 'true').length, 1, 'one made it');
+    }
+    const postings = await query<{ idempotency_key: string; n: string }>(
+      cluster.databaseUrl,
+      `SELECT idempotency_key, count(*) AS n FROM ledger JOIN users ON users.id = ledger.user_id
+       WHERE users.username = $1 GROUP BY 1`,
+      ['retrier'],
+    );
+    assert.deepEqual(
+      postings.map((p) => [p.idempotency_key, Number(p.n)]).sort(),
+      keys.map(({ key }) => [key, 1]).sort(),
+      'one posting per key, none for anything else',
+    );
+    const withdrawals = keys.filter(({ kind }) => kind === 'withdraw').length;
+    const expected = OPENING + 300 * (keys.length - withdrawals) - 300 * withdrawals;
+    assert.equal((await c.get('/api/bank/account')).body.balanceCents, expected);
+  });
+
   it('replays a stored response after the server that made it was killed', async () => {
     const c = await customer(cluster, 'replayer');
     const key = randomUUID();
@@ -280,5 +318,24 @@ describe('bank, stateful: the ATM keeps balances in its own memory', () => {
       OPENING - 2500,
       'restarted, it reads the ledger again',
     );
+  });
+
+  it('an ATM keeps only the movements it made: a replay or a refusal changes nothing it shows', async () => {
+    const c = await customer(cluster, 'atmreplay');
+    const at = { 'x-statewise-server': 's1' };
+    assert.equal((await c.get('/api/bank/account', at)).body.balanceCents, OPENING);
+    const key = randomUUID();
+    const first = await c.post('/api/bank/withdraw', { amountCents: 500 }, { ...at, 'idempotency-key': key });
+    assert.equal(first.body.balanceCents, OPENING - 500);
+    const replay = await c.post('/api/bank/withdraw', { amountCents: 500 }, { ...at, 'idempotency-key': key });
+    assert.equal(replay.headers.get('idempotent-replayed'), 'true');
+    assert.deepEqual(replay.body, first.body);
+    const refused = await c.post(
+      '/api/bank/withdraw',
+      { amountCents: OPENING },
+      { ...at, 'idempotency-key': randomUUID() },
+    );
+    assert.equal(refused.body.error.code, 'insufficient_funds');
+    assert.equal((await c.get('/api/bank/account', at)).body.balanceCents, OPENING - 500);
   });
 });
