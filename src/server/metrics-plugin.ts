@@ -96,6 +96,32 @@ export const metricsPlugin = fp<MetricsDeps>(
         if (held !== null) this.set(held);
       },
     });
+    const cacheSeen = new Map<string, number>();
+    const cacheReads = new Counter({
+      name: 'statewise_near_cache_reads_total',
+      help: "Reads of shared session state through this server's near cache: hit, miss, or bypass (invalidations not flowing)",
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        const stats = state.nearCacheStats();
+        if (!stats) return;
+        catchUp(
+          cacheReads,
+          cacheSeen,
+          'result',
+          Object.entries({ hit: stats.hits, miss: stats.misses, bypass: stats.bypassed }),
+        );
+      },
+    });
+    new Gauge({
+      name: 'statewise_near_cache_entries',
+      help: "Entries in this server's near cache (absent without one: the memory store)",
+      registers: [registry],
+      collect() {
+        const stats = state.nearCacheStats();
+        if (stats) this.set(stats.size);
+      },
+    });
 
     app.addHook('onResponse', async (request, reply) => {
       if (request.url === '/metrics') return;

@@ -69,3 +69,30 @@ describe('GET /metrics', () => {
     );
   });
 });
+
+describe('GET /metrics with a shared store', () => {
+  let apps: TestApps;
+  before(async () => {
+    apps = await startApp({ store: 'postgres', mode: 'stateless' });
+  });
+  after(() => apps?.close());
+
+  it('counts the near cache: repeat reads of a session are hits', async () => {
+    const server = apps.servers[0]!;
+    const browser = server.client();
+    assert.equal(
+      (await browser.post('/api/auth/register', { username: newUsername('nc'), password: PASSWORD })).status,
+      201,
+    );
+    for (let i = 0; i < 5; i++) assert.equal((await browser.get('/api/me')).status, 200);
+    const text = (await server.app.inject({ method: 'GET', url: '/metrics', remoteAddress: '127.0.0.1' })).body;
+    const count = (result: string) =>
+      Number(
+        /\d+$/.exec(text.split('\n').find((l) => l.includes(`near_cache_reads_total{result="${result}"`)) ?? '')?.[0] ??
+          0,
+      );
+    assert.ok(count('hit') >= 3, `hits: ${count('hit')}`);
+    assert.ok(count('miss') >= 1);
+    assert.match(text, /^statewise_near_cache_entries\{server="s1"\} [1-9]\d*$/m);
+  });
+});
