@@ -230,6 +230,10 @@ export class Supervisor {
       SW_STORE: this.storeKind,
       SW_DATABASE_URL: this.#databaseUrl,
       SW_REDIS_URL: this.#redisUrl ?? '',
+      // A draining server is out of the rotation at once, but a request already on the wire to it
+      // must still find its keep-alive connection open: idle ones are closed only after this pause
+      // (else a POST meets a reset, and the balancer may not send it elsewhere: a 502).
+      SW_DRAIN_DELAY_MS: process.env.SW_DRAIN_DELAY_MS ?? '200',
     };
   }
 
