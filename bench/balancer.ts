@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { bundleServer } from '../src/supervisor/server-bundle.ts';
-import { findBinary, startExternalBalancer, type Running } from './lib/external-balancers.ts';
+import { findBinary, startExternalBalancer, type RunningBalancer } from '../src/balancer/external/run.ts';
 import {
   CONNECTIONS,
   load,
@@ -74,7 +74,7 @@ try {
       skipped.push(`${kind} is not installed (apt-get install ${kind}): skipped`);
       continue;
     }
-    const running: Running = await startExternalBalancer(kind, binary, servers);
+    const running: RunningBalancer = await startExternalBalancer(kind, binary, servers);
     stops.push(running.stop);
     fronts.push({ name: kind === 'haproxy' ? 'HAProxy 2.6, one thread' : 'nginx 1.22, one worker', url: running.url });
   }

@@ -1,0 +1,95 @@
+/**
+ * The configurations statewise generates for HAProxy 2.6 and nginx 1.22, run by the real binaries
+ * (Debian packages; .ci/run installs them) in front of three fake app servers: round robin over
+ * every server, the pin header, X-Forwarded-*, the sticky cookie (HAProxy) or cookie hash (nginx)
+ * in stateful mode, a dead server's GETs moved to the others, and WebSocket upgrades.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import type { BalancePolicy } from '../../src/balancer/policies.ts';
+import { findBinary, startExternalBalancer, type ExternalKind } from '../../src/balancer/external/run.ts';
+import { waitFor } from '../support/wait.ts';
+import { startFakeUpstream, type EchoBody, type FakeUpstream } from './fake-upstream.ts';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup(kind: ExternalKind, policy: BalancePolicy = 'round-robin') {
+  const binary = findBinary(kind);
+  assert.ok(binary, `${kind} is installed (apt-get install ${kind})`);
+  const servers: FakeUpstream[] = await Promise.all(['s1', 's2', 's3'].map((id) => startFakeUpstream(id)));
+  cleanups.push(async () => void (await Promise.all(servers.map((s) => s.kill()))));
+  const balancer = await startExternalBalancer(
+    kind,
+    binary,
+    servers.map((s) => ({ id: s.id, address: s.url.replace('http://', '') })),
+    { policy, healthIntervalMs: 100 },
+  );
+  cleanups.push(() => balancer.stop());
+  const get = async (path: string, headers: Record<string, string> = {}) => {
+    const response = await fetch(`${balancer.url}${path}`, { headers });
+    return { status: response.status, headers: response.headers, body: (await response.json()) as EchoBody };
+  };
+  return { servers, url: balancer.url, get };
+}
+
+for (const kind of ['haproxy', 'nginx'] as const) {
+  describe(`${kind}, configured by statewise`, () => {
+    it('round robin over every server, the pin header, and X-Forwarded-* for the app', async () => {
+      const { servers, get } = await setup(kind);
+      const seen = new Set<string>();
+      for (let i = 0; i < 9; i++) seen.add((await get('/api/me')).body.server);
+      assert.deepEqual([...seen].sort(), ['s1', 's2', 's3']);
+      for (let i = 0; i < 3; i++)
+        assert.equal((await get('/api/me', { 'x-statewise-server': 's2' })).body.server, 's2');
+
+      const before = servers[2]!.received.length;
+      await get('/api/me?x=1', { 'x-statewise-server': 's3', 'x-forwarded-for': '203.0.113.9' });
+      const received = servers[2]!.received.slice(before).at(-1)!;
+      assert.equal(received.url, '/api/me?x=1');
+      assert.equal(received.headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1');
+      assert.equal(received.headers['x-forwarded-proto'], 'http');
+      assert.match(String(received.headers['x-forwarded-host']), /^127\.0\.0\.1:\d+$/);
+    });
+
+    it('stateful mode: a client stays on one server while it lives', async () => {
+      const { get } = await setup(kind, 'sticky');
+      const first = await get('/set-cookie');
+      const cookies = first.headers.getSetCookie().map((c) => c.split(';')[0]!);
+      assert.ok(cookies.includes('app=1'), 'the app’s own cookie is kept');
+      // HAProxy names the server in sw_server; nginx hashes the cookie the client sends.
+      const jar = kind === 'haproxy' ? cookies.join('; ') : 'sw_server=client-42; app=1';
+      const home = (await get('/api/me', { cookie: jar })).body.server;
+      for (let i = 0; i < 6; i++) assert.equal((await get('/api/me', { cookie: jar })).body.server, home);
+    });
+
+    it('a dead server: GETs go on succeeding on the others', async () => {
+      const { servers, get } = await setup(kind);
+      await servers[0]!.kill();
+      const answers = [];
+      for (let i = 0; i < 12; i++) answers.push(await get('/api/me'));
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        Array(12).fill(200),
+      );
+      assert.ok(answers.every((a) => a.body.server !== 's1'));
+    });
+
+    it('tunnels a WebSocket upgrade to a server and back', async () => {
+      const { url } = await setup(kind);
+      const ws = new WebSocket(`${url.replace('http', 'ws')}/ws`);
+      const reply = new Promise<string>((resolve, reject) => {
+        ws.once('message', (data) => resolve(String(data)));
+        ws.once('error', reject);
+      });
+      await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+      ws.send('hello');
+      assert.match(await reply, /^s\d:hello$/);
+      ws.close();
+      await waitFor(() => ws.readyState === WebSocket.CLOSED, { what: 'closed' });
+    });
+  });
+}
