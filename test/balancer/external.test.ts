@@ -5,8 +5,12 @@
  * in stateful mode, a dead server's GETs moved to the others, and WebSocket upgrades.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { deployConfig, UsageError } from '../../src/cli/deploy-config.ts';
 import type { BalancePolicy } from '../../src/balancer/policies.ts';
 import { findBinary, startExternalBalancer, type ExternalKind } from '../../src/balancer/external/run.ts';
 import { waitFor } from '../support/wait.ts';
@@ -93,3 +97,30 @@ for (const kind of ['haproxy', 'nginx'] as const) {
     });
   });
 }
+
+describe('npm run deploy: a config for a real deployment', () => {
+  it('prints configs both binaries accept, and refuses what could break out of a directive', async () => {
+    const dir = await mkdtemp(`${tmpdir()}/statewise-deploy-`);
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    for (const mode of ['stateless', 'stateful']) {
+      const servers = ['--servers', 'app1=10.0.0.1:3000,10.0.0.2:3000', '--mode', mode];
+      await writeFile(`${dir}/haproxy.cfg`, deployConfig(['haproxy', ...servers]));
+      const haproxy = spawnSync(findBinary('haproxy')!, ['-c', '-f', `${dir}/haproxy.cfg`], { encoding: 'utf8' });
+      assert.equal(haproxy.status, 0, haproxy.stderr + haproxy.stdout);
+      await mkdir(`${dir}/logs`, { recursive: true });
+      // nginx -t needs a pid and temp paths it may write: the test's folder, not /var.
+      const nginx = deployConfig(['nginx', ...servers]).replace('http {', `pid ${dir}/nginx.pid;\nhttp {`);
+      await writeFile(`${dir}/nginx.conf`, nginx);
+      const check = spawnSync(findBinary('nginx')!, ['-t', '-p', dir, '-c', `${dir}/nginx.conf`], { encoding: 'utf8' });
+      assert.equal(check.status, 0, check.stderr);
+    }
+    for (const bad of [
+      ['haproxy', '--servers', '10.0.0.1:3000;\nlisten evil'],
+      ['nginx', '--servers', 'a b=10.0.0.1:3000'],
+      ['haproxy', '--servers', '10.0.0.1:3000', '--listen', '0.0.0.0:80 }'],
+      ['haproxy', '--servers', '10.0.0.1:3000', '--mode', 'sideways'],
+      ['traefik', '--servers', '10.0.0.1:3000'],
+    ])
+      assert.throws(() => deployConfig(bad), UsageError, bad.join(' '));
+  });
+});

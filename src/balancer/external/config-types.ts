@@ -8,6 +8,8 @@ export interface ExternalBalancerConfig {
   servers: ReadonlyArray<{ id: string; address: string }>;
   /** @default 500 */
   healthIntervalMs: number;
+  /** HAProxy threads / nginx worker processes. @default one per core (the binary's own default) */
+  processes?: number;
   /** HAProxy: a runtime API socket (for following kill/start without a reload). */
   adminSocket?: string;
   /** nginx: a folder of its own for the pid and temp files (it must not touch /var). */

@@ -14,7 +14,7 @@ export function haproxyConfig(config: ExternalBalancerConfig): string {
   const pins = config.servers.map((s) => `  use-server ${s.id} if { req.hdr(x-statewise-server) -m str ${s.id} }`);
   return [
     'global',
-    '  nbthread 1',
+    ...(config.processes ? [`  nbthread ${config.processes}`] : []),
     '  maxconn 4096',
     ...(config.adminSocket ? [`  stats socket ${config.adminSocket} mode 600 level admin`] : []),
     '',

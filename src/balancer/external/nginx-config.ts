@@ -12,7 +12,7 @@ export function nginxConfig(config: ExternalBalancerConfig): string {
   const pins = config.servers.map((s) => `    ${JSON.stringify(s.id)} ${s.address};`);
   return [
     ...(config.prefix ? [`pid ${config.prefix}/nginx.pid;`] : []),
-    'worker_processes 1;',
+    `worker_processes ${config.processes ?? 'auto'};`,
     'error_log stderr warn;',
     'events { worker_connections 4096; }',
     'http {',

@@ -44,6 +44,8 @@ export async function startExternalBalancer(
     policy: options.policy ?? 'round-robin',
     servers,
     healthIntervalMs: options.healthIntervalMs ?? 500,
+    // One thread / one worker: on one machine beside the app servers, and the bench's fair match.
+    processes: 1,
   };
   const file = join(dir, `${kind}.conf`);
   let child: ChildProcess;
