@@ -16,6 +16,8 @@ Usage: npm start -- [options]
   --store STORE          stateless session-state backend: postgres (default) | redis
   --redis-url URL        use this Redis instead of starting a local redis-server
   --database-url URL     use this PostgreSQL instead of the embedded one
+  --balancer B           embedded (default) | haproxy | nginx: the real binary, run as a child
+                         with a generated config, reloaded as servers come and go
   --port P               load balancer port (default 8080; 0 = any free port)
   --host H               load balancer address (default localhost)
   --data-dir DIR         where the embedded PostgreSQL keeps its data (default .statewise)
@@ -39,6 +41,7 @@ function parseOptions(argv: string[]): SupervisorOptions & { verbose: boolean } 
         'redis-url': { type: 'string' },
         'database-url': { type: 'string' },
         port: { type: 'string', default: '8080' },
+        balancer: { type: 'string', default: 'embedded' },
         host: { type: 'string', default: 'localhost' },
         'data-dir': { type: 'string', default: fileURLToPath(new URL('../../.statewise', import.meta.url)) },
         verbose: { type: 'boolean', default: false },
@@ -58,6 +61,8 @@ function parseOptions(argv: string[]): SupervisorOptions & { verbose: boolean } 
   if (!Number.isInteger(servers) || servers < 1 || servers > 32) fail('--servers must be a whole number from 1 to 32');
   if (v.mode !== 'stateless' && v.mode !== 'stateful') fail('--mode must be stateless or stateful');
   if (v.store !== 'postgres' && v.store !== 'redis') fail('--store must be postgres or redis');
+  if (v.balancer !== 'embedded' && v.balancer !== 'haproxy' && v.balancer !== 'nginx')
+    fail('--balancer must be embedded, haproxy or nginx');
   const port = Number(v.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail('--port must be a port number (0 for any free one)');
   for (const [flag, kind, url] of [
@@ -76,6 +81,7 @@ function parseOptions(argv: string[]): SupervisorOptions & { verbose: boolean } 
     redisUrl: v['redis-url'],
     dataDir: v['data-dir'],
     adminToken: process.env.SW_ADMIN_TOKEN ?? randomBytes(18).toString('base64url'),
+    balancer: v.balancer,
     verbose: v.verbose,
     log: () => {},
   };

@@ -19,8 +19,7 @@ function hasAdminToken(request: FastifyRequest, adminToken: string): boolean {
  * the address it was told to listen on. A page on another name that resolves to 127.0.0.1 (DNS
  * rebinding) sends its own name as Host, so it is not trusted as a loopback caller.
  */
-function isOwnHost(request: FastifyRequest, listenHost: string): boolean {
-  const port = request.socket.localPort;
+function isOwnHost(request: FastifyRequest, listenHost: string, port: number | undefined): boolean {
   const names = [...LOOPBACK_NAMES, listenHost.includes(':') ? `[${listenHost}]` : listenHost];
   return names.some((name) => request.headers.host === `${name}:${port}`);
 }
@@ -38,13 +37,34 @@ function crossSite(request: FastifyRequest): string | undefined {
  * visitor on loopback would otherwise obey it); loopback callers that name this balancer as their
  * Host, or holders of the admin token, may use it.
  */
-export function checkControlAccess(request: FastifyRequest, options: { adminToken: string; listenHost: string }): void {
+export interface ControlAccessOptions {
+  adminToken: string;
+  listenHost: string;
+  /**
+   * HAProxy or nginx on this machine listens on this public port and forwards /_cluster here with
+   * X-Forwarded-For: then the client is the address that balancer appended last (a client's own
+   * X-Forwarded-For comes before it), and its Host names the public port.
+   */
+  forwardedFrom?: { port: number };
+}
+
+/** The caller's address: the socket's, or behind our own local balancer, the one it forwarded. */
+function clientAddress(request: FastifyRequest, options: ControlAccessOptions): string {
+  const peer = request.socket.remoteAddress ?? '';
+  if (!options.forwardedFrom || !LOOPBACK_ADDRESSES.has(peer)) return peer;
+  const forwarded = request.headers['x-forwarded-for'];
+  const last = (Array.isArray(forwarded) ? forwarded.join(',') : (forwarded ?? '')).split(',').at(-1)?.trim();
+  return last || peer;
+}
+
+export function checkControlAccess(request: FastifyRequest, options: ControlAccessOptions): void {
   if (UNSAFE.has(request.method)) {
     const why = crossSite(request);
     if (why) throw new AppError('forbidden', `Cluster control refuses requests from another site (${why}).`);
   }
   if (hasAdminToken(request, options.adminToken)) return;
-  const loopback = LOOPBACK_ADDRESSES.has(request.socket.remoteAddress ?? '');
-  if (loopback && isOwnHost(request, options.listenHost)) return;
+  const loopback = LOOPBACK_ADDRESSES.has(clientAddress(request, options));
+  const port = options.forwardedFrom?.port ?? request.socket.localPort;
+  if (loopback && isOwnHost(request, options.listenHost, port)) return;
   throw new AppError('forbidden', 'Use the admin token printed by npm start (Authorization: Bearer <token>).');
 }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError } from '../kernel/errors.ts';
 import { sendAppError, toAppError } from '../kernel/http-errors.ts';
-import { checkControlAccess } from './control-access.ts';
+import { checkControlAccess, type ControlAccessOptions } from './control-access.ts';
 import type { ManagedServer, ServerStatus } from './managed-server.ts';
 import type { Mode } from '../config/topology.ts';
 import type { StoreKind } from '../state/types.ts';
@@ -41,10 +41,7 @@ export interface ClusterControl {
   remove(id: string): Promise<boolean>;
 }
 
-export interface ControlApiOptions {
-  adminToken: string;
-  /** The address the balancer listens on (its own name, besides the loopback ones). */
-  listenHost: string;
+export interface ControlApiOptions extends ControlAccessOptions {
   log: (line: string) => void;
 }
 

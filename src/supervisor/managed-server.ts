@@ -18,6 +18,11 @@ export class ManagedServer {
   #port: number | null = null;
   #startedAt: Date | null = null;
   #starting: Promise<void> | undefined;
+  /**
+   * The port it got the first time, asked for again at every restart: a server keeps its address,
+   * so a balancer's config (HAProxy, nginx) need not change when it is killed and started again.
+   */
+  #homePort: number | undefined;
 
   constructor(
     readonly id: string,
@@ -38,6 +43,11 @@ export class ManagedServer {
     return this.#port === null ? null : `http://127.0.0.1:${this.#port}`;
   }
 
+  /** host:port where it listens, or listened last and will listen again when started; null before its first start. */
+  get homeAddress(): string | null {
+    return this.#homePort === undefined ? null : `127.0.0.1:${this.#homePort}`;
+  }
+
   view(): ServerView {
     return {
       id: this.id,
@@ -52,7 +62,18 @@ export class ManagedServer {
   start(): Promise<void> {
     if (this.#status !== 'down') return this.#starting ?? Promise.resolve();
     this.#setStatus('starting');
-    const child = forkTs(this.entryPath, { ...this.env(), SW_SERVER_ID: this.id, SW_PORT: '0' }, (line) =>
+    this.#starting = this.#launch(this.#homePort ?? 0).catch((error: unknown) => {
+      // Its old port was taken meanwhile: any free one then (the balancer's config follows).
+      if (this.#homePort === undefined) throw error;
+      this.#homePort = undefined;
+      this.#setStatus('starting');
+      return this.#launch(0);
+    });
+    return this.#starting;
+  }
+
+  #launch(port: number): Promise<void> {
+    const child = forkTs(this.entryPath, { ...this.env(), SW_SERVER_ID: this.id, SW_PORT: String(port) }, (line) =>
       this.events.onOutput(this, line),
     );
     this.#child = child;
@@ -62,9 +83,10 @@ export class ManagedServer {
       this.#port = null;
       this.#setStatus('down');
     });
-    this.#starting = waitForMessage<{ type: 'listening'; port: number }>(child, 'listening', 30_000).then(
+    return waitForMessage<{ type: 'listening'; port: number }>(child, 'listening', 30_000).then(
       ({ port }) => {
         this.#port = port;
+        this.#homePort = port;
         this.#startedAt = new Date();
         this.#setStatus('up');
       },
@@ -73,7 +95,6 @@ export class ManagedServer {
         throw error;
       },
     );
-    return this.#starting;
   }
 
   /** SIGKILL: no goodbye, no drain; whatever lived only in its memory is gone. */

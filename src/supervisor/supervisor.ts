@@ -2,6 +2,12 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createBalancer, type Balancer } from '../balancer/balancer.ts';
+import {
+  findBinary,
+  startExternalBalancer,
+  type ExternalKind,
+  type RunningBalancer,
+} from '../balancer/external/run.ts';
 import type { Topology } from '../config/topology.ts';
 import { migrate } from '../records/migrate.ts';
 import { createPool } from '../records/pool.ts';
@@ -31,8 +37,12 @@ export interface SupervisorOptions {
   redisUrl?: string;
   dataDir: string;
   adminToken: string;
+  /** Who balances: the embedded one, or HAProxy / nginx run as a child. @default 'embedded' */
+  balancer?: BalancerKind;
   log: (line: string) => void;
 }
+
+export type BalancerKind = 'embedded' | ExternalKind;
 
 /**
  * Owns every process of `npm start`: the embedded PostgreSQL (through a runner child), an optional
@@ -44,6 +54,10 @@ export class Supervisor {
   readonly events = new ClusterEvents();
   readonly #servers = new Map<string, ManagedServer>();
   #balancer: Balancer | undefined;
+  /** HAProxy or nginx in front, when chosen: the public port is theirs, the embedded one serves /_cluster. */
+  #external: RunningBalancer | undefined;
+  /** The server list the external balancer's config holds now (JSON). */
+  #externalConfig = '[]';
   #postgres: ChildProcess | undefined;
   #redis: RedisProcess | undefined;
   #databaseUrl = '';
@@ -57,7 +71,7 @@ export class Supervisor {
 
   get url(): string {
     if (!this.#balancer) throw new Error('not started');
-    return this.#balancer.url;
+    return this.#external?.url ?? this.#balancer.url;
   }
 
   get storeKind(): StoreKind {
@@ -83,14 +97,21 @@ export class Supervisor {
         this.#redisUrl = this.#redis.url;
       }
     }
+    const external = this.options.balancer === 'embedded' ? undefined : this.options.balancer;
+    const binary = external && findBinary(external);
+    if (external && !binary)
+      throw new Error(`--balancer ${external}: ${external} is not installed (apt-get install ${external})`);
+    const publicPort = external ? this.options.port || (await freePort()) : this.options.port;
     this.#balancer = await createBalancer({
-      port: this.options.port,
-      host: this.options.host,
+      // Behind HAProxy or nginx, the embedded balancer only serves /_cluster, on loopback.
+      port: external ? 0 : publicPort,
+      host: external ? '127.0.0.1' : this.options.host,
       policy: this.options.topology.balancer,
       control: {
         plugin: controlApi(this, {
           adminToken: this.options.adminToken,
           listenHost: this.options.host,
+          forwardedFrom: external ? { port: publicPort } : undefined,
           log: this.options.log,
         }),
         prefixes: CONTROL_PREFIXES,
@@ -99,6 +120,20 @@ export class Supervisor {
     for (let i = 1; i <= this.options.servers; i++) this.#servers.set(`s${i}`, this.#newServer(`s${i}`));
     await Promise.all([...this.#servers.values()].map((s) => s.start()));
     await this.#untilUp(15_000);
+    if (external && binary) {
+      // Started once every server has its address: its first config is complete, and a kill or a
+      // restart (same address) never needs a reload. A reload leaves open keep-alive connections
+      // with the old workers, and their old server list, until their next answer.
+      const servers = this.#homeAddresses();
+      this.#externalConfig = JSON.stringify(servers);
+      this.#external = await startExternalBalancer(external, binary, servers, {
+        policy: this.options.topology.balancer,
+        host: this.options.host,
+        port: publicPort,
+        control: { address: new URL(this.#balancer.url).host, prefixes: CONTROL_PREFIXES },
+        onOutput: (line) => this.options.log(`[${external}] ${line.trim()}`),
+      });
+    }
     // Lets `npm run keys` and the lab find this system's database and balancer.
     this.#wroteRuntime = true;
     await writeFile(
@@ -203,6 +238,7 @@ export class Supervisor {
       // Only our own: a start refused because another statewise runs here must not remove its file.
       if (this.#wroteRuntime) await rm(`${this.options.dataDir}/runtime.json`, { force: true });
       await Promise.all([...this.#servers.values()].map((s) => s.stop()));
+      await this.#external?.stop();
       await this.#balancer?.close();
       await this.#redis?.stop();
       if (this.#postgres) {
@@ -243,6 +279,30 @@ export class Supervisor {
       .filter((s) => s.status === 'up' && s.url !== null)
       .map((s) => ({ id: s.id, url: s.url as string }));
     this.#balancer?.setUpstreams(upstreams);
+    this.#updateExternal();
+  }
+
+  #homeAddresses(): Array<{ id: string; address: string }> {
+    return [...this.#servers.values()]
+      .filter((s) => s.homeAddress !== null)
+      .map((s) => ({ id: s.id, address: s.homeAddress as string }));
+  }
+
+  /**
+   * HAProxy and nginx know every server at its home address and find out themselves which are up
+   * (health checks, failed connections), so a kill or a restart changes nothing in their config.
+   * They reload only when a server is added or removed: a reload closes idle keep-alive
+   * connections, and a request that meets one being closed fails.
+   */
+  #updateExternal(): void {
+    if (!this.#external) return;
+    const servers = this.#homeAddresses();
+    const config = JSON.stringify(servers);
+    if (config === this.#externalConfig) return;
+    this.#externalConfig = config;
+    this.#external
+      .update(servers)
+      .catch((error: unknown) => this.options.log(`the balancer's config could not be updated: ${String(error)}`));
   }
 
   async #startPostgres(): Promise<string> {

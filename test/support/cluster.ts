@@ -16,6 +16,8 @@ export interface ClusterOptions {
   embeddedPostgres?: boolean;
   /** Extra SW_* settings for the app servers (e.g. short session timeouts). */
   env?: Record<string, string>;
+  /** @default 'embedded' */
+  balancer?: 'embedded' | 'haproxy' | 'nginx';
 }
 
 /** GET /_cluster, as the supervisor types it. */
@@ -48,6 +50,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const args = ['--import', 'tsx', 'src/cli/start.ts', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir];
   if (process.env.STATEWISE_TEST_VERBOSE) args.push('--verbose');
   args.push('--servers', String(options.servers ?? 3), '--mode', options.mode ?? 'stateless');
+  if (options.balancer) args.push('--balancer', options.balancer);
   let redis: RedisServerHandle | undefined;
   if (options.store === 'redis') {
     redis = await startRedisServer();

@@ -10,8 +10,11 @@ export interface ExternalBalancerConfig {
   healthIntervalMs: number;
   /** HAProxy threads / nginx worker processes. @default one per core (the binary's own default) */
   processes?: number;
-  /** HAProxy: a runtime API socket (for following kill/start without a reload). */
-  adminSocket?: string;
+  /**
+   * The supervisor's control routes (/_cluster, /metrics), served by its own process at this
+   * host:port: the balancer sends those paths there, with X-Forwarded-For, never to an app server.
+   */
+  control?: { address: string; prefixes: readonly string[] };
   /** nginx: a folder of its own for the pid and temp files (it must not touch /var). */
   prefix?: string;
 }

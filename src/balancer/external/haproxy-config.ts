@@ -12,11 +12,13 @@ export function haproxyConfig(config: ExternalBalancerConfig): string {
       `  server ${s.id} ${s.address} check inter ${config.healthIntervalMs} fall 2 rise 1${sticky ? ` cookie ${s.id}` : ''}`,
   );
   const pins = config.servers.map((s) => `  use-server ${s.id} if { req.hdr(x-statewise-server) -m str ${s.id} }`);
+  const control = config.control;
+  // A prefix itself, or below it: /_cluster and /_cluster/servers, not /_clusterish.
+  const controlPaths = control?.prefixes.map((p) => `^${p.replace(/[^A-Za-z0-9/_-]/g, '')}(/|$)`).join(' ');
   return [
     'global',
     ...(config.processes ? [`  nbthread ${config.processes}`] : []),
     '  maxconn 4096',
-    ...(config.adminSocket ? [`  stats socket ${config.adminSocket} mode 600 level admin`] : []),
     '',
     'defaults',
     '  mode http',
@@ -38,8 +40,10 @@ export function haproxyConfig(config: ExternalBalancerConfig): string {
     '  option forwardfor',
     '  http-request set-header X-Forwarded-Proto http',
     '  http-request set-header X-Forwarded-Host %[req.hdr(host)]',
+    ...(control ? [`  use_backend control if { path -m reg ${controlPaths} }`] : []),
     '  default_backend app',
     '',
+    ...(control ? ['backend control', `  server control ${control.address}`, ''] : []),
     'backend app',
     '  balance roundrobin',
     '  option httpchk GET /readyz',

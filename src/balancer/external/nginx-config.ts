@@ -8,7 +8,13 @@ import type { ExternalBalancerConfig } from './config-types.ts';
  */
 export function nginxConfig(config: ExternalBalancerConfig): string {
   const sticky = config.policy === 'sticky';
-  const members = config.servers.map((s) => `    server ${s.address} max_fails=1 fail_timeout=2s;`);
+  // An upstream block may not be empty: with no server up, one that refuses, so clients get a 502.
+  const members =
+    config.servers.length > 0
+      ? config.servers.map((s) => `    server ${s.address} max_fails=1 fail_timeout=2s;`)
+      : ['    server 127.0.0.1:1 down;'];
+  const control = config.control;
+  const controlPaths = control?.prefixes.map((p) => p.replace(/[^A-Za-z0-9/_-]/g, '')).join('|');
   const pins = config.servers.map((s) => `    ${JSON.stringify(s.id)} ${s.address};`);
   return [
     ...(config.prefix ? [`pid ${config.prefix}/nginx.pid;`] : []),
@@ -36,15 +42,25 @@ export function nginxConfig(config: ExternalBalancerConfig): string {
     '  server {',
     `    listen ${config.listen};`,
     '    client_max_body_size 1m;',
+    // Inherited by every location below.
+    '    proxy_http_version 1.1;',
+    '    proxy_set_header Host $http_host;',
+    '    proxy_set_header Upgrade $http_upgrade;',
+    '    proxy_set_header Connection $connection_upgrade;',
+    '    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    '    proxy_set_header X-Forwarded-Proto $scheme;',
+    '    proxy_set_header X-Forwarded-Host $http_host;',
+    '    proxy_read_timeout 1h;',
+    // The control routes; their event stream must not wait in a buffer.
+    ...(control
+      ? [
+          `    location ~ ^(${controlPaths})(/|$) {`,
+          `      proxy_pass http://${control.address};`,
+          '      proxy_buffering off;',
+          '    }',
+        ]
+      : []),
     '    location / {',
-    '      proxy_http_version 1.1;',
-    '      proxy_set_header Host $http_host;',
-    '      proxy_set_header Upgrade $http_upgrade;',
-    '      proxy_set_header Connection $connection_upgrade;',
-    '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
-    '      proxy_set_header X-Forwarded-Proto $scheme;',
-    '      proxy_set_header X-Forwarded-Host $http_host;',
-    '      proxy_read_timeout 1h;',
     // A failed connection moves to the next server; nginx never repeats a non-idempotent request.
     '      proxy_next_upstream error timeout;',
     '      proxy_next_upstream_tries 2;',

@@ -6,11 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../supervisor/free-port.ts';
 import type { BalancePolicy } from '../policies.ts';
+import type { ExternalBalancerConfig } from './config-types.ts';
 import { haproxyConfig } from './haproxy-config.ts';
 import { nginxConfig } from './nginx-config.ts';
 
 export interface RunningBalancer {
   url: string;
+  /** Rewrites the config for this server list and reloads (HAProxy SIGUSR2 in master-worker mode, nginx SIGHUP). */
+  update(servers: ReadonlyArray<{ id: string; address: string }>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -35,12 +38,22 @@ export async function startExternalBalancer(
   kind: ExternalKind,
   binary: string,
   servers: ReadonlyArray<{ id: string; address: string }>,
-  options: { policy?: BalancePolicy; healthIntervalMs?: number; onOutput?: (line: string) => void } = {},
+  options: {
+    policy?: BalancePolicy;
+    healthIntervalMs?: number;
+    /** @default 127.0.0.1 and a free port */
+    host?: string;
+    port?: number;
+    control?: ExternalBalancerConfig['control'];
+    onOutput?: (line: string) => void;
+  } = {},
 ): Promise<RunningBalancer> {
   const dir = await mkdtemp(join(tmpdir(), `statewise-${kind}-`));
-  const port = await freePort();
-  const base = {
-    listen: `127.0.0.1:${port}`,
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port || (await freePort());
+  const base: ExternalBalancerConfig = {
+    listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+    control: options.control,
     policy: options.policy ?? 'round-robin',
     servers,
     healthIntervalMs: options.healthIntervalMs ?? 500,
@@ -48,19 +61,27 @@ export async function startExternalBalancer(
     processes: 1,
   };
   const file = join(dir, `${kind}.conf`);
-  let child: ChildProcess;
-  if (kind === 'haproxy') {
-    await writeFile(file, haproxyConfig(base));
-    child = spawn(binary, ['-db', '-f', file], { stdio: ['ignore', 'ignore', 'pipe'] });
-  } else {
-    await mkdir(join(dir, 'logs'));
-    await writeFile(file, nginxConfig({ ...base, prefix: dir }));
-    child = spawn(binary, ['-p', dir, '-c', file, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  }
+  const write = (servers: ExternalBalancerConfig['servers']) =>
+    writeFile(
+      file,
+      kind === 'haproxy' ? haproxyConfig({ ...base, servers }) : nginxConfig({ ...base, servers, prefix: dir }),
+    );
+  await mkdir(join(dir, 'logs'));
+  await write(servers);
+  // HAProxy in master-worker mode (-W): SIGUSR2 makes the master start new workers on the new
+  // config while the old ones finish their requests; nginx's master does the same on SIGHUP.
+  const child: ChildProcess =
+    kind === 'haproxy'
+      ? spawn(binary, ['-W', '-db', '-f', file], { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(binary, ['-p', dir, '-c', file, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
+  /** HAProxy's master says "Loading success" (or failure) once per (re)load. */
+  let loads = 0;
   child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-    options.onOutput?.(chunk.toString());
+    const text = chunk.toString();
+    if (output.length < 65_536) output += text;
+    loads += text.match(/Loading (success|failure)/g)?.length ?? 0;
+    options.onOutput?.(text);
   });
   try {
     await listening(port, child, () => output);
@@ -69,8 +90,37 @@ export async function startExternalBalancer(
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
+  // A wildcard address is not somewhere to send requests: name the loopback instead.
+  const reachable = host === '0.0.0.0' || host === '::' ? `127.0.0.1:${port}` : base.listen;
+
+  // Reloads run one at a time and the latest list wins: HAProxy's master re-executes itself on
+  // SIGUSR2, and a signal that lands meanwhile is lost, so each reload waits for its "Loading".
+  let wanted: ExternalBalancerConfig['servers'] | undefined;
+  let reloading: Promise<void> | undefined;
+  const reloadAll = async () => {
+    try {
+      while (wanted) {
+        const next = wanted;
+        wanted = undefined;
+        await write(next);
+        const before = loads;
+        child.kill(kind === 'haproxy' ? 'SIGUSR2' : 'SIGHUP');
+        const deadline = Date.now() + 5_000;
+        while (kind === 'haproxy' && loads === before && Date.now() < deadline && child.exitCode === null) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      }
+    } finally {
+      reloading = undefined;
+    }
+  };
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${reachable}`,
+    update(next) {
+      wanted = next;
+      reloading ??= reloadAll();
+      return reloading;
+    },
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
