@@ -8,3 +8,5 @@ const upstreams = (process.env.SW_UPSTREAMS ?? '').split(',').map((pair) => {
 const balancer = await createBalancer({ port: 0, policy: 'round-robin', logger: false });
 balancer.setUpstreams(upstreams);
 process.send?.({ type: 'listening', port: Number(new URL(balancer.url).port) });
+// A clean exit on Ctrl-C, so `--cpu-prof` writes its profile (bench/profile.ts).
+process.on('SIGINT', () => void balancer.close().then(() => process.exit(0)));
