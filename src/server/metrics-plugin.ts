@@ -123,12 +123,27 @@ export const metricsPlugin = fp<MetricsDeps>(
       },
     });
 
+    // The labelled children, made once per method, route and status: prom-client checks every
+    // label on each inc() given an object, a few per cent of a cached GET's time.
+    const children = new Map<
+      string,
+      { count: ReturnType<typeof requests.labels>; time: ReturnType<typeof latency.labels> }
+    >();
     app.addHook('onResponse', async (request, reply) => {
       if (request.url === '/metrics') return;
       const route = request.routeOptions.url ?? 'unmatched';
-      const labels = { method: request.method, route };
-      requests.inc({ ...labels, status: String(reply.statusCode) });
-      latency.observe(labels, reply.elapsedTime / 1000);
+      const key = `${request.method} ${reply.statusCode} ${route}`;
+      let child = children.get(key);
+      if (!child) {
+        const labels = { method: request.method, route };
+        child = {
+          count: requests.labels({ ...labels, status: String(reply.statusCode) }),
+          time: latency.labels(labels),
+        };
+        children.set(key, child);
+      }
+      child.count.inc();
+      child.time.observe(reply.elapsedTime / 1000);
       if (reply.getHeader('idempotent-replayed') === 'true') replays.inc({ route });
       if (reply.statusCode === 429) refused.inc({ route });
     });
