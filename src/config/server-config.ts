@@ -71,6 +71,13 @@ export interface ServerConfig {
    * kept true by the store's invalidations; 0 turns it off (SW_NEAR_CACHE_ENTRIES). @default 100000
    */
   nearCacheEntries: number;
+  /**
+   * Replicas that must have a logout or a revocation before it is acknowledged (Redis WAIT), so a
+   * failover cannot undo it (SW_REDIS_WAIT_REPLICAS). @default 1 with a redis+sentinel:// URL, else 0
+   */
+  redisWaitReplicas: number;
+  /** How long that wait may take; past it the write stands on the primary alone, logged. @default 500 (SW_REDIS_WAIT_TIMEOUT_MS) */
+  redisWaitTimeoutMs: number;
 }
 
 export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -125,6 +132,11 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     wsRecheckMs: read.int('SW_WS_RECHECK_MS', 30_000, { min: 100 }),
     presenceTtlMs: read.int('SW_PRESENCE_TTL_MS', 10_000, { min: 1_000, max: 60_000 }),
     nearCacheEntries: read.int('SW_NEAR_CACHE_ENTRIES', 100_000, { min: 0, max: 10_000_000 }),
+    redisWaitReplicas: read.int('SW_REDIS_WAIT_REPLICAS', redisUrl?.startsWith('redis+sentinel://') ? 1 : 0, {
+      min: 0,
+      max: 16,
+    }),
+    redisWaitTimeoutMs: read.int('SW_REDIS_WAIT_TIMEOUT_MS', 500, { min: 1, max: 60_000 }),
     logLevel: read.oneOf(
       'SW_LOG_LEVEL',
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,

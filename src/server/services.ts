@@ -56,6 +56,16 @@ export async function openServices(config: ServerConfig, log: FastifyBaseLogger)
       listener,
       log,
       nearCache: { maxEntries: config.nearCacheEntries, hashPrefixes: NEAR_CACHED_HASH_PREFIXES },
+      durable: {
+        replicas: config.redisWaitReplicas,
+        timeoutMs: config.redisWaitTimeoutMs,
+        hashPrefixes: [TOKEN_GENERATION_PREFIX],
+        onShort: (acked) =>
+          log.warn(
+            { acked, wanted: config.redisWaitReplicas },
+            'a logout or revocation reached fewer replicas than asked',
+          ),
+      },
     }).catch(async (error: unknown) => {
       await listener.close();
       throw error;

@@ -5,6 +5,7 @@ import { createMemoryState } from './memory.ts';
 import { createPostgresState } from './postgres.ts';
 import { createRedisState } from './redis.ts';
 import type { NearCacheOptions } from './near-cache/cached-store.ts';
+import type { RedisStateOptions } from './redis.ts';
 import type { StateStore, StoreKind } from './types.ts';
 
 export type { StateStore, StoreKind } from './types.ts';
@@ -19,6 +20,8 @@ export async function createStateStore(config: {
   log?: WarnLog;
   /** Shared stores only; the memory store is already in the process. */
   nearCache?: NearCacheOptions;
+  /** Redis only: writes that must survive a failover wait for replicas. */
+  durable?: RedisStateOptions['durable'];
 }): Promise<StateStore> {
   switch (config.store) {
     case 'memory':
@@ -34,6 +37,6 @@ export async function createStateStore(config: {
       });
     case 'redis':
       if (!config.redisUrl) throw new Error('the redis store needs a Redis URL (SW_REDIS_URL or --redis-url)');
-      return createRedisState({ url: config.redisUrl, nearCache: config.nearCache });
+      return createRedisState({ url: config.redisUrl, nearCache: config.nearCache, durable: config.durable });
   }
 }

@@ -74,8 +74,16 @@ const INDEX_GRACE_MS = 60_000;
  *     session landing just after was invisible to every later logout-all).
  * A logout-all that races a login may leave that one login alive; the next logout-all finds it.
  */
+/** Waits until enough replicas have this connection's writes so far (WAIT); a no-op without replicas. */
+type Replicated = () => Promise<void>;
+const notReplicated: Replicated = async () => {};
+
 class RedisSessions implements SessionStore {
-  constructor(private readonly redis: Client & Scripts) {}
+  constructor(
+    private readonly redis: Client & Scripts,
+    /** After a logout: it must not come undone by a failover to a replica that never saw it. */
+    private readonly replicated: Replicated = notReplicated,
+  ) {}
 
   async create(s: SessionRecord, idleTtlMs: number): Promise<void> {
     if (s.userId) {
@@ -127,6 +135,7 @@ class RedisSessions implements SessionStore {
     const removed = await this.redis.del(sessionKey(id));
     // The entry goes after its session, never before (a login writes them the other way round).
     if (session.userId) await this.redis.zrem(userKey(session.userId), id);
+    await this.replicated();
     return removed === 1;
   }
 
@@ -161,6 +170,7 @@ class RedisSessions implements SessionStore {
     if (done.length > 0) await this.redis.zrem(index, ...done.map((e) => e.id));
     const failed = deleted.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
+    await this.replicated();
     return deleted.reduce((sum, r) => sum + (r.status === 'fulfilled' ? r.value : 0), 0);
   }
 }
@@ -175,16 +185,24 @@ async function execAll(multi: ReturnType<Client['multi']>): Promise<unknown[]> {
 }
 
 class RedisHashes implements HashStore {
-  constructor(private readonly redis: Client) {}
+  constructor(
+    private readonly redis: Client,
+    /** Keys under these prefixes are revocation markers: their increments wait for a replica. */
+    private readonly durablePrefixes: readonly string[] = [],
+    private readonly replicated: Replicated = notReplicated,
+  ) {}
 
   async getAll(key: string): Promise<Record<string, string>> {
     return this.redis.hgetall(hashKey(key));
   }
 
   async incrBy(key: string, field: string, by: number, ttlMs?: number): Promise<number> {
-    if (ttlMs === undefined) return this.redis.hincrby(hashKey(key), field, by);
-    const [value] = await execAll(this.redis.multi().hincrby(hashKey(key), field, by).pexpire(hashKey(key), ttlMs));
-    return Number(value);
+    const value =
+      ttlMs === undefined
+        ? await this.redis.hincrby(hashKey(key), field, by)
+        : Number((await execAll(this.redis.multi().hincrby(hashKey(key), field, by).pexpire(hashKey(key), ttlMs)))[0]);
+    if (this.durablePrefixes.some((prefix) => key.startsWith(prefix))) await this.replicated();
+    return value;
   }
 
   async incrByAndGetAll(key: string, field: string, by: number, ttlMs?: number) {
@@ -339,8 +357,19 @@ async function nearCached(store: StateStore, url: string, options: NearCacheOpti
   }
 }
 
+export interface RedisStateOptions {
+  url: string;
+  nearCache?: NearCacheOptions;
+  /**
+   * Writes that must survive a failover (a logout, a log out everywhere, the hash increments under
+   * `hashPrefixes`) are acknowledged only once `replicas` replicas have them (WAIT, at most
+   * `timeoutMs`; fewer is logged). 0: no wait (no replicas, or Cluster).
+   */
+  durable?: { replicas: number; timeoutMs: number; hashPrefixes: readonly string[]; onShort?: (acked: number) => void };
+}
+
 /** Session state in Redis (single, Sentinel or Cluster, by URL), with pub/sub as the bus. Needs Redis 7.0+. */
-export async function createRedisState(options: { url: string; nearCache?: NearCacheOptions }): Promise<StateStore> {
+export async function createRedisState(options: RedisStateOptions): Promise<StateStore> {
   const redis = redisFromUrl(options.url) as Client & Scripts;
   redis.defineCommand('swTouch', { numberOfKeys: 1, lua: TOUCH });
   redis.defineCommand('swHit', { numberOfKeys: 1, lua: HIT });
@@ -355,10 +384,18 @@ export async function createRedisState(options: { url: string; nearCache?: NearC
     subscriber.disconnect();
     throw error;
   }
+  const durable = options.durable;
+  const replicated: Replicated =
+    durable && durable.replicas > 0 && !(redis instanceof Cluster)
+      ? async () => {
+          const acked = Number(await (redis as Redis).wait(durable.replicas, durable.timeoutMs));
+          if (acked < durable.replicas) durable.onShort?.(acked);
+        }
+      : notReplicated;
   const store: StateStore = {
     kind: 'redis',
-    sessions: new RedisSessions(redis),
-    hashes: new RedisHashes(redis),
+    sessions: new RedisSessions(redis, replicated),
+    hashes: new RedisHashes(redis, durable?.hashPrefixes, replicated),
     keys: new RedisKeys(redis),
     bus: new RedisBus(redis, subscriber),
     sessionsInMemory: () => null,

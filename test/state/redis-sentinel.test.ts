@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
+import { SessionManager } from '../../src/accounts/session-manager.ts';
 import { PASSWORD, newUsername } from '../security/backends.ts';
 import { startApps, type TestApps, type TestServer } from '../support/app.ts';
 import { startSentinelSetup, type SentinelSetup } from '../support/redis-sentinel.ts';
@@ -25,6 +26,27 @@ describe('redis store under Sentinel', () => {
   after(async () => {
     await apps?.close();
     await sentinel?.stop();
+  });
+
+  // Before the kill below: this one needs the replica to be a replica.
+  it('a logout is acknowledged only once the replica has it (WAIT): no failover can undo it', async () => {
+    const browser = s1.client();
+    assert.equal(
+      (await browser.post('/api/auth/register', { username: newUsername('wait'), password: PASSWORD })).status,
+      201,
+    );
+    const key = `sw:s:{${SessionManager.idOf(browser.cookies.get('sid')!)}}`;
+    const replica = new Redis({ port: sentinel.replicaPort, host: '127.0.0.1' });
+    await waitFor(async () => (await replica.exists(key)) === 1, { what: 'the session on the replica' });
+    // The replica stops reading for 600 ms: a logout that did not wait for it would return at once.
+    const asleep = replica.call('DEBUG', 'SLEEP', '0.6');
+    const started = Date.now();
+    assert.equal((await browser.post('/api/auth/logout')).status, 204);
+    const tookMs = Date.now() - started;
+    await asleep;
+    assert.ok(tookMs >= 400, `the logout waited for the replica (${tookMs} ms)`);
+    assert.equal(await replica.exists(key), 0, 'the replica has the logout');
+    replica.disconnect();
   });
 
   it('goes on after the primary is SIGKILLed, with sessions and carts kept', async () => {

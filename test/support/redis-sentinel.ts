@@ -19,6 +19,8 @@ export interface SentinelSetup {
   url: string;
   primaryPort: number;
   primary: ChildProcess;
+  /** Started with DEBUG allowed from loopback (DEBUG SLEEP makes it lag on purpose). */
+  replicaPort: number;
   /** The port the sentinels name as primary now. */
   currentPrimaryPort(): Promise<number>;
   stop(): Promise<void>;
@@ -39,7 +41,16 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
   const primary = redisServer(['--port', String(primaryPort), ...common]);
   children.push(
     primary,
-    redisServer(['--port', String(replicaPort), ...common, '--replicaof', '127.0.0.1', String(primaryPort)]),
+    redisServer([
+      '--port',
+      String(replicaPort),
+      ...common,
+      '--enable-debug-command',
+      'local',
+      '--replicaof',
+      '127.0.0.1',
+      String(primaryPort),
+    ]),
   );
   for (const port of sentinelPorts) {
     const file = join(dir, `sentinel-${port}.conf`);
@@ -90,6 +101,7 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
     url: `redis+sentinel://${sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${MASTER_NAME}`,
     primaryPort,
     primary,
+    replicaPort,
     async currentPrimaryPort() {
       const [, port] = (await ask(sentinelPorts[0]!, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)) as [
         string,
