@@ -22,7 +22,10 @@
  * may be shared: each step first waits (up to 30 s) for outside load under 0.25 cores, and a step
  * that fails while outside load was higher is run once more (both attempts are reported).
  * BENCH_SYSTEMS=redis,postgres,socketio picks systems (a partial run writes no results file);
- * BENCH_IDLE_SOCKETS changes the 2,000.
+ * BENCH_IDLE_SOCKETS changes the 2,000 (0 skips the idle memory part); BENCH_RATES=2000,3000 runs
+ * only those offered rates (no ramp; no results file); BENCH_PROFILE=dir writes a CPU profile of
+ * the first app server per step (through its inspector; open it in Chrome DevTools); BENCH_BUNDLE=file
+ * runs a server bundle built before (the code before a change) instead of bundling src/.
  *
  * Run: `npm run bench:chat` or `BENCH_SECONDS=5 node --import tsx bench/chat-delivery.ts`
  * (Linux only: it reads /proc). It needs ~4,500 file descriptors (2,000 client sockets here, 2,000
@@ -70,6 +73,11 @@ const RUN = Date.now().toString(36);
 /** BENCH_SYSTEMS=redis,postgres,socketio (default all) runs only those; a partial run writes no results file. */
 const SYSTEMS = (process.env.BENCH_SYSTEMS ?? 'redis,postgres,socketio').split(',');
 const wanted = (system: string) => SYSTEMS.includes(system);
+/** BENCH_RATES=2000,3000 runs only those offered rates, in order (for before/after comparisons). */
+const RATES = process.env.BENCH_RATES?.split(',').map(Number);
+/** BENCH_PROFILE=dir: the first server of each system runs with an inspector, profiled per step. */
+const PROFILE_DIR = process.env.BENCH_PROFILE;
+const PARTIAL = Boolean(process.env.BENCH_SYSTEMS || RATES || PROFILE_DIR || process.env.BENCH_BUNDLE);
 /** Env that opens a process's inspector on `port`, so the bench can force a GC in it. */
 const inspect = (port: number) => ({ NODE_OPTIONS: `--inspect=127.0.0.1:${port}` });
 
@@ -272,6 +280,7 @@ async function runStep(
   roomSizes: number[],
   rate: number,
   serverPids: number[],
+  profiler?: Profiler,
 ): Promise<StepResult> {
   await quiet();
   await quietMachine();
@@ -279,9 +288,11 @@ async function runStep(
   current = step;
   const loop = monitorEventLoopDelay({ resolution: 5 });
   loop.enable();
+  await profiler?.start();
   const cpuBefore = await cpuSnapshot();
   await drive(step, clients, roomSizes, rate);
   const cpu = cpuShare(cpuBefore, await cpuSnapshot(), serverPids);
+  await profiler?.stop(`${rate}`);
   loop.disable();
   await drain(step);
   current = undefined;
@@ -330,6 +341,7 @@ async function measureSystem(
   nodes: Proc[],
   clients: BenchClient[],
   stores: Stores,
+  profiler?: Profiler,
 ): Promise<SystemResult> {
   const roomSizes = Array.from({ length: ROOMS }, (_, r) => clients.filter((c) => c.room === r).length);
   const pids = nodes.map((n) => n.child.pid!);
@@ -337,22 +349,26 @@ async function measureSystem(
   const opsBefore = await stores.ops();
   let messages = 0; // Every attempt's, warm-ups included: what the stores saw.
   const run = async (rate: number) => {
-    let step = await runStep(clients, roomSizes, rate, pids);
+    let step = await runStep(clients, roomSizes, rate, pids, profiler);
     messages += step.messages;
     log(`  ${name} @ ${rate}/s: ${stepLine(step)}`);
     if (step.failure && step.cpu.other > CONTENDED_CORES) {
       const first = `${step.failure} while other processes used ${fmt(step.cpu.other, 2)} cores`;
-      step = { ...(await runStep(clients, roomSizes, rate, pids)), retried: first };
+      step = { ...(await runStep(clients, roomSizes, rate, pids, profiler)), retried: first };
       messages += step.messages;
       log(`  ${name} @ ${rate}/s again: ${stepLine(step)}`);
     }
     result.steps.push(step);
     return !step.failure;
   };
-  const sustainedAtLatencyRate = await run(LATENCY_RATE);
-  // Up until a rate is not sustained; or, when even the latency rate was not, down until one is.
-  for (const rate of sustainedAtLatencyRate ? RAMP_UP : RAMP_DOWN) {
-    if ((await run(rate)) !== sustainedAtLatencyRate) break;
+  if (RATES) {
+    for (const rate of RATES) await run(rate);
+  } else {
+    const sustainedAtLatencyRate = await run(LATENCY_RATE);
+    // Up until a rate is not sustained; or, when even the latency rate was not, down until one is.
+    for (const rate of sustainedAtLatencyRate ? RAMP_UP : RAMP_DOWN) {
+      if ((await run(rate)) !== sustainedAtLatencyRate) break;
+    }
   }
   await sleep(11_000); // An idle PostgreSQL backend reports its statistics within 10 s.
   const opsAfter = await stores.ops();
@@ -512,6 +528,47 @@ async function inspectorCall(port: number, method: string, params: object = {}):
     }
   } finally {
     ws.close();
+  }
+}
+
+/** A CPU profile of one process through its inspector (BENCH_PROFILE), one file per step. */
+class Profiler {
+  #ws: WebSocket | undefined;
+  #id = 0;
+
+  constructor(
+    private readonly port: number,
+    private readonly name: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const [target] = (await (await fetch(`http://127.0.0.1:${this.port}/json/list`)).json()) as [
+      { webSocketDebuggerUrl: string },
+    ];
+    this.#ws = new WebSocket(target.webSocketDebuggerUrl);
+    await once(this.#ws, 'open');
+    await this.#call('Profiler.enable');
+    await this.#call('Profiler.setSamplingInterval', { interval: 200 });
+    await this.#call('Profiler.start');
+  }
+
+  async stop(label: string): Promise<void> {
+    const { profile } = await this.#call('Profiler.stop');
+    this.#ws?.close();
+    await mkdir(PROFILE_DIR!, { recursive: true });
+    const file = `${PROFILE_DIR}/${this.name}-${label}.cpuprofile`;
+    await writeFile(file, JSON.stringify(profile));
+    log(`  profile: ${file}`);
+  }
+
+  async #call(method: string, params: object = {}): Promise<any> {
+    const id = ++this.#id;
+    this.#ws!.send(JSON.stringify({ id, method, params }));
+    for (;;) {
+      const [data] = await once(this.#ws!, 'message');
+      const reply = JSON.parse(String(data));
+      if (reply.id === id) return reply.result;
+    }
   }
 }
 
@@ -842,15 +899,20 @@ function bounds(systems: SystemResult[], idle: IdleResult[]): string[] {
   }
   lines.push(
     '',
-    'Why: a durable message is one PostgreSQL statement (the room row UPDATE that takes the next seq plus the INSERT, ' +
-      'committed with fsync=on) before the ack and the bus wake-up; every server then hands it to its sockets in seq ' +
-      'order, and when a wake-up is overtaken by a later one (concurrent senders on other servers) it waits briefly ' +
-      'for the gap to close, then reads the records. With store=postgres the ' +
-      'wake-up is a NOTIFY, which costs a transaction to send and another in each listening backend. A Socket.IO ' +
-      'message is one Redis PUBLISH that every node receives (pattern subscription) and nothing is stored. All of it, ' +
-      'the 300 clients included, shares the same cores: past the saturation point every queue grows (the server ' +
-      "runs one socket's frames in order, without a bound besides the frame rate limit), so latency climbs to seconds " +
-      'rather than messages being dropped.',
+    'Why: durable messages are stored by group commit: the sends one server gets while its previous batch is ' +
+      'being stored go out together in ONE PostgreSQL statement (per room one UPDATE that takes a range of seqs, ' +
+      'one multi-row INSERT; committed with fsync=on) before their acks, so transactions and WAL flushes are per ' +
+      'batch, not per message. With store=redis each batch then publishes one wake-up per room (its messages ' +
+      'riding along); every server hands them to its sockets in seq order, and when a wake-up is overtaken by a ' +
+      'later one (concurrent senders on other servers) it waits briefly for the gap to close, then reads the ' +
+      "records. With store=postgres the wake-ups are NOTIFYs sent by the batch's own transaction: no transaction " +
+      'of their own, and delivered in commit order, which is seq order for a room. A Socket.IO message is one Redis ' +
+      'PUBLISH that every node receives (pattern subscription) and nothing is stored. Each delivery is one ' +
+      'WebSocket frame written to one socket (a write system call, which on loopback also runs the receiving ' +
+      'side of TCP): the frames of a message are the same in both designs, plus an ack here. All of it, the 300 ' +
+      'clients included, shares the same cores: past the saturation point every queue grows (the server runs one ' +
+      "socket's frames in order, at most 32 waiting), so latency climbs to seconds rather than messages being " +
+      'dropped.',
   );
   return lines;
 }
@@ -882,7 +944,8 @@ const stopAll = async () => {
 };
 
 try {
-  const entry = await bundleServer();
+  // BENCH_BUNDLE: a server bundle built earlier (the code before a change, for a back-to-back comparison).
+  const entry = process.env.BENCH_BUNDLE ?? (await bundleServer());
   const machine = await describeMachine(infra.databaseUrl);
   stores = await Stores.open(infra.databaseUrl, infra.redisUrl);
   log(`bench: ${machine.join('; ')}; ${SECONDS} s per step`);
@@ -893,7 +956,11 @@ try {
   for (const store of (['redis', 'postgres'] as const).filter(wanted)) {
     log(`statewise store=${store}: starting ${SERVERS} servers`);
     const nodes: Proc[] = [];
-    for (let s = 1; s <= SERVERS; s++) nodes.push(await startStatewise(entry, infra, store, s));
+    const profilePort = PROFILE_DIR ? await freePort() : 0;
+    for (let s = 1; s <= SERVERS; s++) {
+      nodes.push(await startStatewise(entry, infra, store, s, s === 1 && PROFILE_DIR ? inspect(profilePort) : {}));
+    }
+    const profiler = PROFILE_DIR ? new Profiler(profilePort, store) : undefined;
     stops.push(...nodes.map((n) => n.stop));
     if (users.length === 0) {
       log(`  registering ${CLIENTS} users`);
@@ -902,7 +969,7 @@ try {
     const rooms = await createRooms(nodes[0]!, users[0]!.token, store);
     if (statewiseRooms.length === 0) statewiseRooms = rooms;
     open = await connectClients((i, s, r) => statewiseClient(nodes[s]!, s, users[i]!.token, rooms[r]!, r));
-    systems.push(await measureSystem(`statewise store=${store} (durable)`, true, nodes, open, stores!));
+    systems.push(await measureSystem(`statewise store=${store} (durable)`, true, nodes, open, stores!, profiler));
     closeClients();
     await stopAll();
   }
@@ -923,7 +990,7 @@ try {
   const idle: IdleResult[] = [];
   const userOf = (i: number) => i % CLIENTS;
   const roomOf = (i: number) => Math.floor(userOf(i) / ROOM_SIZE);
-  if (users.length > 0) {
+  if (users.length > 0 && IDLE_SOCKETS > 0) {
     const port = await freePort();
     const lone = await startStatewise(entry, infra, 'redis', 9, inspect(port));
     stops.push(lone.stop);
@@ -934,7 +1001,7 @@ try {
     );
     await stopAll();
   }
-  if (wanted('socketio')) {
+  if (wanted('socketio') && IDLE_SOCKETS > 0) {
     const port = await freePort();
     const ioLone = await startProcess(peer, { REDIS_URL: infra.redisUrl, ...inspect(port) });
     stops.push(ioLone.stop);
@@ -948,7 +1015,7 @@ try {
 
   const text = report(machine, systems, idle);
   process.stdout.write(`\n${text}\n`);
-  if (!process.env.BENCH_SYSTEMS) {
+  if (!PARTIAL) {
     await mkdir(new URL('./results/', import.meta.url), { recursive: true });
     await writeFile(
       new URL('./results/chat-delivery.md', import.meta.url),

@@ -5,7 +5,9 @@ import type { UserId } from '../kernel/ids.ts';
 import type { Bus, HashStore } from '../state/types.ts';
 import * as q from './queries.ts';
 import { onlineFrom, presenceKey } from './presence.ts';
-import { encodeRoomSignal, roomChannel, USERS_CHANNEL } from './signals.ts';
+import { GroupCommit, type SendOutcome, type SendRequest } from './group-commit.ts';
+import { PG_BUS_CHANNEL } from '../state/postgres-bus.ts';
+import { encodeMessagesSignals, roomChannel, USERS_CHANNEL } from './signals.ts';
 import type { ChatMessage, Room, UnreadCounts } from './types.ts';
 
 interface RoomRow {
@@ -34,16 +36,29 @@ const toMessage = (row: MessageRow, author: string): ChatMessage => ({
 
 const noRoom = () => new AppError('not_found', 'There is no chat room with that id.');
 
-/** Times a send is run again after an identical send (same clientMsgId) won the race. */
+/** Times a batch is run again after an identical send (same clientMsgId) on another server won the race. */
 const SEND_ATTEMPTS = 3;
+
+/** SQLSTATE classes of errors that one message of a batch can cause (bad data, a constraint). */
+const MESSAGE_ERROR = /^2[23]/;
+
+type Sender = { userId: UserId; username: string };
 
 /**
  * Chat records in PostgreSQL (rooms, messages with a gapless per-room seq, read marks), presence
- * from session state, and a bus wake-up after each new message.
+ * from session state, and a bus wake-up after each new message. Sends are stored in batches (group
+ * commit, group-commit.ts): one statement for whatever this server was asked meanwhile.
  */
 export class Chat {
-  /** room -> the tail of this server's sends to it, when sends are serialised here (see `island`). */
-  readonly #roomTails = new Map<string, Promise<unknown>>();
+  /**
+   * One lane for every room: measured on the bench, a batch per room stays at one message (no
+   * saving), while one batch across rooms stores many per statement. The price: the servers'
+   * batches share rooms, so each waits for the others' commit (see bench/results/chat-delivery.md).
+   */
+  readonly #sends = new GroupCommit<ChatMessage>(
+    (sends) => this.#store(sends),
+    () => 'all rooms',
+  );
 
   constructor(
     private readonly db: pg.Pool,
@@ -51,11 +66,10 @@ export class Chat {
     private readonly bus: Bus,
     private readonly log: FastifyBaseLogger,
     /**
-     * The stateful design: a room's live state is this server's memory, so this server sends to a
-     * room one message at a time and its wake-ups go out in seq order (its in-process bus keeps
-     * that order; nothing else can restore it, since other servers' seqs are gaps here forever).
+     * With the postgres bus the wake-ups are NOTIFYs of the batch's own transaction (sendMessages),
+     * not a publish after it: no transaction of their own, and heard in commit order (seq order).
      */
-    private readonly island = false,
+    private readonly notifyInTransaction = false,
   ) {}
 
   async rooms(): Promise<Room[]> {
@@ -81,40 +95,68 @@ export class Chat {
     return toRoom(rows[0]);
   }
 
-  /** Stores the message once per (room, author, clientMsgId); a resend returns the stored one. */
-  async send(
+  /**
+   * Stores the message once per (room, author, clientMsgId); a resend returns the stored one.
+   * Resolves only once the message is committed.
+   */
+  send(
     roomId: string,
-    author: { userId: UserId; username: string },
+    author: Sender,
     clientMsgId: string,
     text: string,
   ): Promise<{ message: ChatMessage; created: boolean }> {
-    if (!this.island) return this.#send(roomId, author, clientMsgId, text);
-    const run = (this.#roomTails.get(roomId) ?? Promise.resolve()).then(() =>
-      this.#send(roomId, author, clientMsgId, text),
-    );
-    const tail = run.catch(() => undefined);
-    this.#roomTails.set(roomId, tail);
-    void tail.then(() => {
-      if (this.#roomTails.get(roomId) === tail) this.#roomTails.delete(roomId);
-    });
-    return run;
+    return this.#sends.send({ roomId, author, clientMsgId, text });
   }
 
-  async #send(
-    roomId: string,
-    author: { userId: UserId; username: string },
-    clientMsgId: string,
-    text: string,
-  ): Promise<{ message: ChatMessage; created: boolean }> {
-    const query = q.sendMessage({ roomId, authorId: author.userId, clientMsgId, text });
+  /** One batch: stored in one statement; when a message breaks it, each is then tried alone, so it fails alone. */
+  async #store(sends: SendRequest[]): Promise<SendOutcome<ChatMessage>[]> {
+    try {
+      return await this.#storeTogether(sends);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (sends.length === 1 || !code || !MESSAGE_ERROR.test(code)) throw error;
+      // One after the other: a room's seqs still follow the order the sends were asked in.
+      const outcomes: SendOutcome<ChatMessage>[] = [];
+      for (const send of sends) {
+        outcomes.push(
+          await this.#storeTogether([send]).then(
+            ([outcome]) => outcome!,
+            (err: unknown) => ({ error: err }),
+          ),
+        );
+      }
+      return outcomes;
+    }
+  }
+
+  async #storeTogether(sends: SendRequest[]): Promise<SendOutcome<ChatMessage>[]> {
+    const notifyChannel = this.notifyInTransaction ? PG_BUS_CHANNEL : null;
+    const [one] = sends;
+    // A batch of one (a room's usual batch until it gets busy) takes the simpler statement.
+    const query =
+      sends.length === 1
+        ? q.sendMessage({ ...one!, authorId: one!.author.userId, author: one!.author.username, notifyChannel })
+        : q.sendMessages({
+            roomIds: sends.map((s) => s.roomId),
+            authorIds: sends.map((s) => s.author.userId),
+            clientMsgIds: sends.map((s) => s.clientMsgId),
+            texts: sends.map((s) => s.text),
+            authors: sends.map((s) => s.author.username),
+            notifyChannel,
+          });
     for (let attempt = 1; ; attempt++) {
       try {
-        const { rows } = await this.db.query<MessageRow & { created: boolean }>(query);
-        const row = rows[0];
-        if (!row) throw noRoom();
-        const message = toMessage(row, author.username);
-        if (row.created) this.#wake(roomId, message);
-        return { message, created: row.created };
+        const { rows } = await this.db.query<MessageRow & { ord: string; created: boolean }>(query);
+        const outcomes: (SendOutcome<ChatMessage> | undefined)[] = new Array(sends.length);
+        for (const row of rows) {
+          const i = Number(row.ord) - 1;
+          outcomes[i] = { message: toMessage(row, sends[i]!.author.username), created: row.created };
+        }
+        // No row: the room does not exist.
+        for (let i = 0; i < outcomes.length; i++) outcomes[i] ??= { error: noRoom() };
+        const stored = outcomes as SendOutcome<ChatMessage>[];
+        if (!this.notifyInTransaction) this.#wake(sends, stored);
+        return stored;
       } catch (error) {
         const e = error as { code?: string; constraint?: string };
         const lostRace = e.code === '23505' && e.constraint === q.CLIENT_MSG_CONSTRAINT;
@@ -157,12 +199,26 @@ export class Chat {
   }
 
   /**
-   * Tells every server's live edge (the message rides along when it fits). The bus is a wake-up,
-   * never the truth: a failed publish is logged, the message stays stored, edges fill gaps from it.
+   * Tells every server's live edge: one publish per room of the batch (more when they do not fit
+   * one bus payload), its new messages riding along in seq order. The bus is a wake-up, never the
+   * truth: a failed publish is logged, the messages stay stored, edges fill gaps from them.
    */
-  #wake(roomId: string, message: ChatMessage): void {
-    this.bus
-      .publish(roomChannel(roomId), encodeRoomSignal({ k: 'msg', seq: message.seq, message }))
-      .catch((err: unknown) => this.log.warn({ err, roomId, seq: message.seq }, 'chat wake-up not published'));
+  #wake(sends: SendRequest[], outcomes: SendOutcome<ChatMessage>[]): void {
+    const byRoom = new Map<string, ChatMessage[]>();
+    outcomes.forEach((outcome, i) => {
+      if ('error' in outcome || !outcome.created) return;
+      const roomId = sends[i]!.roomId;
+      let messages = byRoom.get(roomId);
+      if (!messages) byRoom.set(roomId, (messages = []));
+      messages.push(outcome.message);
+    });
+    for (const [roomId, messages] of byRoom) {
+      const seq = messages[messages.length - 1]!.seq;
+      for (const signal of encodeMessagesSignals(messages)) {
+        this.bus
+          .publish(roomChannel(roomId), signal)
+          .catch((err: unknown) => this.log.warn({ err, roomId, seq }, 'chat wake-up not published'));
+      }
+    }
   }
 }

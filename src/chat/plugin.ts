@@ -27,7 +27,7 @@ export interface ChatDeps {
 export const chatPlugin = fp<ChatDeps>(
   async (fastify, { db, state, log }) => {
     const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-    const chat = new Chat(db, state.hashes, state.bus, log, state.kind === 'memory');
+    const chat = new Chat(db, state.hashes, state.bus, log, state.kind === 'postgres');
     app.decorate('chat', chat);
     chatRoutes(app, { chat, auth: app.auth });
   },

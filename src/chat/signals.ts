@@ -12,8 +12,11 @@ export const roomChannel = (roomId: string) => `chat:${roomId}`;
 export const USERS_CHANNEL = 'chat:users';
 
 export type RoomSignal =
-  /** A message was stored with this seq; the message rides along when it fits a bus payload. */
-  | { k: 'msg'; seq: number; message?: ChatMessage }
+  /**
+   * A message was stored with this seq; the message rides along when it fits a bus payload, and
+   * so may the ones stored just before it in the same batch (`earlier`, in seq order).
+   */
+  | { k: 'msg'; seq: number; message?: ChatMessage; earlier?: ChatMessage[] }
   /** A user is typing; receivers show it for TYPING_SHOWN_MS unless it is repeated. */
   | { k: 'typing'; user: string }
   /** Someone joined or left: receivers read the room's presence again. */
@@ -26,6 +29,38 @@ export const TYPING_SHOWN_MS = 5_000;
 
 /** A message larger than this travels as its seq alone (NOTIFY payloads stop at 8000 bytes). */
 const MAX_INLINE_BYTES = 6_000;
+
+/**
+ * The wake-ups of a batch's new messages in one room (in seq order): as few signals as fit a bus
+ * payload each, every one naming its last message with the others riding along in `earlier`. A
+ * message too large to ride alone goes as its seq (receivers read it from the records).
+ */
+export function encodeMessagesSignals(messages: ChatMessage[]): string[] {
+  const signals: string[] = [];
+  let group: ChatMessage[] = [];
+  let bytes = 0;
+  const flush = () => {
+    const message = group[group.length - 1];
+    if (!message) return;
+    const earlier = group.slice(0, -1);
+    signals.push(
+      encodeRoomSignal(
+        earlier.length > 0 ? { k: 'msg', seq: message.seq, message, earlier } : { k: 'msg', seq: message.seq, message },
+      ),
+    );
+    group = [];
+    bytes = 0;
+  };
+  for (const message of messages) {
+    const size = Buffer.byteLength(JSON.stringify(message)) + 1; // And a comma.
+    // What the group's signal adds around its messages ({"k":"msg","seq":..,"message":..,"earlier":[..]}) is under 64 bytes.
+    if (group.length > 0 && bytes + size > MAX_INLINE_BYTES - 64) flush();
+    group.push(message);
+    bytes += size;
+  }
+  flush();
+  return signals;
+}
 
 export function encodeRoomSignal(signal: RoomSignal): string {
   const json = JSON.stringify(signal);
@@ -62,6 +97,11 @@ export function parseRoomSignal(raw: string): RoomSignal | null {
     case 'msg':
       if (!Number.isSafeInteger(value.seq) || (value.seq as number) < 1) return null;
       if (isMessage(value.message) && value.message.seq === value.seq) {
+        const earlier = value.earlier;
+        // Earlier ones that do not check out are dropped: the gap they leave is read from the records.
+        if (Array.isArray(earlier) && earlier.length > 0 && earlier.every(isMessage)) {
+          return { k: 'msg', seq: value.seq as number, message: value.message, earlier };
+        }
         return { k: 'msg', seq: value.seq as number, message: value.message };
       }
       return { k: 'msg', seq: value.seq as number };

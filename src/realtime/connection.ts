@@ -10,6 +10,12 @@ export interface ConnectionLimits {
   maxBufferedBytes: number;
 }
 
+/** Every frame is JSON text, also when handed over as a Buffer (never compressed: see plugin.ts). */
+const TEXT = { binary: false } as const;
+
+/** The most a WebSocket frame header takes from server to client (no mask). */
+const MAX_FRAME_HEADER = 10;
+
 /** How long a closing socket may take to say goodbye before it is cut. */
 const CLOSE_TIMEOUT_MS = 5_000;
 /** Frames refused for rate in a row before the socket is closed as flooding. */
@@ -29,6 +35,14 @@ export class Connection {
   #refilledAt = performance.now();
   #refusedInARow = 0;
   #closing = false;
+  /** Bytes handed to the corked wire this tick: queued by this server, not unread by the client. */
+  #corkedBytes = 0;
+  #corked = false;
+  readonly #uncork = () => {
+    this.#corked = false;
+    this.#corkedBytes = 0;
+    this.wire?.uncork();
+  };
 
   constructor(
     private readonly socket: WebSocket,
@@ -36,6 +50,11 @@ export class Connection {
     private readonly limits: ConnectionLimits,
     /** Told of each close this server decides (by code), for the counts the cluster view shows. */
     private readonly onServerClose: (code: number) => void = () => {},
+    /**
+     * The TCP socket under `socket`, when known: the frames it is sent in one tick (an ack and the
+     * sender's own message, a wake-up carrying several messages) leave in one write, not one each.
+     */
+    private readonly wire?: { cork(): void; uncork(): void },
   ) {
     this.userId = credential.principal.userId;
     this.username = credential.principal.username;
@@ -50,14 +69,25 @@ export class Connection {
     this.sendRaw(JSON.stringify(frame));
   }
 
-  /** Sends an already serialised frame (one JSON.stringify for every subscriber of a room). */
-  sendRaw(json: string): void {
+  /**
+   * Sends an already serialised frame: a room hub encodes a frame once (JSON, then UTF-8) for all
+   * its subscribers; a Buffer goes out as a text frame as it is, with no copy per socket.
+   */
+  sendRaw(frame: string | Buffer): void {
     if (!this.open) return;
-    if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
+    if (this.socket.bufferedAmount - this.#corkedBytes > this.limits.maxBufferedBytes) {
       this.close(CLOSE.slowConsumer, 'slow consumer: resume with your last seq');
       return;
     }
-    this.socket.send(json);
+    if (this.wire) {
+      if (!this.#corked) {
+        this.#corked = true;
+        this.wire.cork();
+        process.nextTick(this.#uncork);
+      }
+      this.#corkedBytes += MAX_FRAME_HEADER + (typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length);
+    }
+    this.socket.send(frame, TEXT);
   }
 
   /** True when the client may send one more frame now; a refused frame costs nothing else. */

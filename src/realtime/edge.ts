@@ -206,8 +206,10 @@ export class ChatEdge {
     const unsubscribe = await state.bus.subscribe(roomChannel(roomId), (raw) => {
       const signal = parseRoomSignal(raw);
       if (!signal) return;
-      if (signal.k === 'msg') hub.offer(signal.seq, signal.message);
-      else if (signal.k === 'typing') hub.typing(signal.user);
+      if (signal.k === 'msg') {
+        for (const message of signal.earlier ?? []) hub.offer(message.seq, message);
+        hub.offer(signal.seq, signal.message);
+      } else if (signal.k === 'typing') hub.typing(signal.user);
       else void this.#refreshRoomPresence(hub);
     });
     hub.unsubscribe = unsubscribe;

@@ -48,7 +48,9 @@ export const realtimePlugin = fp<RealtimeDeps>(
     } satisfies RealtimeStats);
 
     await app.register(websocket, {
-      options: { maxPayload: MAX_FRAME_BYTES },
+      // No permessage-deflate (ws's default, said here): chat frames are small, and a room's frame is
+      // encoded once and written as it is to every socket (room-hub.ts), which compression would undo.
+      options: { maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false },
       // A graceful stop tells every socket to reconnect elsewhere (1001) and takes presence off.
       preClose: async () => {
         await edge.stop();
@@ -84,7 +86,13 @@ export const realtimePlugin = fp<RealtimeDeps>(
         throw new AppError('upgrade_required', 'GET /ws is a WebSocket: open it with "Upgrade: websocket".');
       },
       wsHandler: (socket: WebSocket, request) => {
-        const connection = new Connection(socket, credentials.get(request)!, limits, (code) => edge.countClose(code));
+        const connection = new Connection(
+          socket,
+          credentials.get(request)!,
+          limits,
+          (code) => edge.countClose(code),
+          request.raw.socket, // The upgraded TCP socket, which ws writes to.
+        );
         edge.attach(connection);
         socket.on('close', () => edge.detach(connection));
         // Frames of one socket run one after another, in the order sent (subscribe, then send), and

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { ChatMessage } from '../chat/types.ts';
 import { TYPING_SHOWN_MS } from '../chat/signals.ts';
 import type { Connection } from './connection.ts';
+import type { ServerFrame } from './frames.ts';
 
 /** Reads a room's messages after a seq, in order, at most `limit` (the records: PostgreSQL). */
 export type ReadMessages = (roomId: string, after: number, limit: number) => Promise<ChatMessage[]>;
@@ -124,7 +125,7 @@ export class RoomHub {
   setOnline(online: string[]): void {
     if (online.length === this.#online.length && online.every((user, i) => user === this.#online[i])) return;
     this.#online = online;
-    this.#broadcast(JSON.stringify({ type: 'presence', room: this.roomId, online }));
+    this.#broadcast({ type: 'presence', room: this.roomId, online });
   }
 
   /** True once the last socket left: a closed hub takes no one, the edge opens a new one. */
@@ -196,23 +197,23 @@ export class RoomHub {
 
   /** Sends the message to each socket whose next seq it is: never twice, never out of order. */
   #deliver(message: ChatMessage): void {
-    let json: string | undefined;
+    let frame: Buffer | undefined;
     for (const [connection, subscriber] of this.#subscribers) {
       if (message.seq !== subscriber.cursor + 1 || (this.island && subscriber.live)) continue;
-      json ??= JSON.stringify({ type: 'message', room: this.roomId, message });
+      frame ??= this.#frame({ type: 'message', room: this.roomId, message });
       subscriber.cursor = message.seq;
-      connection.sendRaw(json);
+      connection.sendRaw(frame);
     }
     if (this.#typing.delete(message.author)) this.#sendTyping();
   }
 
   /** An island's live delivery: whatever this server heard of, to its live sockets, in the order heard. */
   #deliverLive(message: ChatMessage): void {
-    const json = JSON.stringify({ type: 'message', room: this.roomId, message });
+    const frame = this.#frame({ type: 'message', room: this.roomId, message });
     for (const [connection, subscriber] of this.#subscribers) {
       if (!subscriber.live || message.seq <= subscriber.cursor) continue;
       subscriber.cursor = message.seq;
-      connection.sendRaw(json);
+      connection.sendRaw(frame);
     }
     if (this.#typing.delete(message.author)) this.#sendTyping();
   }
@@ -233,7 +234,7 @@ export class RoomHub {
   }
 
   #sendTyping(): void {
-    this.#broadcast(JSON.stringify({ type: 'typing', room: this.roomId, users: this.#typingUsers() }));
+    this.#broadcast({ type: 'typing', room: this.roomId, users: this.#typingUsers() });
   }
 
   #scheduleTypingExpiry(): void {
@@ -254,7 +255,15 @@ export class RoomHub {
     ).unref();
   }
 
-  #broadcast(json: string): void {
-    for (const [connection, subscriber] of this.#subscribers) if (subscriber.live) connection.sendRaw(json);
+  #broadcast(frame: ServerFrame): void {
+    let encoded: Buffer | undefined;
+    for (const [connection, subscriber] of this.#subscribers) {
+      if (subscriber.live) connection.sendRaw((encoded ??= this.#frame(frame)));
+    }
+  }
+
+  /** A frame encoded once for every socket here (JSON, then UTF-8): nothing is done per socket but the write. */
+  #frame(frame: ServerFrame): Buffer {
+    return Buffer.from(JSON.stringify(frame));
   }
 }

@@ -1,8 +1,12 @@
 import type { PgListener } from '../records/pg-listener.ts';
 import type { Bus, BusHandler } from './types.ts';
 
-/** Every logical channel travels on this one NOTIFY channel; the payload names the logical one. */
-const PG_CHANNEL = 'statewise_bus';
+/**
+ * Every logical channel travels on this one NOTIFY channel; the payload names the logical one:
+ * `{"c": channel, "m": message}`. A part that must wake others in the same transaction as its
+ * write (the chat's stored messages) sends that NOTIFY itself, and this bus delivers it as its own.
+ */
+export const PG_BUS_CHANNEL = 'statewise_bus';
 /** NOTIFY payloads are limited to 8000 bytes. */
 const MAX_PAYLOAD = 7900;
 
@@ -20,7 +24,7 @@ export class PostgresBus implements Bus {
   static async open(listener: PgListener): Promise<PostgresBus> {
     const bus = new PostgresBus(listener);
     bus.#unlisten = await listener.listen(
-      PG_CHANNEL,
+      PG_BUS_CHANNEL,
       (payload) => bus.#deliver(payload),
       () => {
         for (const handler of bus.#reconnectHandlers) handler();
@@ -32,7 +36,7 @@ export class PostgresBus implements Bus {
   async publish(channel: string, message: string): Promise<void> {
     const payload = JSON.stringify({ c: channel, m: message });
     if (Buffer.byteLength(payload) > MAX_PAYLOAD) throw new Error(`bus message over ${MAX_PAYLOAD} bytes`);
-    await this.listener.notify(PG_CHANNEL, payload);
+    await this.listener.notify(PG_BUS_CHANNEL, payload);
   }
 
   async subscribe(channel: string, handler: BusHandler): Promise<() => Promise<void>> {

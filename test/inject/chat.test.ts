@@ -15,6 +15,8 @@ import { newUsername, PASSWORD } from '../security/backends.ts';
 import { waitFor } from '../support/wait.ts';
 import { createPool } from '../../src/records/pool.ts';
 import type pg from 'pg';
+import type { ChatMessage } from '../../src/chat/types.ts';
+import type { UserId } from '../../src/kernel/ids.ts';
 
 /** A signed-in user who can talk to any server. */
 interface User {
@@ -47,6 +49,11 @@ for (const store of STORES) {
     let db: pg.Pool;
     const rowsIn = async (roomId: string) =>
       Number((await db.query('SELECT count(*) FROM chat_messages WHERE room_id = $1', [roomId])).rows[0].count);
+    /** A user as Chat.send takes its author (for sends straight to a server's Chat, batched together). */
+    const authorOf = async (user: User) => {
+      const { rows } = await db.query<{ id: UserId }>('SELECT id FROM users WHERE username = $1', [user.username]);
+      return { userId: rows[0]!.id, username: user.username };
+    };
     const newRoom = async (name = `room-${randomUUID()}`) => {
       const r = await alice.post(s1, '/api/chat/rooms', { name });
       assert.equal(r.status, 201);
@@ -162,6 +169,102 @@ for (const store of STORES) {
         history,
         Array.from({ length: 22 }, (_, i) => i + 1),
       );
+    });
+
+    it('stores the sends to a room one server gets at once as one batch: gapless distinct seqs, each idempotent by clientMsgId', async () => {
+      const [room, other] = [await newRoom(), await newRoom()];
+      const [a, b] = [await authorOf(alice), await authorOf(bob)];
+      const stored = await s1.app.chat.send(room.id, a, 'b-0', 'stored before');
+      // Called in one turn of the event loop: one batch per room (the first send of a turn waits for the turn's end).
+      const chat = s1.app.chat;
+      const settled = await Promise.allSettled([
+        chat.send(room.id, a, 'b-1', 'one'),
+        chat.send(room.id, a, 'b-0', 'a resend of a stored message'),
+        chat.send(room.id, a, 'b-2', 'two'),
+        chat.send(room.id, a, 'b-1', 'one, sent twice in the same batch'),
+        chat.send(other.id, a, 'b-1', 'the same clientMsgId in another room'),
+        chat.send(room.id, b, 'b-1', 'the same clientMsgId from another author'),
+        chat.send(randomUUID(), a, 'b-3', 'to a room that does not exist'),
+        chat.send(room.id, a, 'b-4', 'x'.repeat(4001)), // Over the CHECK: it fails alone.
+      ]);
+      const [one, resend, two, twice, elsewhere, fromBob, nowhere, tooLong] = settled;
+      const ok = (r: (typeof settled)[number]) => {
+        assert.equal(r.status, 'fulfilled', r.status === 'rejected' ? String(r.reason) : '');
+        return (r as PromiseFulfilledResult<Awaited<ReturnType<typeof chat.send>>>).value;
+      };
+      assert.deepEqual(
+        [one, two, fromBob].map((r) => [ok(r).created, ok(r).message.seq, ok(r).message.text]),
+        [
+          [true, 2, 'one'],
+          [true, 3, 'two'],
+          [true, 4, 'the same clientMsgId from another author'],
+        ],
+      );
+      assert.deepEqual(ok(resend), { message: stored.message, created: false });
+      assert.deepEqual(ok(twice), { message: ok(one).message, created: false });
+      assert.deepEqual([ok(elsewhere).created, ok(elsewhere).message.seq], [true, 1]);
+      assert.equal(nowhere.status, 'rejected');
+      assert.equal((nowhere as PromiseRejectedResult).reason.code, 'not_found');
+      assert.equal(tooLong.status, 'rejected');
+      const history = (await alice.get(s2, `/api/chat/rooms/${room.id}/messages`)).body.messages;
+      assert.deepEqual(
+        history,
+        [stored, one, two, fromBob].map((r) => ('status' in r ? ok(r).message : r.message)),
+      );
+      assert.equal(await rowsIn(room.id), 4);
+      // And again, all of it: every send is now a resend, nothing new is stored.
+      const again = await Promise.all([chat.send(room.id, a, 'b-1', 'one'), chat.send(room.id, a, 'b-2', 'two')]);
+      assert.deepEqual(
+        again.map((r) => [r.created, r.message.seq]),
+        [
+          [false, 2],
+          [false, 3],
+        ],
+      );
+      assert.equal(await rowsIn(room.id), 4);
+    });
+
+    it('batches of two servers over the same rooms, asked in any order, never deadlock nor leave a gap', async () => {
+      const rooms = await Promise.all([newRoom(), newRoom(), newRoom()]);
+      const author = await authorOf(alice);
+      const ROUNDS = 20;
+      for (let round = 0; round < ROUNDS; round++) {
+        // s1 asks for the rooms in one order, s2 in the other: their batches want the same row locks.
+        const sends = [s1, s2].flatMap((server, i) =>
+          (i === 0 ? rooms : [...rooms].reverse()).map((room) =>
+            server.app.chat.send(room.id, author, `r${round}-s${i}`, `round ${round}`),
+          ),
+        );
+        for (const r of await Promise.all(sends)) assert.equal(r.created, true);
+      }
+      for (const room of rooms) {
+        const seqs = (await alice.get(s1, `/api/chat/rooms/${room.id}/messages?limit=200`)).body.messages.map(
+          (m: { seq: number }) => m.seq,
+        );
+        assert.deepEqual(
+          seqs,
+          Array.from({ length: 2 * ROUNDS }, (_, i) => i + 1),
+        );
+      }
+    });
+
+    it('wakes the other servers for every message of a batch, in seq order', async () => {
+      const room = await newRoom();
+      const listener = store === 'memory' ? s1 : s2;
+      const heard: number[] = [];
+      const unsubscribe = await listener.services.state.bus.subscribe(`chat:${room.id}`, (raw) => {
+        const signal = JSON.parse(raw) as { k: string; message: ChatMessage; earlier?: ChatMessage[] };
+        // Every message rides along (a batch's earlier ones in `earlier`), in seq order.
+        if (signal.k === 'msg') heard.push(...[...(signal.earlier ?? []), signal.message].map((m) => m.seq));
+      });
+      try {
+        const author = await authorOf(alice);
+        await Promise.all(Array.from({ length: 5 }, (_, i) => s1.app.chat.send(room.id, author, `w${i}`, `${i}`)));
+        await waitFor(() => heard.length >= 5, { what: 'five wake-ups' });
+        assert.deepEqual(heard, [1, 2, 3, 4, 5]);
+      } finally {
+        await unsubscribe();
+      }
     });
 
     it('pages history with after and limit', async () => {
