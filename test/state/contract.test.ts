@@ -11,9 +11,10 @@ import { createPostgresState } from '../../src/state/postgres.ts';
 import { createRedisState } from '../../src/state/redis.ts';
 import type { NearCacheOptions } from '../../src/state/near-cache/cached-store.ts';
 import type { SessionRecord, StateStore, StoreKind } from '../../src/state/types.ts';
-import type { SessionId, UserId } from '../../src/kernel/ids.ts';
+import type { UserId } from '../../src/kernel/ids.ts';
 import { freshDatabase } from '../support/postgres.ts';
 import { startRedisServer } from '../support/redis.ts';
+import { sessionRecord, unique } from '../support/sessions.ts';
 import { waitFor } from '../support/wait.ts';
 
 interface Backend {
@@ -58,22 +59,7 @@ async function redisBackend(nearCache?: NearCacheOptions): Promise<Backend> {
   };
 }
 
-let n = 0;
-const unique = (prefix: string) => `${prefix}-${process.pid}-${++n}`;
-
-function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
-  const now = Date.now();
-  return {
-    id: unique('sess') as SessionId,
-    userId: 'user-1' as UserId,
-    username: 'alice',
-    createdAt: now,
-    lastSeenAt: now,
-    absoluteExpiresAt: now + 60_000,
-    userAgent: 'test-agent',
-    ...overrides,
-  };
-}
+const session = (overrides: Partial<SessionRecord> = {}) => sessionRecord({ userId: 'user-1' as UserId, ...overrides });
 
 for (const name of Object.keys(backends)) {
   const kind = name.split(' ')[0] as StoreKind;

@@ -10,31 +10,17 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createPostgresState } from '../../src/state/postgres.ts';
 import { createRedisState } from '../../src/state/redis.ts';
-import type { SessionRecord, StateStore } from '../../src/state/types.ts';
-import type { SessionId, UserId } from '../../src/kernel/ids.ts';
+import type { StateStore } from '../../src/state/types.ts';
+import type { UserId } from '../../src/kernel/ids.ts';
 import { SessionManager } from '../../src/accounts/session-manager.ts';
 import { freshDatabase } from '../support/postgres.ts';
 import { startRedisServer, type RedisServerHandle } from '../support/redis.ts';
+import { sessionRecord, unique } from '../support/sessions.ts';
 import { waitFor } from '../support/wait.ts';
 
 const NEAR_CACHE = { maxEntries: 1000, hashPrefixes: ['cached:'] };
 
-let n = 0;
-const unique = (prefix: string) => `${prefix}-${process.pid}-${++n}`;
-
-function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
-  const now = Date.now();
-  return {
-    id: unique('sess') as SessionId,
-    userId: unique('user') as UserId,
-    username: 'alice',
-    createdAt: now,
-    lastSeenAt: now,
-    absoluteExpiresAt: now + 60_000,
-    userAgent: 'test-agent',
-    ...overrides,
-  };
-}
+const session = sessionRecord;
 
 interface Backend {
   name: string;

@@ -8,25 +8,11 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { isRedis7OrNewer, redactRedisUrl, redisVersionFromInfo } from '../../src/state/redis-url.ts';
 import { createRedisState } from '../../src/state/redis.ts';
-import type { SessionId, SessionRecord, StateStore, UserId } from '../../src/state/types.ts';
+import type { StateStore, UserId } from '../../src/state/types.ts';
+import { sessionRecord, unique } from '../support/sessions.ts';
 import { startRedisServer, type RedisServerHandle } from '../support/redis.ts';
 
-let n = 0;
-const unique = (prefix: string) => `${prefix}-${process.pid}-${++n}`;
-
-function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
-  const now = Date.now();
-  return {
-    id: unique('sess') as SessionId,
-    userId: unique('user') as UserId,
-    username: 'alice',
-    createdAt: now,
-    lastSeenAt: now,
-    absoluteExpiresAt: now + 60_000,
-    userAgent: 'test-agent',
-    ...overrides,
-  };
-}
+const session = sessionRecord;
 
 describe('redis sessions', () => {
   let server: RedisServerHandle;
