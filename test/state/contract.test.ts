@@ -14,6 +14,7 @@ import type { SessionRecord, StateStore, StoreKind } from '../../src/state/types
 import type { UserId } from '../../src/kernel/ids.ts';
 import { freshDatabase } from '../support/postgres.ts';
 import { startRedisServer } from '../support/redis.ts';
+import { startRedisCluster } from '../support/redis-cluster.ts';
 import { sessionRecord, unique } from '../support/sessions.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -36,6 +37,20 @@ const backends: Record<string, () => Promise<Backend>> = {
   'postgres with near cache': () => postgresBackend(NEAR_CACHE),
   redis: () => redisBackend(),
   'redis with near cache': () => redisBackend(NEAR_CACHE),
+  'redis cluster (three primaries)': async () => {
+    const cluster = await startRedisCluster();
+    // The near cache is asked for and declined: on Cluster the store is read directly.
+    const a = await createRedisState({ url: cluster.url, nearCache: NEAR_CACHE });
+    const b = await createRedisState({ url: cluster.url, nearCache: NEAR_CACHE });
+    return {
+      stores: [a, b],
+      url: cluster.url,
+      cleanup: async () => {
+        await Promise.all([a.close(), b.close()]);
+        await cluster.stop();
+      },
+    };
+  },
 };
 
 async function postgresBackend(nearCache?: NearCacheOptions): Promise<Backend> {
