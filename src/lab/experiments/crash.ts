@@ -1,0 +1,85 @@
+import { startLabCluster, type LabSystem } from '../lab-cluster.ts';
+import type { LabInfrastructure } from '../infrastructure.ts';
+import { Visitor } from '../visitor.ts';
+
+export interface CrashResult {
+  system: string;
+  users: number;
+  /** Users whose last answer before the kill came from the killed server. */
+  usersOnKilledServer: number;
+  sessionsLost: number;
+  cartLinesBefore: number;
+  cartLinesLost: number;
+  /** Requests answered 5xx or not at all after the kill. */
+  failedRequests: number;
+  /** From the kill until every user got an answer that was not a failure. */
+  recoveryMs: number;
+}
+
+const KILLED = 's2';
+
+/**
+ * Experiment 1, crash: M users sign in and fill a cart of two lines, spread over 3 servers (round
+ * robin, or sticky in stateful mode); s2 is SIGKILLed; then every user asks who they are and what
+ * is in their cart. Stateless systems should lose nothing; the stateful one loses what s2 held.
+ */
+export async function crash(system: LabSystem, infra: LabInfrastructure, users: number): Promise<CrashResult> {
+  const cluster = await startLabCluster(system, infra);
+  try {
+    const run = Date.now().toString(36);
+    const visitors = Array.from({ length: users }, () => new Visitor(cluster.url));
+    const menu = (await visitors[0]!.request('GET', '/api/menu')).body.items as Array<{ id: string }>;
+    let cartLinesBefore = 0;
+    await Promise.all(
+      visitors.map(async (visitor, i) => {
+        const registered = await visitor.request('POST', '/api/auth/register', {
+          username: `lab_${run}_${i}`,
+          password: 'a long lab password',
+        });
+        if (registered.status !== 201)
+          throw new Error(`register: ${registered.status} ${JSON.stringify(registered.body)}`);
+        for (const item of menu.slice(0, 2)) {
+          const added = await visitor.request('POST', '/api/cart/items', { itemId: item.id, qty: 1 });
+          if (added.status !== 200) throw new Error(`cart: ${added.status}`);
+        }
+        cartLinesBefore += 2;
+      }),
+    );
+    // Where each user's state would live in memory: the server of its last answer.
+    const onKilled = visitors.filter((v) => v.lastServer === KILLED).length;
+
+    await cluster.supervisor.server(KILLED)!.kill();
+    const killedAt = performance.now();
+    let failedRequests = 0;
+    let recoveredAt = killedAt;
+    const outcomes = await Promise.all(
+      visitors.map(async (visitor) => {
+        const ask = async (path: string) => {
+          for (;;) {
+            const answer = await visitor.request('GET', path).catch(() => ({ status: 0, body: null }));
+            if (answer.status !== 0 && answer.status < 500) return answer;
+            failedRequests++;
+            if (performance.now() - killedAt > 30_000) throw new Error(`${path} failing for 30 s`);
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        };
+        const me = await ask('/api/me');
+        const cart = await ask('/api/cart');
+        recoveredAt = Math.max(recoveredAt, performance.now());
+        return { signedIn: me.status === 200, lines: Array.isArray(cart.body?.items) ? cart.body.items.length : 0 };
+      }),
+    );
+    return {
+      system: system.name,
+      users,
+      usersOnKilledServer: onKilled,
+      sessionsLost: outcomes.filter((o) => !o.signedIn).length,
+      cartLinesBefore,
+      cartLinesLost: cartLinesBefore - outcomes.reduce((sum, o) => sum + o.lines, 0),
+      failedRequests,
+      recoveryMs: Math.round(recoveredAt - killedAt),
+    };
+  } finally {
+    await cluster.stop();
+  }
+}

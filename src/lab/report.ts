@@ -1,0 +1,84 @@
+import type { LabResults } from './run-lab.ts';
+
+interface Section {
+  title: string;
+  claim: string;
+  verdict: string;
+  header: string[];
+  rows: Array<Array<string | number>>;
+}
+
+/** The report's sections, from the results: one per experiment that ran. */
+function sections(results: LabResults): Section[] {
+  const out: Section[] = [];
+  if (results.crash) {
+    const stateless = results.crash.filter((r) => r.system.startsWith('stateless'));
+    const stateful = results.crash.filter((r) => r.system.startsWith('stateful'));
+    const statelessKept = stateless.every((r) => r.sessionsLost === 0 && r.cartLinesLost === 0);
+    const statefulLost = stateful.every((r) => r.sessionsLost > 0);
+    out.push({
+      title: 'Crash: one of three servers SIGKILLed',
+      claim:
+        'The articles: a stateless server can die without losing anyone\u2019s session; a stateful one takes its users\u2019 sessions with it.',
+      verdict:
+        statelessKept && statefulLost
+          ? 'Confirmed: the stateless systems lost no session and no cart line; the stateful one lost the killed server\u2019s share.'
+          : `Not as claimed here: stateless lost ${stateless.map((r) => r.sessionsLost).join('/')} sessions, stateful ${stateful.map((r) => r.sessionsLost).join('/')}.`,
+      header: [
+        'system',
+        'users',
+        'on the killed server',
+        'sessions lost',
+        'cart lines lost',
+        'failed requests',
+        'recovery ms',
+      ],
+      rows: results.crash.map((r) => [
+        r.system,
+        r.users,
+        r.usersOnKilledServer,
+        r.sessionsLost,
+        `${r.cartLinesLost} of ${r.cartLinesBefore}`,
+        r.failedRequests,
+        r.recoveryMs,
+      ]),
+    });
+  }
+  return out;
+}
+
+const machineLine = (results: LabResults) =>
+  `${results.machine.cores} cores (${results.machine.cpu}), node ${results.machine.node}; started ${results.startedAt}${results.quick ? '; --quick (a smoke test, not a measurement)' : ''}.`;
+
+export function renderMarkdown(results: LabResults): string {
+  const lines = ['# statewise lab report', '', machineLine(results), ''];
+  for (const skipped of results.skipped) lines.push(`- Skipped: ${skipped}`);
+  for (const section of sections(results)) {
+    lines.push(`## ${section.title}`, '', section.claim, '', `**${section.verdict}**`, '');
+    lines.push(`| ${section.header.join(' | ')} |`, `|${section.header.map(() => '---').join('|')}|`);
+    for (const row of section.rows) lines.push(`| ${row.join(' | ')} |`);
+    lines.push('');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const escape = (text: string | number) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** A self-contained page: no script, no stylesheet or font from the network. */
+export function renderHtml(results: LabResults): string {
+  const body = sections(results)
+    .map(
+      (s) => `<section><h2>${escape(s.title)}</h2><p>${escape(s.claim)}</p><p><strong>${escape(s.verdict)}</strong></p>
+<table><thead><tr>${s.header.map((h) => `<th>${escape(h)}</th>`).join('')}</tr></thead>
+<tbody>${s.rows.map((r) => `<tr>${r.map((c) => `<td>${escape(c)}</td>`).join('')}</tr>`).join('\n')}</tbody></table></section>`,
+    )
+    .join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>statewise lab report</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}td:first-child,th:first-child{text-align:left}</style>
+</head><body><h1>statewise lab report</h1><p>${escape(machineLine(results))}</p>
+${results.skipped.map((s) => `<p>Skipped: ${escape(s)}</p>`).join('\n')}
+${body}
+</body></html>
+`;
+}

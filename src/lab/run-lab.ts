@@ -1,0 +1,65 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+import { crash, type CrashResult } from './experiments/crash.ts';
+import type { LabInfrastructure } from './infrastructure.ts';
+import type { LabSystem } from './lab-cluster.ts';
+import { renderHtml, renderMarkdown } from './report.ts';
+
+export const EXPERIMENTS = ['crash'] as const;
+export type ExperimentName = (typeof EXPERIMENTS)[number];
+
+export interface LabResults {
+  startedAt: string;
+  machine: { cores: number; cpu: string; node: string };
+  quick: boolean;
+  skipped: string[];
+  crash?: CrashResult[];
+}
+
+export interface LabOptions {
+  experiments: readonly ExperimentName[];
+  /** Fewer users: a smoke test (CI) rather than a measurement. */
+  quick: boolean;
+  infra: LabInfrastructure;
+  /** The run's folder: report.md, report.html and results.json go there. */
+  outDir: string;
+  log(line: string): void;
+}
+
+const SYSTEMS: LabSystem[] = [
+  { name: 'stateful (server memory, sticky)', mode: 'stateful', store: 'postgres' },
+  { name: 'stateless, postgres', mode: 'stateless', store: 'postgres' },
+  { name: 'stateless, redis', mode: 'stateless', store: 'redis' },
+];
+
+/** Runs the experiments one system at a time and writes the report. */
+export async function runLab(options: LabOptions): Promise<LabResults> {
+  const results: LabResults = {
+    startedAt: new Date().toISOString(),
+    machine: { cores: availableParallelism(), cpu: cpus()[0]?.model.trim() ?? 'unknown', node: process.version },
+    quick: options.quick,
+    skipped: [],
+  };
+  const systems = SYSTEMS.filter((system) => {
+    if (system.store !== 'redis' || options.infra.redisUrl) return true;
+    results.skipped.push(`${system.name}: redis-server is not installed`);
+    return false;
+  });
+  if (options.experiments.includes('crash')) {
+    results.crash = [];
+    for (const system of systems) {
+      options.log(`crash: ${system.name}...`);
+      const result = await crash(system, options.infra, options.quick ? 30 : 300);
+      options.log(
+        `crash: ${system.name}: ${result.sessionsLost} of ${result.users} sessions lost, ${result.cartLinesLost} cart lines lost, ${result.failedRequests} failed requests`,
+      );
+      results.crash.push(result);
+    }
+  }
+  await mkdir(options.outDir, { recursive: true });
+  await writeFile(join(options.outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(join(options.outDir, 'report.md'), renderMarkdown(results));
+  await writeFile(join(options.outDir, 'report.html'), renderHtml(results));
+  return results;
+}
