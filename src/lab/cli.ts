@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
 import { startLabInfrastructure } from './infrastructure.ts';
 import { EXPERIMENTS, runLab, type ExperimentName } from './run-lab.ts';
 
@@ -25,10 +26,31 @@ const outDir = join(
   fileURLToPath(new URL('../../reports/', import.meta.url)),
   new Date().toISOString().replace(/[:.]/g, '-'),
 );
+const bar = new cliProgress.SingleBar(
+  { format: '{bar} {value}/{total} {step}', hideCursor: true, stream: process.stderr },
+  cliProgress.Presets.shades_classic,
+);
 const infra = await startLabInfrastructure(log);
 try {
-  await runLab({ experiments, quick: values.quick, infra, outDir, log });
+  bar.start(1, 0, { step: 'starting' });
+  const results = await runLab({
+    experiments,
+    quick: values.quick,
+    infra,
+    outDir,
+    log: (line) => (bar.isActive ? bar.update({ step: line }) : log(line)),
+    progress: (done, total, step) => {
+      bar.setTotal(total);
+      bar.update(done, { step });
+    },
+  });
+  bar.stop();
+  for (const r of results.crash ?? [])
+    log(
+      `crash, ${r.system}: ${r.sessionsLost}/${r.users} sessions lost, ${r.cartLinesLost}/${r.cartLinesBefore} cart lines lost, ${r.failedRequests} failed requests, recovered in ${r.recoveryMs} ms`,
+    );
   log(`report: ${join(outDir, 'report.html')}`);
 } finally {
+  bar.stop();
   await infra.stop();
 }

@@ -1,3 +1,4 @@
+import { barChart } from './charts.ts';
 import type { LabResults } from './run-lab.ts';
 
 interface Section {
@@ -6,6 +7,8 @@ interface Section {
   verdict: string;
   header: string[];
   rows: Array<Array<string | number>>;
+  /** What the HTML report draws. */
+  charts: Array<Parameters<typeof barChart>[0]>;
 }
 
 /** The report's sections, from the results: one per experiment that ran. */
@@ -32,6 +35,18 @@ function sections(results: LabResults): Section[] {
         'cart lines lost',
         'failed requests',
         'recovery ms',
+      ],
+      charts: [
+        {
+          title: 'Sessions lost when one of three servers is SIGKILLed',
+          axis: '% of users',
+          values: results.crash.map((r) => ({ label: r.system, value: (100 * r.sessionsLost) / r.users })),
+        },
+        {
+          title: 'Cart lines lost',
+          axis: '% of cart lines',
+          values: results.crash.map((r) => ({ label: r.system, value: (100 * r.cartLinesLost) / r.cartLinesBefore })),
+        },
       ],
       rows: results.crash.map((r) => [
         r.system,
@@ -64,11 +79,18 @@ export function renderMarkdown(results: LabResults): string {
 
 const escape = (text: string | number) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-/** A self-contained page: no script, no stylesheet or font from the network. */
-export function renderHtml(results: LabResults): string {
-  const body = sections(results)
+/** A self-contained page: charts as inline SVG; no script, no stylesheet or font from the network. */
+export async function renderHtml(results: LabResults): Promise<string> {
+  const parts = await Promise.all(
+    sections(results).map(async (s) => ({ s, charts: await Promise.all(s.charts.map(barChart)) })),
+  );
+  const body = parts
     .map(
-      (s) => `<section><h2>${escape(s.title)}</h2><p>${escape(s.claim)}</p><p><strong>${escape(s.verdict)}</strong></p>
+      ({
+        s,
+        charts,
+      }) => `<section><h2>${escape(s.title)}</h2><p>${escape(s.claim)}</p><p><strong>${escape(s.verdict)}</strong></p>
+${charts.map((svg) => `<figure>${svg}</figure>`).join('\n')}
 <table><thead><tr>${s.header.map((h) => `<th>${escape(h)}</th>`).join('')}</tr></thead>
 <tbody>${s.rows.map((r) => `<tr>${r.map((c) => `<td>${escape(c)}</td>`).join('')}</tr>`).join('\n')}</tbody></table></section>`,
     )

@@ -25,6 +25,8 @@ export interface LabOptions {
   /** The run's folder: report.md, report.html and results.json go there. */
   outDir: string;
   log(line: string): void;
+  /** Told before each step (one system in one experiment) and once at the end. */
+  progress?(done: number, total: number, step: string): void;
 }
 
 const SYSTEMS: LabSystem[] = [
@@ -46,10 +48,12 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
     results.skipped.push(`${system.name}: redis-server is not installed`);
     return false;
   });
+  const total = options.experiments.length * systems.length;
+  let done = 0;
   if (options.experiments.includes('crash')) {
     results.crash = [];
     for (const system of systems) {
-      options.log(`crash: ${system.name}...`);
+      options.progress?.(done++, total, `crash: ${system.name}`);
       const result = await crash(system, options.infra, options.quick ? 30 : 300);
       options.log(
         `crash: ${system.name}: ${result.sessionsLost} of ${result.users} sessions lost, ${result.cartLinesLost} cart lines lost, ${result.failedRequests} failed requests`,
@@ -57,9 +61,10 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
       results.crash.push(result);
     }
   }
+  options.progress?.(total, total, 'report');
   await mkdir(options.outDir, { recursive: true });
   await writeFile(join(options.outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(join(options.outDir, 'report.md'), renderMarkdown(results));
-  await writeFile(join(options.outDir, 'report.html'), renderHtml(results));
+  await writeFile(join(options.outDir, 'report.html'), await renderHtml(results));
   return results;
 }

@@ -49,7 +49,8 @@ describe('the lab, --quick', () => {
       assert.match(markdown, /\*\*Confirmed: /);
       const html = await readFile(join(outDir, 'report.html'), 'utf8');
       assert.match(html, /<table>/);
-      assert.doesNotMatch(html, /<script|https?:\/\//, 'self-contained: no script, nothing fetched');
+      assert.equal(html.match(/<figure><svg /g)?.length, 2, 'two charts, drawn inline');
+      assert.doesNotMatch(html, /<script|(src|href)="https?:/, 'self-contained: no script, nothing fetched');
     },
   );
 });
