@@ -43,7 +43,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
-import { freePort } from '../src/supervisor/free-port.ts';
+import { freePort } from '../src/kernel/free-port.ts';
 import { bundleServer } from '../src/supervisor/server-bundle.ts';
 import { ratio, SECONDS, startInfrastructure, startProcess } from './lib/harness.ts';
 

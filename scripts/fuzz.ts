@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
 import { startEmbeddedPostgres } from '../src/records/embedded-postgres.ts';
-import { freePort } from '../src/supervisor/free-port.ts';
+import { freePort } from '../src/kernel/free-port.ts';
 import { startApps, STORES, type Store } from '../test/support/app.ts';
 import {
   describeCase,

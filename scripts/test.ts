@@ -8,7 +8,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { startEmbeddedPostgres } from '../src/records/embedded-postgres.ts';
-import { freePort } from '../src/supervisor/free-port.ts';
+import { freePort } from '../src/kernel/free-port.ts';
 
 async function findTests(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { forkTs, waitForExit, waitForMessage } from '../../src/supervisor/child-process.ts';
 import { startEmbeddedPostgres } from '../../src/records/embedded-postgres.ts';
-import { freePort } from '../../src/supervisor/free-port.ts';
+import { freePort } from '../../src/kernel/free-port.ts';
 import { startRedisProcess } from '../../src/supervisor/redis-process.ts';
 import { migrate } from '../../src/records/migrate.ts';
 import { createPool } from '../../src/records/pool.ts';

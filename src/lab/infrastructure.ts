@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmbeddedPostgres } from '../records/embedded-postgres.ts';
-import { freePort } from '../supervisor/free-port.ts';
+import { freePort } from '../kernel/free-port.ts';
 import { startRedisProcess } from '../supervisor/redis-process.ts';
 
 /** The stores every system of a lab run uses: PostgreSQL always, Redis when it can be run. */

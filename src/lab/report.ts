@@ -1,5 +1,5 @@
 import { barChart } from './charts.ts';
-import type { LabResults } from './run-lab.ts';
+import type { LabResults } from './results.ts';
 
 interface Section {
   title: string;

@@ -1,21 +1,16 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
-import { crash, type CrashResult } from './experiments/crash.ts';
+import { crash } from './experiments/crash.ts';
 import type { LabInfrastructure } from './infrastructure.ts';
 import type { LabSystem } from './lab-cluster.ts';
 import { renderHtml, renderMarkdown } from './report.ts';
+import type { LabResults } from './results.ts';
+
+export type { LabResults } from './results.ts';
 
 export const EXPERIMENTS = ['crash'] as const;
 export type ExperimentName = (typeof EXPERIMENTS)[number];
-
-export interface LabResults {
-  startedAt: string;
-  machine: { cores: number; cpu: string; node: string };
-  quick: boolean;
-  skipped: string[];
-  crash?: CrashResult[];
-}
 
 export interface LabOptions {
   experiments: readonly ExperimentName[];

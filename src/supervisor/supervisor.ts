@@ -19,7 +19,7 @@ import { CONTROL_PREFIXES, controlApi, type ClusterView } from './control-api.ts
 export type { ClusterView } from './control-api.ts';
 import { AppError } from '../kernel/errors.ts';
 import { ClusterEvents } from './cluster-events.ts';
-import { freePort } from './free-port.ts';
+import { freePort } from '../kernel/free-port.ts';
 import { residentBytes } from './process-memory.ts';
 import { bundleServer } from './server-bundle.ts';
 import { ManagedServer, type ServerStatus } from './managed-server.ts';

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { startEmbeddedPostgres } from '../../src/records/embedded-postgres.ts';
-import { freePort } from '../../src/supervisor/free-port.ts';
+import { freePort } from '../../src/kernel/free-port.ts';
 import { startCluster } from '../support/cluster.ts';
 import { waitFor } from '../support/wait.ts';
 

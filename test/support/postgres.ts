@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startEmbeddedPostgres } from '../../src/records/embedded-postgres.ts';
-import { freePort } from '../../src/supervisor/free-port.ts';
+import { freePort } from '../../src/kernel/free-port.ts';
 
 /**
  * Real PostgreSQL for tests. `npm test` (scripts/test.ts) starts one embedded cluster for the whole

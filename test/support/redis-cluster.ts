@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort } from '../../src/supervisor/free-port.ts';
+import { freePort } from '../../src/kernel/free-port.ts';
 import { waitFor } from './wait.ts';
 
 export interface ClusterSetup {

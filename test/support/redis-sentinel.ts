@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort } from '../../src/supervisor/free-port.ts';
+import { freePort } from '../../src/kernel/free-port.ts';
 import { waitFor } from './wait.ts';
 
 export const MASTER_NAME = 'mymaster';

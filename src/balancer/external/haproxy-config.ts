@@ -27,6 +27,8 @@ export function haproxyConfig(config: ExternalBalancerConfig): string {
     '  timeout client 60s',
     '  timeout server 60s',
     '  timeout http-keep-alive 60s',
+    // Without it a check times out after `inter`: a short interval on a busy machine marks live servers down.
+    '  timeout check 2s',
     // A WebSocket tunnel lives as long as its client.
     '  timeout tunnel 1h',
     // One more try, on another server, when the connection failed before any answer. HAProxy

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../supervisor/free-port.ts';
+import { freePort } from '../../kernel/free-port.ts';
 import type { BalancePolicy } from '../policies.ts';
 import type { ExternalBalancerConfig } from './config-types.ts';
 import { haproxyConfig } from './haproxy-config.ts';
