@@ -1,7 +1,8 @@
 /**
  * `npm run lab -- [experiment ...] [--quick]`: starts its own stores (embedded PostgreSQL, and
  * redis-server when installed), runs the experiments on whole systems, and writes
- * reports/<timestamp>/report.md, report.html and results.json. Experiments so far: crash.
+ * reports/<timestamp>/report.md, report.html and results.json. Each system runs 3 times (1 with
+ * --quick; --repeat N). Experiments so far: crash.
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,12 +13,17 @@ import { EXPERIMENTS, runLab, type ExperimentName } from './run-lab.ts';
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
-  options: { quick: { type: 'boolean', default: false } },
+  options: { quick: { type: 'boolean', default: false }, repeat: { type: 'string' } },
   allowPositionals: true,
 });
 const unknown = positionals.filter((name) => !(EXPERIMENTS as readonly string[]).includes(name));
 if (unknown.length > 0) {
   process.stderr.write(`unknown experiment(s): ${unknown.join(', ')}; known: ${EXPERIMENTS.join(', ')}\n`);
+  process.exit(2);
+}
+const repeat = values.repeat === undefined ? undefined : Number(values.repeat);
+if (repeat !== undefined && (!Number.isInteger(repeat) || repeat < 1 || repeat > 20)) {
+  process.stderr.write('--repeat is a whole number from 1 to 20\n');
   process.exit(2);
 }
 const experiments = (positionals.length > 0 ? positionals : [...EXPERIMENTS]) as ExperimentName[];
@@ -36,6 +42,7 @@ try {
   const results = await runLab({
     experiments,
     quick: values.quick,
+    repeat,
     infra,
     outDir,
     log: (line) => (bar.isActive ? bar.update({ step: line }) : log(line)),
@@ -45,7 +52,7 @@ try {
     },
   });
   bar.stop();
-  for (const r of results.crash ?? [])
+  for (const r of (results.crash ?? []).flatMap((system) => system.runs))
     log(
       `crash, ${r.system}: ${r.sessionsLost}/${r.users} sessions lost, ${r.cartLinesLost}/${r.cartLinesBefore} cart lines lost, ${r.failedRequests} failed requests, recovered in ${r.recoveryMs} ms`,
     );

@@ -11,52 +11,64 @@ interface Section {
   charts: Array<Parameters<typeof barChart>[0]>;
 }
 
+/** "median (min to max)" over repeated runs, or the one value. */
+function spread(values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)]!;
+  return sorted.length === 1 || sorted[0] === sorted.at(-1)
+    ? String(median)
+    : `${median} (${sorted[0]} to ${sorted.at(-1)})`;
+}
+
 /** The report's sections, from the results: one per experiment that ran. */
 function sections(results: LabResults): Section[] {
   const out: Section[] = [];
   if (results.crash) {
-    const stateless = results.crash.filter((r) => r.system.startsWith('stateless'));
-    const stateful = results.crash.filter((r) => r.system.startsWith('stateful'));
-    const statelessKept = stateless.every((r) => r.sessionsLost === 0 && r.cartLinesLost === 0);
-    const statefulLost = stateful.every((r) => r.sessionsLost > 0);
+    const all = results.crash;
+    const runsOf = (prefix: string) => all.filter((r) => r.system.startsWith(prefix)).flatMap((r) => r.runs);
+    const statelessKept = runsOf('stateless').every((r) => r.sessionsLost === 0 && r.cartLinesLost === 0);
+    const statefulLost = runsOf('stateful').every((r) => r.sessionsLost > 0);
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     out.push({
       title: 'Crash: one of three servers SIGKILLed',
       claim:
         'The articles: a stateless server can die without losing anyone\u2019s session; a stateful one takes its users\u2019 sessions with it.',
       verdict:
         statelessKept && statefulLost
-          ? 'Confirmed: the stateless systems lost no session and no cart line; the stateful one lost the killed server\u2019s share.'
-          : `Not as claimed here: stateless lost ${stateless.map((r) => r.sessionsLost).join('/')} sessions, stateful ${stateful.map((r) => r.sessionsLost).join('/')}.`,
-      header: [
-        'system',
-        'users',
-        'on the killed server',
-        'sessions lost',
-        'cart lines lost',
-        'failed requests',
-        'recovery ms',
-      ],
+          ? 'Confirmed: the stateless systems lost no session and no cart line in any run; the stateful one lost the killed server\u2019s share.'
+          : `Not as claimed here: stateless lost ${runsOf('stateless')
+              .map((r) => r.sessionsLost)
+              .join('/')} sessions, stateful ${runsOf('stateful')
+              .map((r) => r.sessionsLost)
+              .join('/')}.`,
+      header: ['system', 'runs', 'users', 'sessions lost', 'cart lines lost', 'failed requests', 'recovery ms'],
+      rows: all.map(({ system, runs }) => [
+        system,
+        runs.length,
+        runs[0]!.users,
+        spread(runs.map((r) => r.sessionsLost)),
+        `${spread(runs.map((r) => r.cartLinesLost))} of ${runs[0]!.cartLinesBefore}`,
+        spread(runs.map((r) => r.failedRequests)),
+        spread(runs.map((r) => r.recoveryMs)),
+      ]),
       charts: [
         {
-          title: 'Sessions lost when one of three servers is SIGKILLed',
+          title: 'Sessions lost when one of three servers is SIGKILLed (median)',
           axis: '% of users',
-          values: results.crash.map((r) => ({ label: r.system, value: (100 * r.sessionsLost) / r.users })),
+          values: all.map(({ system, runs }) => ({
+            label: system,
+            value: (100 * median(runs.map((r) => r.sessionsLost))) / runs[0]!.users,
+          })),
         },
         {
-          title: 'Cart lines lost',
+          title: 'Cart lines lost (median)',
           axis: '% of cart lines',
-          values: results.crash.map((r) => ({ label: r.system, value: (100 * r.cartLinesLost) / r.cartLinesBefore })),
+          values: all.map(({ system, runs }) => ({
+            label: system,
+            value: (100 * median(runs.map((r) => r.cartLinesLost))) / runs[0]!.cartLinesBefore,
+          })),
         },
       ],
-      rows: results.crash.map((r) => [
-        r.system,
-        r.users,
-        r.usersOnKilledServer,
-        r.sessionsLost,
-        `${r.cartLinesLost} of ${r.cartLinesBefore}`,
-        r.failedRequests,
-        r.recoveryMs,
-      ]),
     });
   }
   return out;

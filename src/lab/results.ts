@@ -6,5 +6,6 @@ export interface LabResults {
   machine: { cores: number; cpu: string; node: string };
   quick: boolean;
   skipped: string[];
-  crash?: CrashResult[];
+  /** Each system's runs, repeated (once with --quick, else three times). */
+  crash?: Array<{ system: string; runs: CrashResult[] }>;
 }

@@ -14,8 +14,10 @@ export type ExperimentName = (typeof EXPERIMENTS)[number];
 
 export interface LabOptions {
   experiments: readonly ExperimentName[];
-  /** Fewer users: a smoke test (CI) rather than a measurement. */
+  /** Fewer users and one run: a smoke test (CI) rather than a measurement. */
   quick: boolean;
+  /** Runs of each system in each experiment. @default 1 with quick, else 3 */
+  repeat?: number;
   infra: LabInfrastructure;
   /** The run's folder: report.md, report.html and results.json go there. */
   outDir: string;
@@ -43,17 +45,18 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
     results.skipped.push(`${system.name}: redis-server is not installed`);
     return false;
   });
-  const total = options.experiments.length * systems.length;
+  const repeat = options.repeat ?? (options.quick ? 1 : 3);
+  const total = options.experiments.length * systems.length * repeat;
   let done = 0;
   if (options.experiments.includes('crash')) {
     results.crash = [];
     for (const system of systems) {
-      options.progress?.(done++, total, `crash: ${system.name}`);
-      const result = await crash(system, options.infra, options.quick ? 30 : 300);
-      options.log(
-        `crash: ${system.name}: ${result.sessionsLost} of ${result.users} sessions lost, ${result.cartLinesLost} cart lines lost, ${result.failedRequests} failed requests`,
-      );
-      results.crash.push(result);
+      const runs = [];
+      for (let run = 1; run <= repeat; run++) {
+        options.progress?.(done++, total, `crash: ${system.name} (run ${run} of ${repeat})`);
+        runs.push(await crash(system, options.infra, options.quick ? 30 : 300));
+      }
+      results.crash.push({ system: system.name, runs });
     }
   }
   options.progress?.(total, total, 'report');

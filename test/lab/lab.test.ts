@@ -34,7 +34,10 @@ describe('the lab, --quick', () => {
         results.crash?.map((r) => r.system),
         ['stateful (server memory, sticky)', 'stateless, postgres', 'stateless, redis'],
       );
-      for (const r of results.crash!) {
+      for (const { system, runs } of results.crash!) {
+        assert.equal(runs.length, 1, `${system}: one run with --quick`);
+      }
+      for (const r of results.crash!.flatMap((system) => system.runs)) {
         assert.equal(r.users, 30);
         assert.ok(r.usersOnKilledServer > 0, `${r.system}: someone was on the killed server`);
         if (r.system.startsWith('stateless')) {
