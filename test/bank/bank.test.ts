@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { startCluster, type Cluster } from '../support/cluster.ts';
 import { query } from '../support/db.ts';
 import { Browser } from '../support/http.ts';
@@ -214,6 +215,38 @@ describe('bank, stateless', () => {
     const withdrawals = keys.filter(({ kind }) => kind === 'withdraw').length;
     const expected = OPENING + 300 * (keys.length - withdrawals) - 300 * withdrawals;
     assert.equal((await c.get('/api/bank/account')).body.balanceCents, expected);
+  });
+
+  it("moves money on a customer's first touch while another first touch opens the account", async () => {
+    const c = await customer(cluster, 'firsttouch');
+    const [{ id }] = await query<{ id: string }>(cluster.databaseUrl, 'SELECT id FROM users WHERE username = $1', [
+      'firsttouch',
+    ]);
+    // Another request's first touch, caught between opening the account and committing.
+    const other = new pg.Client(cluster.databaseUrl);
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query('INSERT INTO accounts (user_id, balance_cents) VALUES ($1, $2)', [id, OPENING]);
+      const withdrawal = c.post('/api/bank/withdraw', { amountCents: 500 }, { 'idempotency-key': randomUUID() });
+      await waitFor(
+        async () => {
+          const waiting = await query(
+            cluster.databaseUrl,
+            `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%bank_move_once%'`,
+          );
+          return waiting.length === 1;
+        },
+        { what: 'the withdrawal waiting for the other opening' },
+      );
+      await other.query('COMMIT');
+      const answer = await withdrawal;
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.equal(answer.body.balanceCents, OPENING - 500);
+    } finally {
+      await other.end();
+    }
+    assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING - 500);
   });
 
   it('replays a stored response after the server that made it was killed', async () => {

@@ -38,9 +38,11 @@ BEGIN
   key_fingerprint := p_fingerprint;
 
   -- The guarded move (GUARDED_MOVE in src/bank/queries.ts) and its posting. An account that does
-  -- not exist yet is opened with its starting money and the move tried once more; not when the
-  -- move would be refused anyway, since a refusal leaves nothing behind.
-  LOOP
+  -- not exist yet is opened with its starting money and the move tried once more, whether this
+  -- call opened it or a concurrent first touch did (ON CONFLICT waited for that one to commit, and
+  -- the next statement sees its row); not when the move would be refused anyway, since a refusal
+  -- leaves nothing behind.
+  FOR attempt IN 1..2 LOOP
     WITH moved AS (
       UPDATE accounts SET balance_cents = balance_cents + p_delta
         WHERE user_id = p_user AND balance_cents + p_delta >= 0 RETURNING balance_cents
@@ -48,9 +50,8 @@ BEGIN
     INSERT INTO ledger (user_id, kind, amount_cents, balance_after_cents, idempotency_key)
       SELECT p_user, p_kind, abs(p_delta), balance_cents, p_key FROM moved
       RETURNING * INTO posted;
-    EXIT WHEN FOUND OR p_opening + p_delta < 0;
+    EXIT WHEN FOUND OR attempt = 2 OR p_opening + p_delta < 0;
     INSERT INTO accounts (user_id, balance_cents) VALUES (p_user, p_opening) ON CONFLICT (user_id) DO NOTHING;
-    EXIT WHEN NOT FOUND;
   END LOOP;
 
   IF posted.id IS NULL THEN
