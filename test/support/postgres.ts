@@ -18,7 +18,7 @@ function cluster(): Promise<string> {
     if (process.env.STATEWISE_TEST_PG_URL) return process.env.STATEWISE_TEST_PG_URL;
     const dataDir = await mkdtemp(join(tmpdir(), 'statewise-test-pg-'));
     const handle = await startEmbeddedPostgres({ dataDir, port: await freePort() });
-    process.once('exit', () => void handle.stop());
+    handle.stopOnExit();
     process.env.STATEWISE_TEST_PG_URL = handle.url;
     return handle.url;
   })();
