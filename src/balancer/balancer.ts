@@ -100,7 +100,7 @@ export async function createBalancer(options: BalancerOptions): Promise<Balancer
     policy: options.policy,
     agent,
     bodyLimit,
-    onError: (error) => log.error({ err: error }, 'balancer failed'),
+    onError: (error, server) => log.error({ err: error, server }, 'server failed to answer'),
   });
   const prefixes = options.control?.prefixes ?? [];
   const app = Fastify({

@@ -47,8 +47,12 @@ export interface HttpProxyOptions {
   agent: Agent;
   /** Largest request body forwarded; a larger one is answered 413 by the balancer. */
   bodyLimit: number;
-  /** Unexpected failures (never a client's or a server's ordinary failure). */
-  onError(error: unknown): void;
+  /**
+   * A server that failed in a way no retry covers (a timeout, a broken answer): the client gets a
+   * 502, the operator this. A refused or reset connection is not reported here: it marks the
+   * server down, which the upstream set reports.
+   */
+  onError(error: unknown, serverId: string): void;
 }
 
 /** One client request on its way: the server it is trying now, and those it tried already. */
@@ -104,7 +108,10 @@ export function createHttpProxy(options: HttpProxyOptions): (req: IncomingMessag
     if (res.headersSent) return void res.destroy();
     if (res.destroyed) return; // The client left; undici aborted the request for it.
     const failed = forwarding.upstream;
-    if (!failedBeforeAnswer(error)) return reply(forwarding, upstreamFailed(failed.id, errorCode(error)));
+    if (!failedBeforeAnswer(error)) {
+      options.onError(error, failed.id);
+      return reply(forwarding, upstreamFailed(failed.id, errorCode(error)));
+    }
     upstreams.failed(failed, `connection failed (${errorCode(error)})`, true);
     if (!safeToRepeat(req.method!, req.headers)) return reply(forwarding, unsafeToRepeat());
     if (forwarding.route.pinned) return reply(forwarding, pinnedFailed(failed.id));

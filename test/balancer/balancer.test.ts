@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, it } from 'node:test';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
+import pino from 'pino';
 import { request as undiciRequest } from 'undici';
 import WebSocket from 'ws';
 import { createBalancer, type Balancer, type BalancePolicy, type ControlRoutes } from '../../src/balancer/balancer.ts';
@@ -44,6 +45,7 @@ async function setup(
     policy?: BalancePolicy;
     healthIntervalMs?: number;
     control?: ControlRoutes;
+    logger?: FastifyBaseLogger;
   } = {},
 ): Promise<Setup> {
   const servers = await Promise.all(
@@ -56,7 +58,7 @@ async function setup(
     port: 0,
     policy: options.policy ?? 'round-robin',
     healthIntervalMs: options.healthIntervalMs ?? 50,
-    logger: false,
+    logger: options.logger ?? false,
     control: options.control,
   });
   cleanups.push(() => balancer.close());
@@ -255,6 +257,26 @@ describe('load balancer', () => {
     assert.ok(live.received[0]!.body.equals(Buffer.from(body)), 'the retried body arrived byte for byte');
     assert.equal(live.received[0]!.headers['content-type'], 'application/json');
     assert.deepEqual(['s1', 's2', 's3'].map(healthy), [false, false, false]);
+  });
+
+  it('a server that answers what is not HTTP: 502 to the client, not retried, logged with its id', async () => {
+    const lines: Array<{ level: number; msg: string; server?: string }> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const { request, servers, healthy } = await setup({ policy: 'sticky', logger });
+    const answer = await request('/broken', { headers: { cookie: 'sw_server=s2' } });
+    assert.equal(answer.status, 502);
+    assert.equal((answer.json as ErrorAnswer).error.code, 'bad_gateway');
+    assert.match((answer.json as ErrorAnswer).error.message, /^server "s2" failed while answering/);
+    assert.deepEqual(
+      servers.map((s) => s.received.length),
+      [0, 1, 0],
+      'a broken answer is not a failed connection: not moved',
+    );
+    assert.equal(healthy('s2'), true);
+    assert.deepEqual(
+      lines.map(({ level, msg, server }) => ({ level, msg, server })),
+      [{ level: 50, msg: 'server failed to answer', server: 's2' }],
+    );
   });
 
   it('/readyz 503 takes a server out of the rotation, and it is back when it recovers', async () => {

@@ -33,7 +33,8 @@ export interface FakeUpstream {
 
 /**
  * A tiny app server for balancer tests: answers JSON with X-Served-By, /readyz that can be turned
- * to 503, /set-cookie that sets a cookie of its own, and a WebSocket echo prefixed by its id.
+ * to 503, /set-cookie that sets a cookie of its own, /broken that answers bytes that are not
+ * HTTP, and a WebSocket echo prefixed by its id.
  */
 export async function startFakeUpstream(id: string): Promise<FakeUpstream> {
   const wss = new WebSocketServer({ noServer: true });
@@ -58,6 +59,7 @@ export async function startFakeUpstream(id: string): Promise<FakeUpstream> {
         'content-type': 'application/json',
         'x-served-by': id,
       };
+      if (req.url === '/broken') return void req.socket.end('HTTP/1.1 two hundred\r\n\r\n');
       if (req.url === '/set-cookie') headers['set-cookie'] = 'app=1; Path=/';
       const answer: EchoBody = {
         server: id,
