@@ -77,9 +77,17 @@ export class PgListener {
 
   /** NOTIFY on the listening connection (PostgreSQL delivers to every listener, this one too). */
   async notify(channel: string, payload: string): Promise<void> {
+    await this.query('SELECT pg_notify($1, $2)', [channel, payload]);
+  }
+
+  /**
+   * A statement on the listening connection itself, in turn with the others: for what must be
+   * ordered with the notifications it hears, or must name this connection (pg_backend_pid()).
+   */
+  async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> {
     const client = this.#client;
     if (!client) throw new Error('the PostgreSQL listener is reconnecting');
-    await this.#inTurn(client, 'SELECT pg_notify($1, $2)', [channel, payload]);
+    return ((await this.#inTurn(client, text, values)) as pg.QueryResult<R>).rows;
   }
 
   async close(): Promise<void> {

@@ -38,11 +38,18 @@ export function withNearCache(
   const cachedHash = (key: string) => options.hashPrefixes.some((prefix) => key.startsWith(prefix));
   const sessions = store.sessions;
   const hashes = store.hashes;
-  /** Our own write: the entry goes before (a read racing the write is not kept) and after. */
-  const changing = async <T>(entry: string, write: Promise<T>): Promise<T> => {
+  /**
+   * Our own write: the entry goes before (a read racing the write is not kept) and after. It
+   * answers once every server has heard of it: a logged-out session or a revoked token must be
+   * refused by the next server the client turns to. A touch does not wait (a stale last-seen time
+   * costs nothing).
+   */
+  const changing = async <T>(entry: string, write: Promise<T>, seenAtOnce = true): Promise<T> => {
     cache.invalidate(entry);
     try {
-      return await write;
+      const result = await write;
+      if (seenAtOnce) await source.settled();
+      return result;
     } finally {
       cache.invalidate(entry);
     }
@@ -54,14 +61,17 @@ export function withNearCache(
     sessions: {
       create: (session, idleTtlMs) => sessions.create(session, idleTtlMs),
       get: (id) => cache.read(sessionEntry(id), () => reads.session(id)),
-      touch: (id, lastSeenAt, idleTtlMs) => changing(sessionEntry(id), sessions.touch(id, lastSeenAt, idleTtlMs)),
+      touch: (id, lastSeenAt, idleTtlMs) =>
+        changing(sessionEntry(id), sessions.touch(id, lastSeenAt, idleTtlMs), false),
       destroy: (id) => changing(sessionEntry(id), sessions.destroy(id)),
       listByUser: (userId) => sessions.listByUser(userId),
       destroyByUser: async (userId) => {
         const ofUser = (value: object) => (value as SessionRecord).userId === userId;
         cache.invalidateWhere(sessionEntry(''), ofUser);
         try {
-          return await sessions.destroyByUser(userId);
+          const destroyed = await sessions.destroyByUser(userId);
+          await source.settled();
+          return destroyed;
         } finally {
           cache.invalidateWhere(sessionEntry(''), ofUser);
         }

@@ -7,6 +7,11 @@ export interface InvalidationSource {
   readonly epoch: number | undefined;
   /** `keys` changed in the store; null: anything may have (a flush, an overflow). */
   onInvalidate(handler: (keys: readonly string[] | null) => void): void;
+  /**
+   * Resolves once every change this process made before the call has been announced to every
+   * server (settle-markers.ts); at once while invalidations cannot flow.
+   */
+  settled(): Promise<void>;
   close(): Promise<void>;
 }
 

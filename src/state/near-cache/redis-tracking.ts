@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { InvalidationSource } from './near-cache.ts';
+import { SettleMarkers } from './settle-markers.ts';
 
 const CHANNEL = '__redis__:invalidate';
 
@@ -21,6 +23,9 @@ export class RedisTracking implements InvalidationSource {
   #closed = false;
   /** Setups run one after the other: both connections may come back at once. */
   #setups: Promise<void> = Promise.resolve();
+  readonly #markers = new SettleMarkers();
+  /** This process's own channel for settle markers, on the same subscriber as the invalidations. */
+  readonly #markerChannel = `__statewise__:settled:${randomUUID()}`;
 
   constructor(
     readonly reader: Redis,
@@ -28,8 +33,10 @@ export class RedisTracking implements InvalidationSource {
     /** Redis key -> cache key (undefined: not a key the cache holds). */
     private readonly toCacheKey: (redisKey: string) => string | undefined,
   ) {
-    subscriber.on('messageBuffer', (channel: Buffer, keys: Buffer[] | null) => {
-      if (channel.toString() !== CHANNEL) return;
+    subscriber.on('messageBuffer', (channel: Buffer, keys: Buffer[] | Buffer | null) => {
+      const name = channel.toString();
+      if (name === this.#markerChannel && Buffer.isBuffer(keys)) return void this.#markers.heard(keys.toString());
+      if (name !== CHANNEL || Buffer.isBuffer(keys)) return;
       if (keys === null) return this.#handler(null); // FLUSHALL, or tracking table overflow.
       const cacheKeys: string[] = [];
       for (const key of keys) {
@@ -62,6 +69,18 @@ export class RedisTracking implements InvalidationSource {
     this.#handler = handler;
   }
 
+  /**
+   * Redis writes a change's invalidation to our subscriber while it runs the change, before it
+   * answers the writer; a PUBLISH sent after that answer reaches the subscriber behind it.
+   */
+  settled(): Promise<void> {
+    if (this.#epoch === undefined) return Promise.resolve();
+    return this.#markers.settle(async (marker) => {
+      await this.reader.publish(this.#markerChannel, marker);
+      return 1;
+    });
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     this.#epoch = undefined;
@@ -73,6 +92,7 @@ export class RedisTracking implements InvalidationSource {
   #lost(subscriberLost: boolean): void {
     this.#epoch = undefined;
     if (subscriberLost) this.#subscriberId = undefined;
+    this.#markers.releaseAll();
     this.#handler(null);
   }
 
@@ -88,7 +108,7 @@ export class RedisTracking implements InvalidationSource {
       if (this.#subscriberId === undefined) {
         // CLIENT ID first: a subscribed RESP2 connection can run nothing but (un)subscribe and ping.
         const id = Number(await this.subscriber.client('ID'));
-        await this.subscriber.subscribe(CHANNEL);
+        await this.subscriber.subscribe(CHANNEL, this.#markerChannel);
         this.#subscriberId = id;
       }
       const id = this.#subscriberId;
