@@ -1,27 +1,54 @@
 import { compile, type TopLevelSpec } from 'vega-lite';
 import * as vega from 'vega';
 
-/**
- * A horizontal bar chart as inline SVG, drawn here by Vega-Lite/Vega (headless, no canvas, no
- * network): the report stays one self-contained file.
- */
-export async function barChart(options: {
+export interface ChartSpec {
   title: string;
-  values: Array<{ label: string; value: number }>;
+  /** The quantity's axis title, e.g. "requests/s". */
   axis: string;
-}): Promise<string> {
-  const spec: TopLevelSpec = {
-    title: options.title,
+  /** One value per label, and per series when there are several (one colour each). */
+  values: Array<{ label: string; value: number; series?: string }>;
+  /** Bars (the default; grouped when there are series) or lines over the labels in order. */
+  kind?: 'bar' | 'line';
+  /** The labels' axis title for a line chart, e.g. "servers". */
+  labelAxis?: string;
+}
+
+function specOf(chart: ChartSpec): TopLevelSpec {
+  const series = chart.values.some((v) => v.series !== undefined);
+  const color = series ? { field: 'series', type: 'nominal' as const, title: null, sort: null } : { value: '#3b6ea5' };
+  if (chart.kind === 'line') {
+    return {
+      title: chart.title,
+      width: 420,
+      data: { values: chart.values },
+      mark: { type: 'line', point: true, tooltip: false },
+      encoding: {
+        x: { field: 'label', type: 'ordinal', title: chart.labelAxis ?? null, sort: null, axis: { labelAngle: 0 } },
+        y: { field: 'value', type: 'quantitative', title: chart.axis },
+        color,
+      },
+    };
+  }
+  return {
+    title: chart.title,
     width: 420,
-    data: { values: options.values },
+    data: { values: chart.values },
     mark: { type: 'bar', tooltip: false },
     encoding: {
       y: { field: 'label', type: 'nominal', title: null, sort: null },
-      x: { field: 'value', type: 'quantitative', title: options.axis },
-      color: { value: '#3b6ea5' },
+      x: { field: 'value', type: 'quantitative', title: chart.axis },
+      ...(series ? { yOffset: { field: 'series', sort: null } } : {}),
+      color,
     },
   };
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+}
+
+/**
+ * A chart as inline SVG, drawn here by Vega-Lite/Vega (headless, no canvas, no network): the
+ * report stays one self-contained file.
+ */
+export async function drawChart(chart: ChartSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(specOf(chart)).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {

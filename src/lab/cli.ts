@@ -2,23 +2,25 @@
  * `npm run lab -- [experiment ...] [--quick]`: starts its own stores (embedded PostgreSQL, and
  * redis-server when installed), runs the experiments on whole systems, and writes
  * reports/<timestamp>/report.md, report.html and results.json. Each system runs 3 times (1 with
- * --quick; --repeat N). Experiments so far: crash.
+ * --quick; --repeat N). The experiments: src/lab/experiments/index.ts.
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { startLabInfrastructure } from './infrastructure.ts';
-import { EXPERIMENTS, runLab, type ExperimentName } from './run-lab.ts';
+import { EXPERIMENT_NAMES } from './experiments/index.ts';
+import { renderSummary } from './report.ts';
+import { runLab } from './run-lab.ts';
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
   options: { quick: { type: 'boolean', default: false }, repeat: { type: 'string' } },
   allowPositionals: true,
 });
-const unknown = positionals.filter((name) => !(EXPERIMENTS as readonly string[]).includes(name));
+const unknown = positionals.filter((name) => !EXPERIMENT_NAMES.includes(name));
 if (unknown.length > 0) {
-  process.stderr.write(`unknown experiment(s): ${unknown.join(', ')}; known: ${EXPERIMENTS.join(', ')}\n`);
+  process.stderr.write(`unknown experiment(s): ${unknown.join(', ')}; known: ${EXPERIMENT_NAMES.join(', ')}\n`);
   process.exit(2);
 }
 const repeat = values.repeat === undefined ? undefined : Number(values.repeat);
@@ -26,7 +28,7 @@ if (repeat !== undefined && (!Number.isInteger(repeat) || repeat < 1 || repeat >
   process.stderr.write('--repeat is a whole number from 1 to 20\n');
   process.exit(2);
 }
-const experiments = (positionals.length > 0 ? positionals : [...EXPERIMENTS]) as ExperimentName[];
+const experiments = positionals.length > 0 ? positionals : EXPERIMENT_NAMES;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const outDir = join(
   fileURLToPath(new URL('../../reports/', import.meta.url)),
@@ -52,10 +54,7 @@ try {
     },
   });
   bar.stop();
-  for (const r of (results.crash ?? []).flatMap((system) => system.runs))
-    log(
-      `crash, ${r.system}: ${r.sessionsLost}/${r.users} sessions lost, ${r.cartLinesLost}/${r.cartLinesBefore} cart lines lost, ${r.failedRequests} failed requests, recovered in ${r.recoveryMs} ms`,
-    );
+  log(renderSummary(results));
   log(`report: ${join(outDir, 'report.html')}`);
 } finally {
   bar.stop();

@@ -1,11 +1,9 @@
-import type { CrashResult } from './experiments/crash.ts';
-
 /** What a lab run measured: results.json, and what the report is drawn from. */
 export interface LabResults {
   startedAt: string;
-  machine: { cores: number; cpu: string; node: string };
+  machine: { cores: number; cpu: string; node: string; postgres?: string; redis?: string };
   quick: boolean;
   skipped: string[];
-  /** Each system's runs, repeated (once with --quick, else three times). */
-  crash?: Array<{ system: string; runs: CrashResult[] }>;
+  /** Each experiment's results under its name (src/lab/experiments/), in the order they ran. */
+  experiments: Record<string, unknown>;
 }

@@ -1,7 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
-import { crash } from './experiments/crash.ts';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import type { ExperimentContext } from './experiment.ts';
+import { EXPERIMENTS } from './experiments/index.ts';
 import type { LabInfrastructure } from './infrastructure.ts';
 import type { LabSystem } from './lab-cluster.ts';
 import { renderHtml, renderMarkdown } from './report.ts';
@@ -9,11 +12,9 @@ import type { LabResults } from './results.ts';
 
 export type { LabResults } from './results.ts';
 
-export const EXPERIMENTS = ['crash'] as const;
-export type ExperimentName = (typeof EXPERIMENTS)[number];
-
 export interface LabOptions {
-  experiments: readonly ExperimentName[];
+  /** Names from src/lab/experiments/index.ts, run in that file's order. */
+  experiments: readonly string[];
   /** Fewer users and one run: a smoke test (CI) rather than a measurement. */
   quick: boolean;
   /** Runs of each system in each experiment. @default 1 with quick, else 3 */
@@ -32,13 +33,32 @@ const SYSTEMS: LabSystem[] = [
   { name: 'stateless, redis', mode: 'stateless', store: 'redis' },
 ];
 
-/** Runs the experiments one system at a time and writes the report. */
+/** The stores' versions, for the report's description of the machine. */
+async function versions(infra: LabInfrastructure): Promise<{ postgres?: string; redis?: string }> {
+  const client = new pg.Client(infra.databaseUrl);
+  await client.connect();
+  const postgres = (await client.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version;
+  await client.end();
+  if (!infra.redisUrl) return { postgres };
+  const redis = new Redis(infra.redisUrl);
+  const info = await redis.info('server');
+  redis.disconnect();
+  return { postgres, redis: /redis_version:(\S+)/.exec(info)?.[1] };
+}
+
+/** Runs the experiments one after the other and writes the report. */
 export async function runLab(options: LabOptions): Promise<LabResults> {
   const results: LabResults = {
     startedAt: new Date().toISOString(),
-    machine: { cores: availableParallelism(), cpu: cpus()[0]?.model.trim() ?? 'unknown', node: process.version },
+    machine: {
+      cores: availableParallelism(),
+      cpu: cpus()[0]?.model.trim() ?? 'unknown',
+      node: process.version,
+      ...(await versions(options.infra)),
+    },
     quick: options.quick,
     skipped: [],
+    experiments: {},
   };
   const systems = SYSTEMS.filter((system) => {
     if (system.store !== 'redis' || options.infra.redisUrl) return true;
@@ -46,18 +66,19 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
     return false;
   });
   const repeat = options.repeat ?? (options.quick ? 1 : 3);
-  const total = options.experiments.length * systems.length * repeat;
+  const chosen = EXPERIMENTS.filter((e) => options.experiments.includes(e.name));
+  const total = chosen.reduce((sum, e) => sum + e.steps({ systems, quick: options.quick, repeat }), 0);
   let done = 0;
-  if (options.experiments.includes('crash')) {
-    results.crash = [];
-    for (const system of systems) {
-      const runs = [];
-      for (let run = 1; run <= repeat; run++) {
-        options.progress?.(done++, total, `crash: ${system.name} (run ${run} of ${repeat})`);
-        runs.push(await crash(system, options.infra, options.quick ? 30 : 300));
-      }
-      results.crash.push({ system: system.name, runs });
-    }
+  for (const experiment of chosen) {
+    const ctx: ExperimentContext = {
+      infra: options.infra,
+      systems,
+      quick: options.quick,
+      repeat,
+      step: (label) => options.progress?.(done++, total, label),
+      log: options.log,
+    };
+    results.experiments[experiment.name] = await experiment.run(ctx);
   }
   options.progress?.(total, total, 'report');
   await mkdir(options.outDir, { recursive: true });

@@ -8,9 +8,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import type { CrashResults } from '../../src/lab/experiments/crash.ts';
 import { runLab, type LabResults } from '../../src/lab/run-lab.ts';
 import { freshDatabase } from '../support/postgres.ts';
 import { startRedisServer } from '../support/redis.ts';
+
+const crashOf = (results: LabResults) => results.experiments.crash as CrashResults | undefined;
 
 describe('the lab, --quick', () => {
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -31,13 +34,13 @@ describe('the lab, --quick', () => {
 
       const results = JSON.parse(await readFile(join(outDir, 'results.json'), 'utf8')) as LabResults;
       assert.deepEqual(
-        results.crash?.map((r) => r.system),
+        crashOf(results)?.map((r) => r.system),
         ['stateful (server memory, sticky)', 'stateless, postgres', 'stateless, redis'],
       );
-      for (const { system, runs } of results.crash!) {
+      for (const { system, runs } of crashOf(results)!) {
         assert.equal(runs.length, 1, `${system}: one run with --quick`);
       }
-      for (const r of results.crash!.flatMap((system) => system.runs)) {
+      for (const r of crashOf(results)!.flatMap((system) => system.runs)) {
         assert.equal(r.users, 30);
         assert.ok(r.usersOnKilledServer > 0, `${r.system}: someone was on the killed server`);
         if (r.system.startsWith('stateless')) {
@@ -47,6 +50,8 @@ describe('the lab, --quick', () => {
           assert.equal(r.cartLinesLost, 2 * r.usersOnKilledServer);
         }
       }
+      assert.match(results.machine.postgres ?? '', /^\d+\.\d+/, 'the PostgreSQL version is named');
+      assert.match(results.machine.redis ?? '', /^\d+\.\d+\.\d+/, 'the Redis version is named');
       const markdown = await readFile(join(outDir, 'report.md'), 'utf8');
       assert.match(markdown, /^# statewise lab report/m);
       assert.match(markdown, /\*\*Confirmed: /);

@@ -1,0 +1,8 @@
+import type { Experiment } from '../experiment.ts';
+import { crash } from './crash.ts';
+
+/** Every experiment of the lab, in the order a full run takes them (and the report shows them). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each has its own result type
+export const EXPERIMENTS: ReadonlyArray<Experiment<any>> = [crash];
+
+export const EXPERIMENT_NAMES: readonly string[] = EXPERIMENTS.map((e) => e.name);
