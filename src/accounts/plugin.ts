@@ -9,6 +9,7 @@ import { UsersTable } from './users.ts';
 import type { SessionRecord, StateStore } from '../state/types.ts';
 import { assertSameOrigin, Authenticator } from './authenticate.ts';
 import { credentialChecker } from './credentials.ts';
+import { PasswordHasher } from './passwords.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { Revocations } from './revocations.ts';
 import { accountRoutes } from './routes.ts';
@@ -78,7 +79,11 @@ export const accountsPlugin = fp<AccountsDeps>(
       unknownIds.hit([{ subject: `ip:${ip}`, max: config.unknownSessionIpLimit }]),
     );
     const signInHooks: VisitorSignInHook[] = [];
-    const checkCredentials = credentialChecker({ users, keys: state.keys, limits: config });
+    const passwords = new PasswordHasher({
+      concurrency: config.passwordHashConcurrency,
+      maxWaiting: config.passwordHashQueue,
+    });
+    const checkCredentials = credentialChecker({ users, keys: state.keys, passwords, limits: config, log });
 
     /** Log out everywhere: sessions end, refresh families die, and access tokens issued until now are refused. */
     const logoutEverywhere = async (userId: UserId) => {
@@ -106,6 +111,7 @@ export const accountsPlugin = fp<AccountsDeps>(
       sessions,
       auth,
       checkCredentials,
+      passwords,
       logoutEverywhere,
       onVisitorSignIn: async (visitor, user) => {
         for (const hook of signInHooks) await hook(visitor, user);

@@ -26,6 +26,15 @@ export const insertUser = (username: string, passwordHash: string): pg.QueryConf
   values: [username, passwordHash],
 });
 
+/**
+ * A stronger hash of the same password, stored at sign-in; only over the hash that was checked,
+ * so a password changed meanwhile is not overwritten.
+ */
+export const replacePasswordHash = (id: UserId, checked: string, stronger: string): pg.QueryConfig => ({
+  text: 'UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2',
+  values: [id, checked, stronger],
+});
+
 /** Every login and every transfer (by the recipient's name) reads this. */
 export const userByUsername = (username: string): pg.QueryConfig => ({
   name: 'users_by_username',

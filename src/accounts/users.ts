@@ -23,6 +23,10 @@ export class UsersTable {
     return result.rows[0] ?? null;
   }
 
+  async replacePasswordHash(id: UserId, checked: string, stronger: string): Promise<void> {
+    await this.db.query(q.replacePasswordHash(id, checked, stronger));
+  }
+
   async byId(id: UserId): Promise<UserRow | null> {
     const result = await this.db.query<UserRow>(q.userById(id));
     return result.rows[0] ?? null;

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { ConfigError, readEnv } from './read-env.ts';
 import { topologyFor, type Topology } from './topology.ts';
 import { parseAddressList } from './address-list.ts';
@@ -43,6 +44,10 @@ export interface ServerConfig {
   loginIpLimit: number;
   /** @default 60000 */
   loginWindowMs: number;
+  /** Password hashes computed at once, 19 MiB each (SW_PASSWORD_HASH_CONCURRENCY). @default the cores */
+  passwordHashConcurrency: number;
+  /** Sign-ins waiting for a hash before more get 503 (SW_PASSWORD_HASH_QUEUE). @default 64 */
+  passwordHashQueue: number;
   /** Requests with a session id that is not live, allowed per client address in one window (id guessing). @default 100 */
   unknownSessionIpLimit: number;
   logLevel: string;
@@ -122,6 +127,8 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     loginLimit: read.int('SW_LOGIN_LIMIT', 10, { min: 1 }),
     loginIpLimit: read.int('SW_LOGIN_IP_LIMIT', 100, { min: 1 }),
     loginWindowMs: read.int('SW_LOGIN_WINDOW_MS', 60_000, { min: 1 }),
+    passwordHashConcurrency: read.int('SW_PASSWORD_HASH_CONCURRENCY', availableParallelism(), { min: 1, max: 64 }),
+    passwordHashQueue: read.int('SW_PASSWORD_HASH_QUEUE', 64, { min: 0, max: 10_000 }),
     unknownSessionIpLimit: read.int('SW_UNKNOWN_SESSION_IP_LIMIT', 100, { min: 1 }),
     idempotencySweepMs: read.int('SW_IDEMPOTENCY_SWEEP_MS', 10 * 60_000, { min: 100 }),
     sagaStepDelayMs: read.int('SW_SAGA_STEP_DELAY_MS', 0, { min: 0, max: 10_000 }),
