@@ -1,3 +1,4 @@
+import { newKeyEncryptionKey } from '../../src/accounts/tokens/key-encryption.ts';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -72,6 +73,8 @@ export async function startProcess(
 
 /** Real PostgreSQL (embedded, migrated) and a real redis-server for one bench run. */
 export async function startInfrastructure() {
+  // The servers' signing keys are sealed with it; forkTs passes this process's environment on.
+  process.env.SW_KEY_ENCRYPTION_KEY ??= newKeyEncryptionKey();
   const dir = await mkdtemp(join(tmpdir(), 'statewise-bench-'));
   const pg = await startEmbeddedPostgres({ dataDir: join(dir, 'pg'), port: await freePort() });
   const redis = await startRedisProcess();

@@ -15,6 +15,7 @@ import { Revocations } from './revocations.ts';
 import { accountRoutes } from './routes.ts';
 import { SessionManager } from './session-manager.ts';
 import { AccessTokens } from './tokens/access-tokens.ts';
+import { KeyEncryption } from './tokens/key-encryption.ts';
 import { KeyRing } from './tokens/key-ring.ts';
 import { RefreshTokens } from './tokens/refresh-tokens.ts';
 import { tokenRoutes } from './tokens/token-routes.ts';
@@ -66,7 +67,7 @@ export const accountsPlugin = fp<AccountsDeps>(
       },
       (userId) => revocations.announce(userId),
     );
-    const ring = await KeyRing.open(db, listener, log);
+    const ring = await KeyRing.open(db, new KeyEncryption(config.keyEncryption), listener, log);
     app.addHook('onClose', () => ring.close());
     const access = new AccessTokens(ring, state.hashes, {
       issuer: config.jwtIssuer,

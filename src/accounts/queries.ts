@@ -123,6 +123,16 @@ export const insertSigningKey = (
   values: [kid, alg, privatePem, publicJwk],
 });
 
+/** Every key's stored private half (sealed or, from before sealing, plain), to seal or reseal. */
+export const signingKeySecrets = (): pg.QueryConfig => ({
+  text: 'SELECT kid, private_pem FROM signing_keys',
+});
+
+export const replaceSigningKeySecret = (kid: string, sealed: string): pg.QueryConfig => ({
+  text: 'UPDATE signing_keys SET private_pem = $2 WHERE kid = $1',
+  values: [kid, sealed],
+});
+
 /** Serialises key changes across every process (app servers and `npm run keys`). */
 export const lockSigningKeys = (): pg.QueryConfig => ({
   text: 'SELECT pg_advisory_xact_lock($1)',

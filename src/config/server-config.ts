@@ -3,6 +3,7 @@ import { ConfigError, readEnv } from './read-env.ts';
 import { topologyFor, type Topology } from './topology.ts';
 import { parseAddressList } from './address-list.ts';
 import { storeUrlProblem } from './urls.ts';
+import { KeyEncryption, type KeyEncryptionSource } from '../accounts/tokens/key-encryption.ts';
 
 /**
  * Everything an app server needs, read once from the environment at start. The supervisor sets
@@ -44,6 +45,12 @@ export interface ServerConfig {
   loginIpLimit: number;
   /** @default 60000 */
   loginWindowMs: number;
+  /**
+   * The key-encryption key(s) the JWT signing keys are sealed with in PostgreSQL
+   * (SW_KEY_ENCRYPTION_KEY, or SW_KEY_ENCRYPTION_KEY_FILE: 32 bytes base64url or hex, newest
+   * first). Required: `npm start` makes one in its data folder for the embedded database.
+   */
+  keyEncryption: KeyEncryptionSource;
   /** Password hashes computed at once, 19 MiB each (SW_PASSWORD_HASH_CONCURRENCY). @default the cores */
   passwordHashConcurrency: number;
   /** Sign-ins waiting for a hash before more get 503 (SW_PASSWORD_HASH_QUEUE). @default 64 */
@@ -106,6 +113,10 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     const problem = url === undefined ? undefined : storeUrlProblem(kind, url);
     if (problem) throw new ConfigError(name, problem);
   }
+  const keyEncryption = keyEncryptionFrom(
+    read.optionalString('SW_KEY_ENCRYPTION_KEY'),
+    read.optionalString('SW_KEY_ENCRYPTION_KEY_FILE'),
+  );
   const accessTokenTtlSeconds = read.int('SW_ACCESS_TOKEN_TTL_SECONDS', 900, { min: 1, max: 900 });
   return {
     serverId: read.string('SW_SERVER_ID', 's1'),
@@ -114,6 +125,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     topology,
     databaseUrl,
     redisUrl,
+    keyEncryption,
     sessionIdleMs: read.int('SW_SESSION_IDLE_MS', 30 * 60_000, { min: 1 }),
     sessionAbsoluteMs: read.int('SW_SESSION_ABSOLUTE_MS', 12 * 3_600_000, { min: 1 }),
     sessionBindUserAgent: read.bool('SW_SESSION_BIND_USER_AGENT', true),
@@ -150,4 +162,27 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
       'warn',
     ),
   };
+}
+
+/** Exactly one of the two settings, and a key that parses (the file is read now, and again on rewrap). */
+function keyEncryptionFrom(value: string | undefined, file: string | undefined): KeyEncryptionSource {
+  if (value && file) {
+    throw new ConfigError('SW_KEY_ENCRYPTION_KEY', 'and SW_KEY_ENCRYPTION_KEY_FILE are both set; set one');
+  }
+  if (!value && !file) {
+    throw new ConfigError(
+      'SW_KEY_ENCRYPTION_KEY',
+      'is required: the JWT signing keys are stored sealed with it. Make one with `npm run keys -- new-kek` and keep it out of the database and its backups (or set SW_KEY_ENCRYPTION_KEY_FILE to a file holding it)',
+    );
+  }
+  const source = value ? { value } : { file: file! };
+  try {
+    new KeyEncryption(source);
+  } catch (error) {
+    throw new ConfigError(
+      value ? 'SW_KEY_ENCRYPTION_KEY' : 'SW_KEY_ENCRYPTION_KEY_FILE',
+      `is not usable: ${(error as Error).message}`,
+    );
+  }
+  return source;
 }

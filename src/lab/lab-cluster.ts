@@ -1,9 +1,13 @@
+import { newKeyEncryptionKey } from '../accounts/tokens/key-encryption.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { topologyFor, type Mode } from '../config/topology.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
+
+/** One per lab process: every system of a run shares the records, the signing keys included. */
+const LAB_KEY_ENCRYPTION_KEY = newKeyEncryptionKey();
 
 /** What a lab experiment runs against: a whole `npm start` system in this process. */
 export interface LabCluster {
@@ -38,6 +42,7 @@ export async function startLabCluster(
     redisUrl: system.store === 'redis' ? infra.redisUrl : undefined,
     dataDir,
     adminToken: randomBytes(18).toString('base64url'),
+    keyEncryptionKey: LAB_KEY_ENCRYPTION_KEY,
     log: () => {},
   });
   try {

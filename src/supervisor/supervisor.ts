@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createBalancer, type Balancer } from '../balancer/balancer.ts';
 import {
@@ -23,6 +24,7 @@ import { freePort } from '../kernel/free-port.ts';
 import { residentBytes } from './process-memory.ts';
 import { bundleServer } from './server-bundle.ts';
 import { ManagedServer, type ServerStatus } from './managed-server.ts';
+import { ensureKeyEncryptionKeyFile, KEY_ENCRYPTION_KEY_FILE } from '../accounts/tokens/key-encryption.ts';
 import { startRedisProcess, type RedisProcess } from './redis-process.ts';
 
 export interface SupervisorOptions {
@@ -37,6 +39,12 @@ export interface SupervisorOptions {
   redisUrl?: string;
   dataDir: string;
   adminToken: string;
+  /**
+   * The key-encryption key(s) of the signing keys, given to every server. @default
+   * SW_KEY_ENCRYPTION_KEY(_FILE) from the environment; else, for the embedded database only, a key
+   * file made once in `dataDir`. An external database without one is refused.
+   */
+  keyEncryptionKey?: string;
   /** Who balances: the embedded one, or HAProxy / nginx run as a child. @default 'embedded' */
   balancer?: BalancerKind;
   log: (line: string) => void;
@@ -66,6 +74,7 @@ export class Supervisor {
   #wroteRuntime = false;
   #rolling: Promise<void> | undefined;
   #serverEntry = entry('server/main.ts');
+  #keyEncryption: NodeJS.ProcessEnv = {};
 
   constructor(private readonly options: SupervisorOptions) {}
 
@@ -88,6 +97,7 @@ export class Supervisor {
       }),
     ]);
     this.#databaseUrl = databaseUrl;
+    this.#keyEncryption = await this.#keyEncryptionSetting();
     if (bundle) this.#serverEntry = bundle;
     await this.#migrate();
     if (this.storeKind === 'redis') {
@@ -266,11 +276,26 @@ export class Supervisor {
       SW_STORE: this.storeKind,
       SW_DATABASE_URL: this.#databaseUrl,
       SW_REDIS_URL: this.#redisUrl ?? '',
+      ...this.#keyEncryption,
       // A draining server is out of the rotation at once, but a request already on the wire to it
       // must still find its keep-alive connection open: idle ones are closed only after this pause
       // (else a POST meets a reset, and the balancer may not send it elsewhere: a 502).
       SW_DRAIN_DELAY_MS: process.env.SW_DRAIN_DELAY_MS ?? '200',
     };
+  }
+
+  /** The servers' key-encryption setting (see SupervisorOptions.keyEncryptionKey). */
+  async #keyEncryptionSetting(): Promise<NodeJS.ProcessEnv> {
+    if (this.options.keyEncryptionKey) return { SW_KEY_ENCRYPTION_KEY: this.options.keyEncryptionKey };
+    if (process.env.SW_KEY_ENCRYPTION_KEY || process.env.SW_KEY_ENCRYPTION_KEY_FILE) return {};
+    if (this.options.databaseUrl) {
+      throw new Error(
+        'an external database needs a key-encryption key for the signing keys: set SW_KEY_ENCRYPTION_KEY (make one with `npm run keys -- new-kek`) or SW_KEY_ENCRYPTION_KEY_FILE, and keep it out of the database and its backups',
+      );
+    }
+    const file = join(this.options.dataDir, KEY_ENCRYPTION_KEY_FILE);
+    await ensureKeyEncryptionKeyFile(file);
+    return { SW_KEY_ENCRYPTION_KEY_FILE: file };
   }
 
   /** The balancer routes only to servers that are up (listening, not draining). */

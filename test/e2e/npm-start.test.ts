@@ -3,9 +3,10 @@
  * directory on the next start, and leaves no process behind after SIGTERM or Ctrl-C (SIGINT).
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { startCluster } from '../support/cluster.ts';
+import { query } from '../support/db.ts';
 import { Browser } from '../support/http.ts';
 
 /** Every process below `root` in the process tree (children, grandchildren: postgres backends). */
@@ -66,6 +67,15 @@ describe('npm start on the embedded PostgreSQL', () => {
         (await browser.post('/api/auth/register', { username: 'frank', password: 'correct horse battery' })).status,
         201,
       );
+
+      // The signing keys are sealed with a key of npm start's own, in its data folder, owner-only.
+      assert.equal(statSync(`${cluster.dataDir}/key-encryption-key`).mode & 0o777, 0o600);
+      const stored = await query<{ private_pem: string }>(cluster.databaseUrl, 'SELECT private_pem FROM signing_keys');
+      assert.ok(stored.length > 0);
+      for (const { private_pem } of stored) {
+        assert.match(private_pem, /^sealed\.v1\./);
+        assert.doesNotMatch(private_pem, /PRIVATE KEY/);
+      }
 
       const tree = descendants(cluster.process.pid!);
       const postmaster = Number(readFileSync(`${cluster.dataDir}/pg/postmaster.pid`, 'utf8').split('\n')[0]);

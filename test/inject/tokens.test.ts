@@ -4,6 +4,7 @@
  * tokens are refused, keys rotate (through the real `keys` CLI) without signing anyone out, refresh
  * tokens are single use with family revocation. On every backend.
  */
+import { TEST_KEY_ENCRYPTION_KEY } from '../support/key-encryption.ts';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -21,6 +22,7 @@ async function keysCli(databaseUrl: string, ...args: string[]): Promise<string> 
     ['--import', 'tsx', 'src/cli/keys.ts', ...args, '--database-url', databaseUrl],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, SW_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY },
     },
   );
   let out = '';

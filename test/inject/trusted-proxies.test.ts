@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadServerConfig } from '../../src/config/server-config.ts';
+import { TEST_KEY_ENCRYPTION_KEY } from '../support/key-encryption.ts';
 import { startApp, type TestApps } from '../support/app.ts';
 
 const LIMITS = { SW_LOGIN_IP_LIMIT: '3', SW_LOGIN_LIMIT: '1000' };
@@ -72,7 +73,7 @@ describe('trusted proxies', () => {
   });
 
   it('refuses a setting that is not addresses, CIDRs or a named range', () => {
-    const base = { SW_DATABASE_URL: 'postgres://x@127.0.0.1/db' };
+    const base = { SW_DATABASE_URL: 'postgres://x@127.0.0.1/db', SW_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY };
     for (const bad of ['10.0.0.0/33', 'example.com', '10.0.0.1/8/2', 'loopback,nonsense']) {
       assert.throws(() => loadServerConfig({ ...base, SW_TRUSTED_PROXIES: bad }), /SW_TRUSTED_PROXIES/, bad);
     }

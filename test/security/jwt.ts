@@ -1,3 +1,5 @@
+import { KeyEncryption } from '../../src/accounts/tokens/key-encryption.ts';
+import { TEST_KEY_ENCRYPTION_KEY } from '../support/key-encryption.ts';
 import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import pg from 'pg';
 
@@ -22,7 +24,10 @@ export function decode(token: string): { header: Record<string, unknown>; payloa
   };
 }
 
-/** The system's current signing key (a test plays an insider who stole nothing but claims). */
+/**
+ * The system's current signing key (a test plays an insider who has the database and the
+ * key-encryption key, and forges claims with them).
+ */
 export async function signingKey(databaseUrl: string, kid: string): Promise<KeyObject> {
   const client = new pg.Client(databaseUrl);
   await client.connect();
@@ -31,7 +36,7 @@ export async function signingKey(databaseUrl: string, kid: string): Promise<KeyO
       'SELECT private_pem FROM signing_keys WHERE kid = $1',
       [kid],
     );
-    return createPrivateKey(rows[0]!.private_pem);
+    return createPrivateKey(new KeyEncryption({ value: TEST_KEY_ENCRYPTION_KEY }).open(kid, rows[0]!.private_pem));
   } finally {
     await client.end();
   }

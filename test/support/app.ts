@@ -8,6 +8,7 @@ import pino from 'pino';
 import type { LightMyRequestResponse } from 'fastify';
 import assert from 'node:assert/strict';
 import { loadServerConfig } from '../../src/config/server-config.ts';
+import { TEST_KEY_ENCRYPTION_KEY } from './key-encryption.ts';
 import { ERROR_STATUS, type ErrorCode } from '../../src/kernel/errors.ts';
 import { buildApp } from '../../src/server/app.ts';
 import { openServices, type Services } from '../../src/server/services.ts';
@@ -62,6 +63,7 @@ export async function startApps(options: AppsOptions): Promise<TestApps> {
         SW_MODE: options.mode ?? 'stateless',
         SW_STORE: options.store,
         SW_DATABASE_URL: serversDatabaseUrl,
+        SW_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY,
         SW_REDIS_URL: options.redisUrl ?? redis?.url ?? '',
         SW_LOG_LEVEL: 'silent',
         ...options.env,

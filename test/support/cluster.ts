@@ -7,6 +7,7 @@ import { freshDatabase } from './postgres.ts';
 import { startRedisServer, type RedisServerHandle } from './redis.ts';
 import type { ClusterView } from '../../src/supervisor/control-api.ts';
 import { waitFor } from './wait.ts';
+import { TEST_KEY_ENCRYPTION_KEY } from './key-encryption.ts';
 
 export interface ClusterOptions {
   servers?: number;
@@ -60,7 +61,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   if (externalDatabase) args.push('--database-url', externalDatabase);
 
   const child = spawn(process.execPath, args, {
-    env: { ...process.env, ...options.env },
+    // An external database needs a key-encryption key; the embedded one gets npm start's own file.
+    env: {
+      ...process.env,
+      ...(externalDatabase ? { SW_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY } : {}),
+      ...options.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

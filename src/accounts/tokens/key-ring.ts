@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { JWK } from 'jose';
 import { everyInterval, reportFailure, type WarnLog } from '../../kernel/periodic.ts';
 import type { PgListener } from '../../records/pg-listener.ts';
+import type { KeyEncryption } from './key-encryption.ts';
 import { KEYS_CHANNEL, SigningKeyTable, type SigningKey } from './signing-keys.ts';
 
 /**
@@ -19,8 +20,14 @@ export class KeyRing {
 
   private constructor(private readonly table: SigningKeyTable) {}
 
-  static async open(db: pg.Pool, listener: PgListener, log: WarnLog, refreshMs = 30_000): Promise<KeyRing> {
-    const ring = new KeyRing(new SigningKeyTable(db));
+  static async open(
+    db: pg.Pool,
+    encryption: KeyEncryption,
+    listener: PgListener,
+    log: WarnLog,
+    refreshMs = 30_000,
+  ): Promise<KeyRing> {
+    const ring = new KeyRing(new SigningKeyTable(db, encryption));
     await ring.table.ensureOne();
     const reloadNow = () =>
       void ring.reload().catch((error: unknown) => reportFailure('signing key reload', error, log));
