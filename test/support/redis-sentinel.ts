@@ -23,6 +23,11 @@ export interface SentinelSetup {
   replicaPort: number;
   /** The port the sentinels name as primary now. */
   currentPrimaryPort(): Promise<number>;
+  /**
+   * Starts a node that died again on its port, as a replica of the current primary (the way to
+   * bring a failed node back: started empty as a primary, a later failover could promote nothing).
+   */
+  restartAsReplica(port: number): Promise<Redis>;
   stop(): Promise<void>;
 }
 
@@ -108,6 +113,16 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
         string,
       ];
       return Number(port);
+    },
+    async restartAsReplica(port) {
+      const [, primaryPort] = (await ask(sentinelPorts[0]!, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)) as [
+        string,
+        string,
+      ];
+      children.push(redisServer(['--port', String(port), ...common, '--replicaof', '127.0.0.1', String(primaryPort)]));
+      const node = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50 });
+      node.on('error', () => undefined);
+      return node;
     },
     async stop() {
       await Promise.all(
