@@ -5,7 +5,7 @@ import type { Authenticator } from './authenticate.ts';
 import type { CheckCredentials } from './credentials.ts';
 import type { SessionManager } from './session-manager.ts';
 import { AppError } from '../kernel/errors.ts';
-import { NoContent, responses } from '../kernel/responses.ts';
+import { NoContent, responses, Security } from '../kernel/responses.ts';
 import type { SessionRecord } from '../state/types.ts';
 import type { SessionId, UserId } from '../kernel/ids.ts';
 import { checkPasswordPolicy, type PasswordHasher } from './passwords.ts';
@@ -42,7 +42,18 @@ export function accountRoutes(app: App, deps: AccountRoutesDeps): void {
 
   app.post(
     '/api/auth/register',
-    { schema: { tags, body: Registration, response: responses({ 201: UserReply }, [400, 409, 429]) } },
+    {
+      schema: {
+        operationId: 'register',
+        summary: 'Create an account and sign in',
+        description:
+          'Creates the user and signs in: sets a new session cookie. A visitor cart in the session sent along is carried over.',
+        tags,
+        security: Security.sessionOptional,
+        body: Registration,
+        response: responses({ 201: UserReply }, [400, 409, 429, 503]),
+      },
+    },
     async (request, reply) => {
       const { username, password } = request.body;
       checkPasswordPolicy(password, username);
@@ -55,7 +66,18 @@ export function accountRoutes(app: App, deps: AccountRoutesDeps): void {
 
   app.post(
     '/api/auth/login',
-    { schema: { tags, body: Credentials, response: responses({ 200: UserReply }, [400, 401, 429]) } },
+    {
+      schema: {
+        operationId: 'login',
+        summary: 'Sign in with a password (session cookie)',
+        description:
+          'Checks the password and starts a new session (a new session id every time; the session sent along ends, its visitor cart carried over). Attempts are limited per username and per address (429).',
+        tags,
+        security: Security.sessionOptional,
+        body: Credentials,
+        response: responses({ 200: UserReply }, [400, 401, 429, 503]),
+      },
+    },
     async (request, reply) => {
       const { username, password } = request.body;
       const user = await checkCredentials(username, password, request.ip);
@@ -66,7 +88,17 @@ export function accountRoutes(app: App, deps: AccountRoutesDeps): void {
 
   app.post(
     '/api/auth/logout',
-    { schema: { tags, response: responses({ 204: NoContent }, [429]) } },
+    {
+      schema: {
+        operationId: 'logout',
+        summary: 'Sign out of this session',
+        description:
+          'Ends the session of the cookie sent (on every server) and clears the cookie; 204 without one too.',
+        tags,
+        security: Security.sessionOptional,
+        response: responses({ 204: NoContent }, [429, 503]),
+      },
+    },
     async (request, reply) => {
       const session = await auth.session(request);
       if (session) await sessions.end(session);
@@ -75,14 +107,35 @@ export function accountRoutes(app: App, deps: AccountRoutesDeps): void {
     },
   );
 
-  app.get('/api/me', { schema: { tags, response: responses({ 200: UserReply }, [401]) } }, async (request) => {
-    const principal = await auth.requireUser(request);
-    return { user: { id: principal.userId, username: principal.username } };
-  });
+  app.get(
+    '/api/me',
+    {
+      schema: {
+        operationId: 'getMe',
+        summary: 'The signed-in user',
+        tags,
+        security: Security.signedIn,
+        response: responses({ 200: UserReply }, [401]),
+      },
+    },
+    async (request) => {
+      const principal = await auth.requireUser(request);
+      return { user: { id: principal.userId, username: principal.username } };
+    },
+  );
 
   app.get(
     '/api/auth/sessions',
-    { schema: { tags, response: responses({ 200: SessionList }, [401]) } },
+    {
+      schema: {
+        operationId: 'listSessions',
+        summary: "List the user's sessions",
+        description: 'Every live session of the signed-in user; `current` marks the one of this request.',
+        tags,
+        security: Security.signedIn,
+        response: responses({ 200: SessionList }, [401]),
+      },
+    },
     async (request) => {
       const principal = await auth.requireUser(request);
       const currentId = principal.via === 'session' ? principal.session.id : undefined;
@@ -101,7 +154,16 @@ export function accountRoutes(app: App, deps: AccountRoutesDeps): void {
 
   app.delete(
     '/api/auth/sessions/:id',
-    { schema: { tags, params: SessionParams, response: responses({ 204: NoContent }, [401, 404]) } },
+    {
+      schema: {
+        operationId: 'deleteSession',
+        summary: "End one of the user's sessions",
+        tags,
+        security: Security.signedIn,
+        params: SessionParams,
+        response: responses({ 204: NoContent }, [401, 404]),
+      },
+    },
     async (request, reply) => {
       const principal = await auth.requireUser(request);
       const owned = (await sessions.listForUser(principal.userId)).some((s) => s.id === request.params.id);
@@ -113,7 +175,17 @@ export function accountRoutes(app: App, deps: AccountRoutesDeps): void {
 
   app.post(
     '/api/auth/logout-all',
-    { schema: { tags, response: responses({ 204: NoContent }, [401]) } },
+    {
+      schema: {
+        operationId: 'logoutAll',
+        summary: 'Sign out everywhere',
+        description:
+          'Ends every session of the user, revokes every refresh token and every access token issued until now, on every server.',
+        tags,
+        security: Security.signedIn,
+        response: responses({ 204: NoContent }, [401]),
+      },
+    },
     async (request, reply) => {
       const principal = await auth.requireUser(request);
       await deps.logoutEverywhere(principal.userId);

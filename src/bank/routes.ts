@@ -5,7 +5,7 @@ import { operationOf } from '../idempotency/from-request.ts';
 import { IdempotencyKeyHeader } from '../idempotency/key.ts';
 import type { App } from '../kernel/app-type.ts';
 import { AppError } from '../kernel/errors.ts';
-import { responses } from '../kernel/responses.ts';
+import { responses, Security } from '../kernel/responses.ts';
 import type { UsersTable } from '../accounts/users.ts';
 import type { AtmView } from './atm-view.ts';
 import type { Ledger } from './ledger.ts';
@@ -25,17 +25,42 @@ export interface BankRoutesDeps {
 
 /** Balance, deposit, withdraw, transfer, history. The ledger guards the money; the ATM view only answers. */
 export function bankRoutes(app: App, { ledger, atm, idempotency, auth, users }: BankRoutesDeps): void {
-  app.get('/api/bank/account', { schema: { tags, response: responses({ 200: Balance }, [401]) } }, async (request) => {
-    const { userId } = await auth.requireUser(request);
-    return { balanceCents: await atm.shown(userId, () => ledger.balance(userId)) };
-  });
+  app.get(
+    '/api/bank/account',
+    {
+      schema: {
+        operationId: 'getAccount',
+        summary: 'The balance of the account',
+        description: 'A new account opens with 100000 cents.',
+        tags,
+        security: Security.signedIn,
+        response: responses({ 200: Balance }, [401]),
+      },
+    },
+    async (request) => {
+      const { userId } = await auth.requireUser(request);
+      return { balanceCents: await atm.shown(userId, () => ledger.balance(userId)) };
+    },
+  );
+
+  const movementDocs = {
+    deposit: { summary: 'Deposit money (IK)', description: 'Adds `amountCents` to the balance.' },
+    withdraw: {
+      summary: 'Withdraw money (IK)',
+      description:
+        'Takes `amountCents` from the balance; 409 `insufficient_funds` when it is lower, and nothing moves.',
+    },
+  };
 
   const movement = (kind: 'deposit' | 'withdraw') =>
     app.post(
       `/api/bank/${kind}`,
       {
         schema: {
+          operationId: kind,
+          ...movementDocs[kind],
           tags,
+          security: Security.signedIn,
           headers: IdempotencyKeyHeader,
           body: AmountBody,
           response: responses({ 200: Movement }, [400, 401, 409, 422]),
@@ -66,7 +91,12 @@ export function bankRoutes(app: App, { ledger, atm, idempotency, auth, users }: 
     '/api/bank/transfer',
     {
       schema: {
+        operationId: 'transfer',
+        summary: 'Transfer money to another user (IK)',
+        description:
+          'Moves `amountCents` to the account of `toUsername` in one transaction: 404 `user_not_found` for an unknown user, 409 `insufficient_funds` when the balance is lower.',
         tags,
+        security: Security.signedIn,
         headers: IdempotencyKeyHeader,
         body: TransferBody,
         response: responses({ 200: Movement }, [400, 401, 404, 409, 422]),
@@ -92,7 +122,15 @@ export function bankRoutes(app: App, { ledger, atm, idempotency, auth, users }: 
 
   app.get(
     '/api/bank/transactions',
-    { schema: { tags, response: responses({ 200: TransactionList }, [401]) } },
+    {
+      schema: {
+        operationId: 'listTransactions',
+        summary: 'The transactions of the account, newest first',
+        tags,
+        security: Security.signedIn,
+        response: responses({ 200: TransactionList }, [401]),
+      },
+    },
     async (request) => {
       const { userId } = await auth.requireUser(request);
       return { transactions: await ledger.transactions(userId) };

@@ -1,6 +1,6 @@
 import type { Authenticator } from '../accounts/authenticate.ts';
 import type { App } from '../kernel/app-type.ts';
-import { NoContent, responses } from '../kernel/responses.ts';
+import { NoContent, responses, Security } from '../kernel/responses.ts';
 import type { Chat } from './messages.ts';
 import {
   CreateRoomBody,
@@ -30,7 +30,10 @@ export function chatRoutes(app: App, { chat, auth }: ChatRoutesDeps): void {
     '/api/chat/rooms',
     {
       schema: {
+        operationId: 'listRooms',
+        summary: 'List the chat rooms',
         tags,
+        security: Security.signedIn,
         description: 'Every room, oldest first. Rooms are open to every signed-in user.',
         response: responses({ 200: RoomList }, [401]),
       },
@@ -45,7 +48,10 @@ export function chatRoutes(app: App, { chat, auth }: ChatRoutesDeps): void {
     '/api/chat/rooms',
     {
       schema: {
+        operationId: 'createRoom',
+        summary: 'Create a chat room',
         tags,
+        security: Security.signedIn,
         description: 'Creates a room; 409 `conflict` when the name is taken.',
         body: CreateRoomBody,
         response: responses({ 201: RoomReply }, [400, 401, 409]),
@@ -61,7 +67,10 @@ export function chatRoutes(app: App, { chat, auth }: ChatRoutesDeps): void {
     '/api/chat/rooms/:id/messages',
     {
       schema: {
+        operationId: 'listMessages',
+        summary: "Read a room's messages",
         tags,
+        security: Security.signedIn,
         description: `Messages with seq > after (default 0), in seq order, at most limit (default ${HISTORY_DEFAULT_LIMIT}, at most 200).`,
         params: RoomParams,
         querystring: HistoryQuery,
@@ -80,7 +89,10 @@ export function chatRoutes(app: App, { chat, auth }: ChatRoutesDeps): void {
     '/api/chat/rooms/:id/messages',
     {
       schema: {
+        operationId: 'sendMessage',
+        summary: 'Send a message to a room',
         tags,
+        security: Security.signedIn,
         description:
           'Sends a message: it gets the next seq of the room (no gap). The same clientMsgId again (same room, same sender) answers the stored message, same seq, 201 again.',
         params: RoomParams,
@@ -100,7 +112,10 @@ export function chatRoutes(app: App, { chat, auth }: ChatRoutesDeps): void {
     '/api/chat/rooms/:id/read',
     {
       schema: {
+        operationId: 'markRoomRead',
+        summary: 'Mark a room read up to a seq',
         tags,
+        security: Security.signedIn,
         description: 'Records the last seq the user has read in the room (a record; it never moves backwards).',
         params: RoomParams,
         body: ReadBody,
@@ -118,7 +133,10 @@ export function chatRoutes(app: App, { chat, auth }: ChatRoutesDeps): void {
     '/api/chat/unread',
     {
       schema: {
+        operationId: 'getUnreadCounts',
+        summary: 'Unread counts per room',
         tags,
+        security: Security.signedIn,
         description:
           'Unread messages per room: every room is listed, 0 included; a room the user never marked read counts all its messages.',
         response: responses({ 200: UnreadReply }, [401]),
@@ -134,7 +152,10 @@ export function chatRoutes(app: App, { chat, auth }: ChatRoutesDeps): void {
     '/api/chat/rooms/:id/presence',
     {
       schema: {
+        operationId: 'getRoomPresence',
+        summary: 'Who is online in a room',
         tags,
+        security: Security.signedIn,
         description: 'Who is online in the room (from session state; filled by the WebSocket edge).',
         params: RoomParams,
         response: responses({ 200: PresenceReply }, [400, 401, 404]),

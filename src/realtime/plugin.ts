@@ -8,7 +8,7 @@ import type { LiveCredential } from '../accounts/authenticate.ts';
 import { foreignOrigin } from '../kernel/origin.ts';
 import type { ServerConfig } from '../config/server-config.ts';
 import { AppError } from '../kernel/errors.ts';
-import { responses } from '../kernel/responses.ts';
+import { responses, Security } from '../kernel/responses.ts';
 import type { StateStore } from '../state/types.ts';
 import { Connection } from './connection.ts';
 import { ChatEdge } from './edge.ts';
@@ -62,8 +62,10 @@ export const realtimePlugin = fp<RealtimeDeps>(
       method: 'GET',
       url: '/ws',
       schema: {
+        operationId: 'openChatSocket',
         tags: ['chat'],
         summary: "The chat's live traffic (WebSocket)",
+        security: Security.signedIn,
         description: wsDescription(limits.framesPerSecond),
         querystring: Type.Object({
           access_token: Type.Optional(

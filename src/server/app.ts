@@ -13,6 +13,8 @@ import { shopPlugin } from '../shop/plugin.ts';
 import { webPlugin } from '../web/plugin.ts';
 import { healthPlugin } from './health-plugin.ts';
 import { metricsPlugin } from './metrics-plugin.ts';
+import { docsPage } from './openapi/docs-page.ts';
+import { requireRouteDocs, swaggerOptions } from './openapi/document.ts';
 import type { Services } from './services.ts';
 
 /**
@@ -45,21 +47,9 @@ export async function buildApp(services: Services): Promise<App> {
   // The API speaks JSON only: any other body is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
   app.addSchema(ErrorSchema);
-  await app.register(swagger, {
-    openapi: {
-      info: {
-        title: 'statewise',
-        version: '1',
-        description: 'Stateless app servers behind a load balancer; see ../shared/API.md for the contract.',
-      },
-      components: {
-        securitySchemes: {
-          session: { type: 'apiKey', in: 'cookie', name: 'sid' },
-          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-        },
-      },
-    },
-  });
+  // Installed before any route: a route without its documentation fails here, at startup.
+  requireRouteDocs(app);
+  await app.register(swagger, swaggerOptions());
   installErrorHandling(app);
   documentCommonErrors(app);
 
@@ -73,7 +63,8 @@ export async function buildApp(services: Services): Promise<App> {
     if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
   });
 
-  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+  // GET /docs (the page for people), /docs/json and /docs/yaml (the document).
+  await docsPage(app);
   // Each part names the parts it needs (fastify-plugin `dependencies`); Fastify refuses a wrong order.
   await app.register(metricsPlugin, services);
   await app.register(healthPlugin, services);

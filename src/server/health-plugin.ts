@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { Type } from 'typebox';
 import { AppError } from '../kernel/errors.ts';
 import type { Lifecycle } from '../kernel/lifecycle.ts';
-import { responses } from '../kernel/responses.ts';
+import { responses, Security } from '../kernel/responses.ts';
 import type { StateStore } from '../state/types.ts';
 
 const Status = Type.Object({ status: Type.String(), server: Type.String() });
@@ -28,12 +28,31 @@ export const healthPlugin = fp<HealthDeps>(
   async (fastify, { config, db, state, lifecycle }) => {
     const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
     const server = config.serverId;
-    app.get('/healthz', { schema: { tags: ['ops'], response: { 200: Status } } }, async () => ({
-      status: 'ok',
-      server,
-    }));
+    app.get(
+      '/healthz',
+      {
+        schema: {
+          operationId: 'getHealth',
+          summary: 'Is this process alive',
+          description: 'Liveness: 200 whenever the process answers; it reads no store.',
+          tags: ['ops'],
+          security: Security.none,
+          response: { 200: Status },
+        },
+      },
+      async () => ({ status: 'ok', server }),
+    );
 
-    app.get('/readyz', { schema: { tags: ['ops'], response: responses({ 200: Readiness }, [503]) } }, async () => {
+    const readiness = {
+      operationId: 'getReadiness',
+      summary: 'Is this server ready for traffic',
+      description:
+        'Readiness, for the load balancer: 503 `shutting_down` while draining, 503 `unavailable` while a store cannot be reached.',
+      tags: ['ops'],
+      security: Security.none,
+      response: responses({ 200: Readiness }, [503]),
+    };
+    app.get('/readyz', { schema: readiness }, async () => {
       if (lifecycle.draining) throw new AppError('shutting_down', `${server} is draining; use another server.`);
       try {
         await Promise.all([db.query('SELECT 1'), state.ping()]);

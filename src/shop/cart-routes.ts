@@ -1,6 +1,6 @@
 import type { App } from '../kernel/app-type.ts';
 import { AppError } from '../kernel/errors.ts';
-import { responses } from '../kernel/responses.ts';
+import { responses, Security } from '../kernel/responses.ts';
 import type { CartOwners } from './cart-owner.ts';
 import { MAX_LINE_QTY, priced, type Carts } from './cart.ts';
 import type { Menu, MenuSnapshot } from './menu.ts';
@@ -20,18 +20,36 @@ export function cartRoutes(app: App, { owners, carts, menu }: { owners: CartOwne
     return snapshot;
   }
 
-  app.get('/api/cart', { schema: { tags, response: responses({ 200: CartSchema }, [401]) } }, async (request) => {
-    const owner = await owners.current(request);
-    const snapshot = await menu.read();
-    return owner ? carts.view(owner, snapshot) : { items: [], totalCents: 0 };
-  });
+  app.get(
+    '/api/cart',
+    {
+      schema: {
+        operationId: 'getCart',
+        summary: 'The cart',
+        description:
+          "The signed-in user's cart, or the visitor's (by the session cookie); empty without either. Reading never starts a session.",
+        tags,
+        security: Security.userOrVisitor,
+        response: responses({ 200: CartSchema }, [401]),
+      },
+    },
+    async (request) => {
+      const owner = await owners.current(request);
+      const snapshot = await menu.read();
+      return owner ? carts.view(owner, snapshot) : { items: [], totalCents: 0 };
+    },
+  );
 
   app.post(
     '/api/cart/items',
     {
       schema: {
+        operationId: 'addCartItem',
+        summary: 'Add an item to the cart',
         tags,
-        description: 'Adds qty (1..99) to the line.',
+        description:
+          'Adds qty (1..99) to the line: 404 for an item not on the menu, 409 `conflict` when the line would pass its maximum (nothing added). A visitor without a session gets one (and its cookie).',
+        security: Security.userOrVisitor,
         body: AddItem,
         response: responses({ 200: CartSchema }, [400, 401, 404, 409]),
       },
@@ -55,8 +73,11 @@ export function cartRoutes(app: App, { owners, carts, menu }: { owners: CartOwne
     '/api/cart/items/:itemId',
     {
       schema: {
+        operationId: 'setCartItem',
+        summary: 'Set the quantity of a cart line',
         tags,
-        description: 'Sets the line (0..99); 0 removes it.',
+        description: 'Sets the line (0..99); 0 removes it. 404 for an item not on the menu.',
+        security: Security.userOrVisitor,
         params: ItemParams,
         body: SetQty,
         response: responses({ 200: CartSchema }, [400, 401, 404]),
@@ -74,7 +95,10 @@ export function cartRoutes(app: App, { owners, carts, menu }: { owners: CartOwne
     '/api/cart/items/:itemId',
     {
       schema: {
+        operationId: 'removeCartItem',
+        summary: 'Remove a line from the cart',
         tags,
+        security: Security.userOrVisitor,
         params: ItemParams,
         response: responses({ 200: CartSchema }, [400, 401, 404]),
       },

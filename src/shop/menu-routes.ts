@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import type { App } from '../kernel/app-type.ts';
 import { noneMatchHits } from '../kernel/http-cache.ts';
 import type { Menu } from './menu.ts';
+import { responses, Security } from '../kernel/responses.ts';
 import { MenuSchema } from './schemas.ts';
 
 /** Stock changes, so shared caches (a CDN) keep the menu briefly and then revalidate by ETag. */
@@ -13,12 +14,18 @@ export function menuRoutes(app: App, menu: Menu): void {
     '/api/menu',
     {
       schema: {
+        operationId: 'getMenu',
+        summary: 'The menu, with prices and stock',
         tags: ['shop'],
         description: `The menu with prices and stock. Cache-Control: ${CACHE_CONTROL}; a strong ETag; If-None-Match gives 304.`,
-        response: {
-          200: MenuSchema,
-          304: Type.Null({ description: 'Not modified: the If-None-Match tag is current' }),
-        },
+        security: Security.none,
+        response: responses(
+          {
+            200: MenuSchema,
+            304: Type.Null({ description: 'Not modified: the If-None-Match tag is current' }),
+          },
+          [503],
+        ),
       },
     },
     async (request, reply) => {

@@ -4,7 +4,7 @@ import type { Idempotency } from '../idempotency/idempotency.ts';
 import { IdempotencyKeyHeader } from '../idempotency/key.ts';
 import type { App } from '../kernel/app-type.ts';
 import { AppError } from '../kernel/errors.ts';
-import { responses } from '../kernel/responses.ts';
+import { responses, Security } from '../kernel/responses.ts';
 import type { Carts } from './cart.ts';
 import type { CheckoutQueue } from './checkout-queue.ts';
 import type { CheckoutWorker } from './checkout-worker.ts';
@@ -27,6 +27,9 @@ export function orderRoutes(app: App, { auth, idempotency, carts, orders, queue,
     '/api/orders',
     {
       schema: {
+        operationId: 'createOrder',
+        summary: 'Check out the cart (IK)',
+        security: Security.signedIn,
         tags,
         description:
           "Checks out the signed-in user's cart (Idempotency-Key required). 202: the order is pending; its saga reserves stock, charges the bank account and confirms, or cancels and undoes what it did. Poll GET /api/orders/:id.",
@@ -48,14 +51,36 @@ export function orderRoutes(app: App, { auth, idempotency, carts, orders, queue,
     },
   );
 
-  app.get('/api/orders', { schema: { tags, response: responses({ 200: OrderList }, [401]) } }, async (request) => {
-    const { userId } = await auth.requireUser(request);
-    return { orders: await orders.list(userId) };
-  });
+  app.get(
+    '/api/orders',
+    {
+      schema: {
+        operationId: 'listOrders',
+        summary: "The user's orders",
+        tags,
+        security: Security.signedIn,
+        response: responses({ 200: OrderList }, [401]),
+      },
+    },
+    async (request) => {
+      const { userId } = await auth.requireUser(request);
+      return { orders: await orders.list(userId) };
+    },
+  );
 
   app.get(
     '/api/orders/:id',
-    { schema: { tags, params: OrderParams, response: responses({ 200: OrderReply }, [401, 404]) } },
+    {
+      schema: {
+        operationId: 'getOrder',
+        summary: 'One order and its status',
+        description: 'Status `pending`, `confirmed`, or `cancelled` with a `reason`. 404 for an order of another user.',
+        tags,
+        security: Security.signedIn,
+        params: OrderParams,
+        response: responses({ 200: OrderReply }, [401, 404]),
+      },
+    },
     async (request) => {
       const { userId } = await auth.requireUser(request);
       const order = await orders.get(userId, request.params.id);

@@ -5,7 +5,7 @@ import { Type } from 'typebox';
 import { User } from '../accounts/schemas.ts';
 import { AppError } from '../kernel/errors.ts';
 import { noneMatchHits } from '../kernel/http-cache.ts';
-import { responses } from '../kernel/responses.ts';
+import { responses, Security } from '../kernel/responses.ts';
 import { findWebDir, StaticAssets, type Asset } from './static-assets.ts';
 
 /** Fingerprinted names never change content: a browser or CDN may keep them for a year, unasked. */
@@ -68,7 +68,10 @@ export const webPlugin = fp<{ log: FastifyBaseLogger }>(
       '/web/session',
       {
         schema: {
+          operationId: 'getWebSession',
+          summary: 'Who the web page is for',
           tags,
+          security: Security.userOrVisitor,
           description:
             'Who the page is for: 200 `{user: {id, username}}` when signed in, 200 `{user: null}` when not. Cache-Control: no-store.',
           response: responses({ 200: WebSession }, [401]),
@@ -93,7 +96,10 @@ export const webPlugin = fp<{ log: FastifyBaseLogger }>(
       '/',
       {
         schema: {
+          operationId: 'getWebPage',
+          summary: 'The web UI',
           tags,
+          security: Security.none,
           description: `The web UI's page. Cache-Control: ${REVALIDATE}; a strong ETag; If-None-Match gives 304.`,
           produces: ['text/html'],
           response: { 200: Type.String(), 304: NotModified },
@@ -106,7 +112,10 @@ export const webPlugin = fp<{ log: FastifyBaseLogger }>(
       '/assets/:file',
       {
         schema: {
+          operationId: 'getWebAsset',
+          summary: 'A script, style sheet or image of the web UI',
           tags,
+          security: Security.none,
           description: `A fingerprinted asset named by the page. Cache-Control: ${IMMUTABLE}.`,
           params: Type.Object({ file: Type.String({ maxLength: 200 }) }),
           response: responses({ 200: Type.String(), 304: NotModified }, [404]),

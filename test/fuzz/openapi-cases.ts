@@ -67,7 +67,7 @@ interface OpenApiOperation {
 
 export interface OpenApiDocument {
   paths: Record<string, Record<string, OpenApiOperation | OpenApiParameter[]>>;
-  components?: { schemas?: Record<string, JsonSchema> };
+  components?: { schemas?: Record<string, JsonSchema>; parameters?: Record<string, OpenApiParameter> };
 }
 
 export interface Operation {
@@ -106,7 +106,11 @@ export function operationsOf(doc: OpenApiDocument): Operation[] {
     for (const [method, raw] of Object.entries(item)) {
       if (!METHODS.includes(method)) continue;
       const op = raw as OpenApiOperation;
-      const parameters = [...shared, ...(op.parameters ?? [])];
+      // A shared parameter (the Idempotency-Key) is a $ref to components.parameters.
+      const parameters = [...shared, ...(op.parameters ?? [])].map((p) => {
+        const ref = (p as { $ref?: string }).$ref;
+        return ref ? (doc.components?.parameters?.[ref.replace('#/components/parameters/', '')] ?? p) : p;
+      });
       const json = op.requestBody?.content?.['application/json']?.schema;
       const headerParams = parameters
         .filter((p) => p.in === 'header')

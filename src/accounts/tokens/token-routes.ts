@@ -1,7 +1,7 @@
 import type { App } from '../../kernel/app-type.ts';
 import { AppError } from '../../kernel/errors.ts';
 import type { UserId } from '../../kernel/ids.ts';
-import { responses } from '../../kernel/responses.ts';
+import { responses, Security } from '../../kernel/responses.ts';
 import type { UsersTable } from '../users.ts';
 import type { CheckCredentials } from '../credentials.ts';
 import type { RateLimiter } from '../rate-limiter.ts';
@@ -38,7 +38,18 @@ export function tokenRoutes(app: App, deps: TokenRoutesDeps): void {
 
   app.post(
     '/api/auth/token',
-    { schema: { tags, body: Credentials, response: responses({ 200: TokenPair }, [400, 401, 429]) } },
+    {
+      schema: {
+        operationId: 'createToken',
+        summary: 'Get an access and refresh token pair',
+        description:
+          'For API clients: checks the password (the same attempt limits as login) and answers a short-lived bearer access token and a single-use refresh token.',
+        tags,
+        security: Security.none,
+        body: Credentials,
+        response: responses({ 200: TokenPair }, [400, 401, 429, 503]),
+      },
+    },
     async (request) => {
       const { username, password } = request.body;
       const user = await deps.checkCredentials(username, password, request.ip);
@@ -48,7 +59,18 @@ export function tokenRoutes(app: App, deps: TokenRoutesDeps): void {
 
   app.post(
     '/api/auth/refresh',
-    { schema: { tags, body: RefreshRequest, response: responses({ 200: TokenPair }, [400, 401, 429]) } },
+    {
+      schema: {
+        operationId: 'refreshToken',
+        summary: 'Swap a refresh token for a new pair',
+        description:
+          'Answers a new access token and a new refresh token; the one sent is used up. A refresh token used twice is refused (401 `invalid_token`) and every token of its sign-in is revoked.',
+        tags,
+        security: Security.none,
+        body: RefreshRequest,
+        response: responses({ 200: TokenPair }, [400, 401, 429, 503]),
+      },
+    },
     async (request) => {
       await deps.refreshLimiter.hit([{ subject: `ip:${request.ip}`, max: deps.loginIpLimit }]);
       const outcome = await refresh.rotate(request.body.refreshToken);
@@ -68,8 +90,22 @@ export function tokenRoutes(app: App, deps: TokenRoutesDeps): void {
     },
   );
 
-  app.get('/.well-known/jwks.json', { schema: { tags, response: { 200: Jwks } } }, async (_request, reply) => {
-    reply.header('cache-control', 'public, max-age=60');
-    return deps.keyRing.jwks();
-  });
+  app.get(
+    '/.well-known/jwks.json',
+    {
+      schema: {
+        operationId: 'getJwks',
+        summary: 'The public keys that sign access tokens',
+        description:
+          'A JSON Web Key Set (RS256), for verifying access tokens anywhere. Cache-Control: public, max-age=60.',
+        tags,
+        security: Security.none,
+        response: { 200: Jwks },
+      },
+    },
+    async (_request, reply) => {
+      reply.header('cache-control', 'public, max-age=60');
+      return deps.keyRing.jwks();
+    },
+  );
 }

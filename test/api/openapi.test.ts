@@ -1,0 +1,415 @@
+/**
+ * The served OpenAPI document (GET /docs/json) against the app that serves it, in process
+ * (app.inject): every route the app registers is in it with an operationId, a summary, tags,
+ * `security` and a 4xx answer, and nothing else is; operationIds are unique and verb-first; the
+ * Error component documents every code of src/kernel/errors.ts; the shared components are there and
+ * all used; and the answers real requests get (status and body) are ones the document lists.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { ERROR_STATUS } from '../../src/kernel/errors.ts';
+import { startApp, type InjectResult, type TestServer } from '../support/app.ts';
+import { newUsername, PASSWORD } from '../security/backends.ts';
+
+type Json = Record<string, any>;
+
+/** Routes the app serves that the document leaves out on purpose (`schema.hide`), each with why. */
+const HIDDEN = new Map([
+  ['GET /docs/json', 'the document itself'],
+  ['GET /metrics', 'for a Prometheus scraper on loopback only; not part of the public API'],
+]);
+/** Routes of the docs page (the UI and its assets), when it is there: hidden too. */
+const isDocsPage = (path: string) => path === '/docs' || path.startsWith('/docs/');
+
+/** The first word of every operationId. */
+const VERBS = [
+  'get',
+  'list',
+  'create',
+  'add',
+  'set',
+  'remove',
+  'delete',
+  'send',
+  'mark',
+  'open',
+  'register',
+  'login',
+  'logout',
+  'refresh',
+  'deposit',
+  'withdraw',
+  'transfer',
+];
+const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'trace'];
+
+/**
+ * The routes of `app.printRoutes({ commonPrefix: false })`, e.g. `GET /api/orders/{id}`: a tree
+ * whose lines add their text to their parent's path, with the methods in parentheses.
+ */
+function registeredRoutes(tree: string): string[] {
+  const routes: string[] = [];
+  const stack: string[] = [];
+  for (const line of tree.split('\n')) {
+    const match = /^([│ ├└─]*)(\S.*?) \(([A-Z, ]+)\)$/.exec(line);
+    if (!match) continue;
+    const depth = match[1]!.length / 4;
+    stack.length = depth;
+    const path = (stack[depth - 1] ?? '') + match[2]!;
+    stack[depth] = path;
+    for (const method of match[3]!.split(', ')) {
+      // Fastify adds a HEAD route for every GET; the document shows the GET.
+      if (method !== 'HEAD') routes.push(`${method} ${path.replace(/:(\w+)/g, '{$1}')}`);
+    }
+  }
+  return routes;
+}
+
+function operations(doc: Json): Array<{ key: string; path: string; method: string; op: Json }> {
+  return Object.entries(doc.paths as Json).flatMap(([path, item]) =>
+    Object.entries(item as Json)
+      .filter(([method]) => HTTP_METHODS.includes(method))
+      .map(([method, op]) => ({ key: `${method.toUpperCase()} ${path}`, path, method, op: op as Json })),
+  );
+}
+
+/** Every `$ref` in a part of the document. */
+function refsIn(value: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) for (const v of value) refsIn(v, out);
+  else if (value && typeof value === 'object') {
+    for (const [key, v] of Object.entries(value)) {
+      if (key === '$ref' && typeof v === 'string') out.add(v);
+      else refsIn(v, out);
+    }
+  }
+  return out;
+}
+
+describe('the OpenAPI document', () => {
+  let apps: Awaited<ReturnType<typeof startApp>>;
+  let server: TestServer;
+  let doc: Json;
+  let routes: string[];
+  const ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false });
+  (addFormatsModule as unknown as (a: Ajv) => void)(ajv);
+  const validators = new Map<string, ValidateFunction>();
+  /** What the requests below got: `METHOD template status`. */
+  const observed = new Set<string>();
+
+  before(async () => {
+    apps = await startApp({ store: 'memory' });
+    server = apps.server;
+    const answer = await server.app.inject({ method: 'GET', url: '/docs/json' });
+    assert.equal(answer.statusCode, 200);
+    doc = answer.json();
+    ajv.addSchema(doc, 'openapi.json');
+    routes = registeredRoutes(server.app.printRoutes({ commonPrefix: false }));
+  });
+  after(() => apps?.close());
+
+  it('lists every route the app registers, each with operationId, summary, tags, security and a 4xx', () => {
+    assert.ok(routes.length >= 30, `found ${routes.length} routes in printRoutes()`);
+    const documented = new Map(operations(doc).map((o) => [o.key, o.op]));
+    for (const route of routes) {
+      const path = route.slice(route.indexOf(' ') + 1);
+      if (HIDDEN.has(route) || isDocsPage(path)) {
+        assert.ok(!documented.has(route), `${route} is hidden (${HIDDEN.get(route) ?? 'the docs page'})`);
+        continue;
+      }
+      const op = documented.get(route);
+      assert.ok(op, `${route} is registered but not in /docs/json`);
+      assert.match(op.operationId ?? '', /^[a-z][A-Za-z0-9]*$/, `${route} has an operationId`);
+      assert.ok(typeof op.summary === 'string' && op.summary.length > 0, `${route} has a summary`);
+      assert.ok(Array.isArray(op.tags) && op.tags.length > 0, `${route} has tags`);
+      assert.ok(Array.isArray(op.security), `${route} says who may call it (security)`);
+      const statuses = Object.keys(op.responses ?? {}).map(Number);
+      assert.ok(
+        statuses.some((s) => s >= 400 && s < 500),
+        `${route} lists a 4xx answer: ${statuses.join(', ')}`,
+      );
+    }
+    for (const key of documented.keys()) assert.ok(routes.includes(key), `${key} is documented but not registered`);
+  });
+
+  it('has unique, verb-first operationIds', () => {
+    const ids = operations(doc).map((o) => o.op.operationId as string);
+    assert.equal(new Set(ids).size, ids.length, `duplicates: ${ids.filter((id, i) => ids.indexOf(id) !== i)}`);
+    for (const id of ids) {
+      const verb = /^[a-z]+/.exec(id)?.[0];
+      assert.ok(VERBS.includes(verb ?? ''), `${id} starts with a verb (${VERBS.join(', ')})`);
+    }
+  });
+
+  it('documents every error code in the one Error component', () => {
+    const error = doc.components.schemas.Error as Json;
+    assert.ok(error, 'components.schemas.Error');
+    const description = String(error.description ?? '');
+    assert.match(description, /RFC 9457/, 'says why the shape is not RFC 9457 problem details');
+    const codeSchema = error.properties.error.properties.code as Json;
+    for (const [code, status] of Object.entries(ERROR_STATUS)) {
+      assert.ok(codeSchema.enum.includes(code), `${code} is in the code enum`);
+      assert.ok(description.includes(`| \`${code}\` | ${status} |`), `${code} (${status}) is described`);
+    }
+    assert.deepEqual([...codeSchema.enum].sort(), Object.keys(ERROR_STATUS).sort(), 'and no other code');
+    // Every error answer of every operation is that one shape.
+    for (const { key, op } of operations(doc)) {
+      for (const [status, answer] of Object.entries(op.responses as Json)) {
+        if (Number(status) < 400) continue;
+        const resolved = resolveResponse(answer);
+        assert.equal(
+          resolved.content?.['application/json']?.schema?.$ref,
+          '#/components/schemas/Error',
+          `${key} ${status}`,
+        );
+      }
+    }
+  });
+
+  it('declares the security schemes, the Idempotency-Key parameter, servers, and no unused component', () => {
+    const { securitySchemes, parameters } = doc.components as Json;
+    assert.deepEqual(Object.keys(securitySchemes).sort(), ['bearer', 'session']);
+    assert.equal(securitySchemes.session.in, 'cookie');
+    assert.equal(securitySchemes.bearer.scheme, 'bearer');
+    assert.ok(Array.isArray(doc.servers) && doc.servers.length > 0, 'servers');
+    assert.equal(parameters.IdempotencyKey.name, 'Idempotency-Key');
+    assert.equal(parameters.IdempotencyKey.in, 'header');
+    const ik = { $ref: '#/components/parameters/IdempotencyKey' };
+    const idempotent = [
+      'POST /api/bank/deposit',
+      'POST /api/bank/withdraw',
+      'POST /api/bank/transfer',
+      'POST /api/orders',
+    ];
+    for (const { key, op } of operations(doc)) {
+      for (const requirement of op.security as Json[]) {
+        for (const scheme of Object.keys(requirement)) assert.ok(securitySchemes[scheme], `${key}: ${scheme}`);
+      }
+      const params = (op.parameters ?? []) as Json[];
+      assert.equal(
+        params.some((p) => p.$ref === ik.$ref),
+        idempotent.includes(key),
+        `${key} ${idempotent.includes(key) ? 'takes' : 'does not take'} the shared Idempotency-Key`,
+      );
+      assert.ok(!params.some((p) => String(p.name).toLowerCase() === 'idempotency-key'), `${key}: not inline`);
+    }
+    const used = refsIn({ ...doc, components: { ...doc.components, securitySchemes: undefined } });
+    for (const kind of ['schemas', 'responses', 'parameters']) {
+      for (const name of Object.keys(doc.components[kind] ?? {})) {
+        assert.ok(used.has(`#/components/${kind}/${name}`), `components.${kind}.${name} is used`);
+      }
+    }
+    const schemesUsed = new Set(operations(doc).flatMap((o) => (o.op.security as Json[]).flatMap(Object.keys)));
+    assert.deepEqual([...schemesUsed].sort(), ['bearer', 'session'], 'both security schemes are used');
+  });
+
+  /** The response object of an answer, following a `$ref` to components.responses. */
+  function resolveResponse(answer: Json): Json {
+    const ref = answer.$ref as string | undefined;
+    return ref ? doc.components.responses[ref.replace('#/components/responses/', '')] : answer;
+  }
+
+  /** The documented operation of a request, by method and path (path templates matched segment by segment). */
+  function operationOf(method: string, url: string): { key: string; pointer: string; op: Json } {
+    const path = url.split('?')[0]!;
+    for (const { key, path: template, method: m, op } of operations(doc)) {
+      if (m !== method.toLowerCase()) continue;
+      const pattern = new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`);
+      if (!pattern.test(path)) continue;
+      const pointer = `openapi.json#/paths/${template.replaceAll('~', '~0').replaceAll('/', '~1')}/${m}`;
+      return { key, pointer, op };
+    }
+    assert.fail(`${method} ${path} is in no operation of the document`);
+  }
+
+  /** Checks an answer against the document: its status is listed, and a JSON body fits that status's schema. */
+  function conforms(method: string, url: string, answer: InjectResult): InjectResult {
+    const { key, pointer, op } = operationOf(method, url);
+    const documented = op.responses[String(answer.status)] as Json | undefined;
+    assert.ok(documented, `${key} answered ${answer.status}, which it does not list: ${JSON.stringify(answer.body)}`);
+    observed.add(`${key} ${answer.status}`);
+    const response = resolveResponse(documented);
+    const schema = response.content?.['application/json']?.schema;
+    if (schema && String(answer.headers['content-type'] ?? '').includes('json')) {
+      const at = documented.$ref
+        ? `openapi.json#/components/responses/${documented.$ref.replace('#/components/responses/', '')}`
+        : `${pointer}/responses/${answer.status}`;
+      const ref = `${at}/content/application~1json/schema`;
+      let validate = validators.get(ref);
+      if (!validate) validators.set(ref, (validate = ajv.compile({ $ref: ref })));
+      assert.ok(
+        validate(answer.body),
+        `${key} ${answer.status}: the body does not fit the documented schema: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(answer.body)}`,
+      );
+    }
+    return answer;
+  }
+
+  it('lists the status of every answer the requests below get, and their bodies fit its schemas', async () => {
+    const visitor = server.client();
+    const call = async (
+      client: typeof visitor,
+      method: string,
+      url: string,
+      options: { json?: unknown; body?: string; headers?: Record<string, string> } = {},
+    ) => conforms(method, url, await client.request(method, url, options));
+
+    // Signed out.
+    assert.equal((await call(visitor, 'GET', '/api/me')).status, 401);
+    assert.equal((await call(visitor, 'GET', '/web/session')).status, 200);
+    assert.equal((await call(visitor, 'GET', '/healthz')).status, 200);
+    assert.equal((await call(visitor, 'GET', '/readyz')).status, 200);
+    assert.equal((await call(visitor, 'GET', '/.well-known/jwks.json')).status, 200);
+    assert.equal((await call(visitor, 'GET', '/api/cart')).status, 200);
+    const menu = await call(visitor, 'GET', '/api/menu');
+    assert.equal(menu.status, 200);
+    const notModified = await call(visitor, 'GET', '/api/menu', {
+      headers: { 'if-none-match': String(menu.headers.etag) },
+    });
+    assert.equal(notModified.status, 304);
+    const item = (menu.body.items as Array<{ id: string }>)[0]!.id;
+    assert.equal((await call(visitor, 'POST', '/api/cart/items', { json: { itemId: item, qty: 2 } })).status, 200);
+    assert.equal(
+      (await call(visitor, 'POST', '/api/cart/items', { json: { itemId: 'no-such-pizza', qty: 1 } })).status,
+      404,
+    );
+    assert.equal((await call(visitor, 'POST', '/api/cart/items', { json: { itemId: item, qty: 0 } })).status, 400);
+    assert.equal((await call(visitor, 'GET', '/api/orders')).status, 401);
+
+    // Bad requests.
+    assert.equal((await call(visitor, 'POST', '/api/auth/register', { json: { username: 'x' } })).status, 400);
+    assert.equal(
+      (
+        await call(visitor, 'POST', '/api/auth/login', {
+          body: '{"username":',
+          headers: { 'content-type': 'application/json' },
+        })
+      ).status,
+      400,
+    );
+    assert.equal(
+      (await call(visitor, 'POST', '/api/auth/login', { body: 'hi', headers: { 'content-type': 'text/plain' } }))
+        .status,
+      415,
+    );
+    const huge = JSON.stringify({ username: 'x'.repeat(100_000), password: 'y' });
+    assert.equal(
+      (await call(visitor, 'POST', '/api/auth/login', { body: huge, headers: { 'content-type': 'application/json' } }))
+        .status,
+      413,
+    );
+    assert.equal(
+      (
+        await call(visitor, 'POST', '/api/auth/login', {
+          json: { username: 'nobody-here', password: 'wrong password' },
+        })
+      ).status,
+      401,
+    );
+
+    // Signed in with the session cookie.
+    const alice = server.client();
+    const username = newUsername('oa');
+    assert.equal(
+      (await call(alice, 'POST', '/api/auth/register', { json: { username, password: PASSWORD } })).status,
+      201,
+    );
+    assert.equal(
+      (await call(alice, 'POST', '/api/auth/register', { json: { username, password: PASSWORD } })).status,
+      409,
+    );
+    assert.equal((await call(alice, 'GET', '/api/me')).status, 200);
+    assert.equal((await call(alice, 'GET', '/web/session')).status, 200);
+    assert.equal((await call(alice, 'GET', '/api/auth/sessions')).status, 200);
+    assert.equal((await call(alice, 'DELETE', `/api/auth/sessions/${randomUUID()}`)).status, 404);
+    assert.equal(
+      (await call(alice, 'POST', '/api/auth/logout', { headers: { 'sec-fetch-site': 'cross-site' } })).status,
+      403,
+    );
+    assert.equal((await call(alice, 'GET', '/api/bank/account')).status, 200);
+    assert.equal((await call(alice, 'GET', '/api/bank/transactions')).status, 200);
+    assert.equal((await call(alice, 'POST', '/api/bank/withdraw', { json: { amountCents: 1 } })).status, 400);
+    const key = randomUUID();
+    const withdraw = (amountCents: number) =>
+      call(alice, 'POST', '/api/bank/withdraw', { json: { amountCents }, headers: { 'idempotency-key': key } });
+    assert.equal((await withdraw(100_000_000)).status, 409);
+    assert.equal((await withdraw(5)).status, 422);
+    assert.equal(
+      (
+        await call(alice, 'POST', '/api/bank/deposit', {
+          json: { amountCents: 250 },
+          headers: { 'idempotency-key': randomUUID() },
+        })
+      ).status,
+      200,
+    );
+    const transfer = { toUsername: 'nobody-here', amountCents: 1 };
+    assert.equal(
+      (
+        await call(alice, 'POST', '/api/bank/transfer', {
+          json: transfer,
+          headers: { 'idempotency-key': randomUUID() },
+        })
+      ).status,
+      404,
+    );
+    assert.equal((await call(alice, 'POST', '/api/cart/items', { json: { itemId: item, qty: 1 } })).status, 200);
+    assert.equal((await call(alice, 'PUT', `/api/cart/items/${item}`, { json: { qty: 3 } })).status, 200);
+    assert.equal((await call(alice, 'DELETE', `/api/cart/items/${item}`)).status, 200);
+    assert.equal((await call(alice, 'POST', '/api/cart/items', { json: { itemId: item, qty: 1 } })).status, 200);
+    const order = await call(alice, 'POST', '/api/orders', { json: {}, headers: { 'idempotency-key': randomUUID() } });
+    assert.equal(order.status, 202);
+    assert.equal((await call(alice, 'GET', `/api/orders/${order.body.order.id}`)).status, 200);
+    assert.equal((await call(alice, 'GET', `/api/orders/${randomUUID()}`)).status, 404);
+    assert.equal((await call(alice, 'GET', '/api/orders')).status, 200);
+    const roomName = `openapi-${randomUUID()}`;
+    const room = await call(alice, 'POST', '/api/chat/rooms', { json: { name: roomName } });
+    assert.equal(room.status, 201);
+    assert.equal((await call(alice, 'POST', '/api/chat/rooms', { json: { name: roomName } })).status, 409);
+    const roomId = room.body.room.id as string;
+    const message = { text: 'hello', clientMsgId: randomUUID() };
+    assert.equal((await call(alice, 'POST', `/api/chat/rooms/${roomId}/messages`, { json: message })).status, 201);
+    assert.equal((await call(alice, 'GET', `/api/chat/rooms/${roomId}/messages?after=0&limit=10`)).status, 200);
+    assert.equal((await call(alice, 'GET', '/api/chat/rooms/not-a-uuid/messages')).status, 400);
+    assert.equal((await call(alice, 'POST', `/api/chat/rooms/${roomId}/read`, { json: { seq: 1 } })).status, 204);
+    assert.equal((await call(alice, 'GET', '/api/chat/rooms')).status, 200);
+    assert.equal((await call(alice, 'GET', '/api/chat/unread')).status, 200);
+    assert.equal((await call(alice, 'GET', `/api/chat/rooms/${roomId}/presence`)).status, 200);
+    assert.equal((await call(alice, 'GET', '/ws')).status, 426);
+
+    // Bearer tokens.
+    const api = server.client();
+    const pair = await call(api, 'POST', '/api/auth/token', { json: { username, password: PASSWORD } });
+    assert.equal(pair.status, 200);
+    const bearer = { authorization: `Bearer ${pair.body.accessToken}` };
+    assert.equal((await call(api, 'GET', '/api/me', { headers: bearer })).status, 200);
+    assert.equal((await call(api, 'GET', '/api/me', { headers: { authorization: 'Bearer not-a-token' } })).status, 401);
+    const refreshed = await call(api, 'POST', '/api/auth/refresh', { json: { refreshToken: pair.body.refreshToken } });
+    assert.equal(refreshed.status, 200);
+    assert.equal(
+      (await call(api, 'POST', '/api/auth/refresh', { json: { refreshToken: pair.body.refreshToken } })).status,
+      401,
+    );
+
+    // Signing out.
+    assert.equal((await call(alice, 'POST', '/api/auth/logout-all')).status, 204);
+    assert.equal((await call(alice, 'POST', '/api/auth/logout')).status, 204);
+
+    // The web UI, when this checkout has one.
+    if (routes.includes('GET /')) {
+      const page = await call(visitor, 'GET', '/');
+      assert.equal(page.status, 200);
+      const asset = /"(\/assets\/[^"]+)"/.exec(String(page.body))?.[1];
+      if (asset) assert.equal((await call(visitor, 'GET', asset)).status, 200);
+      assert.equal((await call(visitor, 'GET', '/assets/no-such-file.js')).status, 404);
+    }
+
+    const reached = new Set([...observed].map((o) => o.slice(0, o.lastIndexOf(' '))));
+    const missed = operations(doc)
+      .map((o) => o.key)
+      .filter((k) => !reached.has(k));
+    assert.deepEqual(missed, [], 'every operation got at least one request');
+  });
+});
