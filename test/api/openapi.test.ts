@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { ERROR_STATUS } from '../../src/kernel/errors.ts';
+import { refsIn } from '../../src/server/openapi/document.ts';
 import { startApp, type InjectResult, type TestServer } from '../support/app.ts';
 import { newUsername, PASSWORD } from '../security/backends.ts';
 
@@ -74,18 +75,6 @@ function operations(doc: Json): Array<{ key: string; path: string; method: strin
       .filter(([method]) => HTTP_METHODS.includes(method))
       .map(([method, op]) => ({ key: `${method.toUpperCase()} ${path}`, path, method, op: op as Json })),
   );
-}
-
-/** Every `$ref` in a part of the document. */
-function refsIn(value: unknown, out = new Set<string>()): Set<string> {
-  if (Array.isArray(value)) for (const v of value) refsIn(v, out);
-  else if (value && typeof value === 'object') {
-    for (const [key, v] of Object.entries(value)) {
-      if (key === '$ref' && typeof v === 'string') out.add(v);
-      else refsIn(v, out);
-    }
-  }
-  return out;
 }
 
 describe('the OpenAPI document', () => {

@@ -106,7 +106,7 @@ const isErrorAnswer = (response: unknown): boolean => {
 };
 
 /** Every `$ref` in a part of the document. */
-function refsIn(value: unknown, out = new Set<string>()): Set<string> {
+export function refsIn(value: unknown, out = new Set<string>()): Set<string> {
   if (Array.isArray(value)) for (const v of value) refsIn(v, out);
   else if (value && typeof value === 'object') {
     for (const [key, v] of Object.entries(value)) {
