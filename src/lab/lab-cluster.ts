@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { topologyFor, type Mode } from '../config/topology.ts';
+import { topologyFor, type Mode, type Topology } from '../config/topology.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
 
 /** One per lab process: every system of a run shares the records, the signing keys included. */
@@ -21,6 +21,8 @@ export interface LabSystem {
   name: string;
   mode: Mode;
   store: 'postgres' | 'redis';
+  /** Overrides the mode's balancer policy (e.g. stateless behind a sticky balancer, to compare policies alone). */
+  balancer?: Topology['balancer'];
 }
 
 /**
@@ -35,7 +37,7 @@ export async function startLabCluster(
   const dataDir = await mkdtemp(join(tmpdir(), 'statewise-lab-'));
   const supervisor = new Supervisor({
     servers,
-    topology: topologyFor(system.mode, system.store),
+    topology: { ...topologyFor(system.mode, system.store), ...(system.balancer && { balancer: system.balancer }) },
     port: 0,
     host: '127.0.0.1',
     databaseUrl: infra.databaseUrl,
