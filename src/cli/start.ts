@@ -117,7 +117,7 @@ process.stdout.write(
   [
     `statewise is up at ${supervisor.url}  (${options.topology.mode}, session state in ${options.topology.store}, ${servers.length} servers, ${Date.now() - started} ms)`,
     `admin token: ${options.adminToken}`,
-    `cluster:     ${supervisor.url}/_cluster   API docs: ${supervisor.url}/docs/json`,
+    `cluster:     ${supervisor.url}/_cluster   API docs: ${supervisor.url}/docs`,
     '',
   ].join('\n'),
 );
