@@ -63,7 +63,9 @@ export async function openServices(config: ServerConfig, log: FastifyBaseLogger)
         onShort: (acked) =>
           log.warn(
             { acked, wanted: config.redisWaitReplicas },
-            'a logout or revocation reached fewer replicas than asked',
+            acked < 0
+              ? 'a logout or revocation was not waited for: a replica was missing moments ago'
+              : 'a logout or revocation reached fewer replicas than asked',
           ),
       },
     }).catch(async (error: unknown) => {

@@ -357,6 +357,9 @@ async function nearCached(store: StateStore, url: string, options: NearCacheOpti
   }
 }
 
+/** After a WAIT that came back short, how long durable writes stop waiting (see createRedisState). */
+const SHORT_WAIT_PAUSE_MS = 10_000;
+
 export interface RedisStateOptions {
   url: string;
   nearCache?: NearCacheOptions;
@@ -365,7 +368,13 @@ export interface RedisStateOptions {
    * `hashPrefixes`) are acknowledged only once `replicas` replicas have them (WAIT, at most
    * `timeoutMs`; fewer is logged). 0: no wait (no replicas, or Cluster).
    */
-  durable?: { replicas: number; timeoutMs: number; hashPrefixes: readonly string[]; onShort?: (acked: number) => void };
+  durable?: {
+    replicas: number;
+    timeoutMs: number;
+    hashPrefixes: readonly string[];
+    /** A write stood on the primary alone: `acked` replicas had it (-1: not waited for, a wait came back short just before). */
+    onShort?: (acked: number) => void;
+  };
 }
 
 /** Session state in Redis (single, Sentinel or Cluster, by URL), with pub/sub as the bus. Needs Redis 7.0+. */
@@ -385,11 +394,19 @@ export async function createRedisState(options: RedisStateOptions): Promise<Stat
     throw error;
   }
   const durable = options.durable;
+  // WAIT blocks the connection it runs on, the one every request shares: while a replica is
+  // missing, each wait would hold every command behind it for the whole timeout. So a wait that
+  // came back short stops the waiting for a while (the write stands on the primary alone, as it
+  // does after a timeout, and onShort says so): one stall per SHORT_WAIT_PAUSE_MS, not per logout.
+  let pausedUntil = 0;
   const replicated: Replicated =
     durable && durable.replicas > 0 && !(redis instanceof Cluster)
       ? async () => {
+          if (Date.now() < pausedUntil) return durable.onShort?.(-1);
           const acked = Number(await (redis as Redis).wait(durable.replicas, durable.timeoutMs));
-          if (acked < durable.replicas) durable.onShort?.(acked);
+          if (acked >= durable.replicas) return;
+          pausedUntil = Date.now() + SHORT_WAIT_PAUSE_MS;
+          durable.onShort?.(acked);
         }
       : notReplicated;
   const store: StateStore = {
