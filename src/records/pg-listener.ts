@@ -117,6 +117,8 @@ export class PgListener {
     client.on('end', () => this.#lost(client, new Error('connection ended')));
     try {
       await client.connect();
+      // Closed while connecting: this connection would outlive the listener (and keep the process up).
+      if (this.#closed) throw new Error('the listener was closed');
       for (const channel of this.#channels.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
     } catch (error) {
       client.removeAllListeners('end');

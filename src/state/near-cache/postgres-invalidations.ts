@@ -115,10 +115,11 @@ export class PostgresInvalidations implements InvalidationSource {
     });
   }
 
+  /**
+   * Stops hearing. Its row stays until the connection ends (the count joins pg_stat_activity):
+   * a DELETE here could wait on a database that is gone, and a process closes its listener next.
+   */
   async close(): Promise<void> {
-    await this.listener
-      .query('DELETE FROM state_near_cache_listeners WHERE pid = pg_backend_pid()')
-      .catch(() => undefined);
     await this.#unlisten?.();
   }
 
