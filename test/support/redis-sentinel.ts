@@ -119,7 +119,18 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
         string,
         string,
       ];
-      children.push(redisServer(['--port', String(port), ...common, '--replicaof', '127.0.0.1', String(primaryPort)]));
+      children.push(
+        redisServer([
+          '--port',
+          String(port),
+          ...common,
+          '--enable-debug-command',
+          'local',
+          '--replicaof',
+          '127.0.0.1',
+          String(primaryPort),
+        ]),
+      );
       const node = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50 });
       node.on('error', () => undefined);
       return node;
