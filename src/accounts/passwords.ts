@@ -9,9 +9,13 @@ import { COMMON_PASSWORDS } from './common-passwords.ts';
  * passes, 1 lane. About 13 ms of one core here, against 40 to 80 ms for the scrypt N=2^14 it
  * replaces (and 0.8 s for scrypt at OWASP's N=2^17), so the stronger hash is also the cheaper one.
  */
-export const ARGON2ID = { memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
-/** Algorithm.Argon2id: a const enum of the binding's types, which this build cannot import. */
-const ARGON2ID_ALGORITHM = 2;
+export const ARGON2ID = {
+  /** Algorithm.Argon2id: a const enum of the binding's types, which this build cannot import. */
+  algorithm: 2,
+  memoryCost: 19_456,
+  timeCost: 2,
+  parallelism: 1,
+} as const;
 
 export interface PasswordHashing {
   /** Hashes computed at once (SW_PASSWORD_HASH_CONCURRENCY): each holds 19 MiB while it runs. */
@@ -60,7 +64,7 @@ export class PasswordHasher {
   }
 
   hash(password: string): Promise<string> {
-    return this.#gate.run(() => argon2Hash(password.normalize('NFKC'), { algorithm: ARGON2ID_ALGORITHM, ...ARGON2ID }));
+    return this.#gate.run(() => argon2Hash(password.normalize('NFKC'), ARGON2ID));
   }
 
   verify(password: string, stored: string): Promise<boolean> {

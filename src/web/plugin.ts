@@ -35,7 +35,7 @@ export const CONTENT_SECURITY_POLICY = [
  * `X-Content-Type-Options: nosniff` on every answer; the page names no other origin, so it sends
  * no Referer at all.
  */
-const DOCUMENT_HEADERS = {
+export const DOCUMENT_HEADERS = {
   'content-security-policy': CONTENT_SECURITY_POLICY,
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',

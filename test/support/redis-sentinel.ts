@@ -43,20 +43,20 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
   const [primaryPort, replicaPort, ...sentinelPorts] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
   // --dir: a replica writes the RDB of its first sync to its working folder; keep it out of the tree.
   const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
-  const primary = redisServer(['--port', String(primaryPort), ...common]);
-  children.push(
-    primary,
+  /** A replica of `of`, with DEBUG allowed from loopback (DEBUG SLEEP makes it lag on purpose). */
+  const replica = (port: number, of: number) =>
     redisServer([
       '--port',
-      String(replicaPort),
+      String(port),
       ...common,
       '--enable-debug-command',
       'local',
       '--replicaof',
       '127.0.0.1',
-      String(primaryPort),
-    ]),
-  );
+      String(of),
+    ]);
+  const primary = redisServer(['--port', String(primaryPort), ...common]);
+  children.push(primary, replica(replicaPort, primaryPort));
   for (const port of sentinelPorts) {
     const file = join(dir, `sentinel-${port}.conf`);
     await writeFile(
@@ -102,35 +102,21 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
     },
     { timeoutMs: 30_000, intervalMs: 200, what: 'the sentinels to know the replica and each other' },
   );
+  const currentPrimaryPort = async () => {
+    const [, port] = (await ask(sentinelPorts[0]!, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)) as [
+      string,
+      string,
+    ];
+    return Number(port);
+  };
   return {
     url: `redis+sentinel://${sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${MASTER_NAME}`,
     primaryPort,
     primary,
     replicaPort,
-    async currentPrimaryPort() {
-      const [, port] = (await ask(sentinelPorts[0]!, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)) as [
-        string,
-        string,
-      ];
-      return Number(port);
-    },
+    currentPrimaryPort,
     async restartAsReplica(port) {
-      const [, primaryPort] = (await ask(sentinelPorts[0]!, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)) as [
-        string,
-        string,
-      ];
-      children.push(
-        redisServer([
-          '--port',
-          String(port),
-          ...common,
-          '--enable-debug-command',
-          'local',
-          '--replicaof',
-          '127.0.0.1',
-          String(primaryPort),
-        ]),
-      );
+      children.push(replica(port, await currentPrimaryPort()));
       const node = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50 });
       node.on('error', () => undefined);
       return node;

@@ -1,28 +1,15 @@
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
+import { CONTENT_SECURITY_POLICY, DOCUMENT_HEADERS } from '../../web/plugin.ts';
 
 /**
- * The Content-Security-Policy of the docs page: like the web UI's (src/web/plugin.ts), this origin
- * only, nothing inline, no framing. Swagger UI's scripts, styles and icons come from the
- * @fastify/swagger-ui package (no CDN); its logo is a data: image; "Try it out" calls this origin.
+ * The docs page's headers: the web UI's (this origin only, nothing inline, no framing), plus the
+ * data: fonts Swagger UI ships. Its scripts, styles and icons come from the @fastify/swagger-ui
+ * package (no CDN); its logo is a data: image; "Try it out" calls this origin.
  */
-export const DOCS_CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self' data:",
-  "connect-src 'self'",
-  "frame-ancestors 'none'",
-  "base-uri 'none'",
-  "form-action 'self'",
-  "object-src 'none'",
-].join('; ');
-
 const DOCS_HEADERS = {
-  'content-security-policy': DOCS_CONTENT_SECURITY_POLICY,
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'DENY',
+  ...DOCUMENT_HEADERS,
+  'content-security-policy': `${CONTENT_SECURITY_POLICY}; font-src 'self' data:`,
 };
 
 /**

@@ -21,7 +21,7 @@ interface Waiting {
  * Only writes that must be seen at once wait: a logout, a revocation.
  */
 export class SettleMarkers {
-  /** This process's own markers; another process's are recognised and ignored. */
+  /** This process's own markers, told from another process's. */
   readonly #prefix = `${randomBytes(6).toString('hex')}.`;
   readonly #waiting = new Map<string, Waiting>();
   #next = 0;
@@ -57,12 +57,10 @@ export class SettleMarkers {
     await nextTurn();
   }
 
-  /** A marker came back (once per server that heard it); false when it is not one of ours. */
-  heard(marker: string): boolean {
+  /** A marker came back (once per server that heard it); another process's, or a late one, is ignored. */
+  heard(marker: string): void {
     const waiting = this.#waiting.get(marker);
-    if (!waiting) return marker.startsWith(this.#prefix);
-    if (++waiting.heard >= waiting.expected) waiting.done();
-    return true;
+    if (waiting && ++waiting.heard >= waiting.expected) waiting.done();
   }
 
   /** The stream was lost: nothing more will come back on it, and the cache is empty anyway. */
