@@ -48,14 +48,45 @@ export function redisFromUrl(
   if (!path) throw new Error(`Redis URL "${url}": name the Sentinel master after the hosts, e.g. /mymaster`);
   // failoverDetector: follow the sentinels' +switch-master at once. Without it a client keeps talking
   // to a primary that hung and came back, whose acknowledged writes the failover then throws away.
-  return new Redis({
-    ...common,
-    sentinels: hosts(hostList!),
-    name: path,
-    password,
-    sentinelPassword: password,
-    failoverDetector: true,
+  return reconnectWhenFailoverEndsIt(
+    new Redis({
+      ...common,
+      sentinels: hosts(hostList!),
+      name: path,
+      password,
+      sentinelPassword: password,
+      failoverDetector: true,
+    }),
+  );
+}
+
+/** What ioredis says when a connection was closed under it (utils CONNECTION_CLOSED_ERROR_MSG). */
+const CONNECTION_CLOSED = 'Connection is closed.';
+/** How soon a client ended by the race below connects again. */
+const RECONNECT_AFTER_RACE_MS = 100;
+
+/**
+ * ioredis 6 race (redis/ioredis#1683): the failover detector of the connection that died hears
+ * +switch-master while the client is asking a sentinel for the new primary; it closes the
+ * connector under that attempt, the attempt fails with "Connection is closed." and the client
+ * goes to status `end` for good: every later command fails at once, no reconnect ever. Seen here
+ * in about one Sentinel failover test of six (always one server of two). Such an end is told
+ * apart from a quit or disconnect of ours by the error emitted while still `connecting`; the
+ * client then simply connects again.
+ */
+function reconnectWhenFailoverEndsIt(client: Redis): Redis {
+  let endedByRace = false;
+  client.on('error', (error: Error) => {
+    if (client.status === 'connecting' && error.message === CONNECTION_CLOSED) endedByRace = true;
   });
+  client.on('end', () => {
+    if (!endedByRace) return;
+    endedByRace = false;
+    setTimeout(() => {
+      if (client.status === 'end') client.connect().catch(() => undefined);
+    }, RECONNECT_AFTER_RACE_MS).unref();
+  });
+  return client;
 }
 
 /** A Redis URL fit for an error message or a log: the password replaced by ***. */

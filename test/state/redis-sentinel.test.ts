@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { SessionManager } from '../../src/accounts/session-manager.ts';
+import { redisFromUrl } from '../../src/state/redis-url.ts';
 import { PASSWORD, newUsername } from '../security/backends.ts';
 import { startApps, type TestApps, type TestServer } from '../support/app.ts';
 import { startSentinelSetup, type SentinelSetup } from '../support/redis-sentinel.ts';
@@ -28,6 +29,24 @@ describe('redis store under Sentinel', () => {
   after(async () => {
     await apps?.close();
     await sentinel?.stop();
+  });
+
+  it('a client that ioredis ends in the middle of a failover connects again (redis/ioredis#1683)', async () => {
+    const client = redisFromUrl(sentinel.url) as Redis;
+    try {
+      assert.equal(await client.ping(), 'PONG');
+      // What the failover detector does when +switch-master arrives while the client is asking a
+      // sentinel for the primary: it closes the connector under that attempt (internal fields).
+      const connector = (client as unknown as { connector: { disconnect(): void } }).connector;
+      client.once('connecting', () => setImmediate(() => connector.disconnect()));
+      const ended = new Promise((resolve) => client.once('end', resolve));
+      client.disconnect(true);
+      await ended;
+      await waitFor(async () => client.status === 'ready', { what: 'the client to connect again' });
+      assert.equal(await client.ping(), 'PONG');
+    } finally {
+      client.disconnect();
+    }
   });
 
   // Before the kill below: this one needs the replica to be a replica.
