@@ -9,7 +9,8 @@ export const Credentials = Type.Object(
     username: Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\x00-\\x1f\\x7f]+$' }),
     password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX }),
   },
-  { additionalProperties: false },
+  // The served document's example body (examples[0]); it must pass this schema.
+  { additionalProperties: false, examples: [{ username: 'alice', password: 'correct horse battery' }] },
 );
 
 export const Registration = Type.Object(
@@ -20,7 +21,7 @@ export const Registration = Type.Object(
     }),
     password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX, description: 'at least 10 characters' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ username: 'alice', password: 'correct horse battery' }] },
 );
 
 export const SessionInfo = Type.Object({

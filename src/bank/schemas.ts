@@ -5,13 +5,17 @@ export const MAX_AMOUNT_CENTS = 100_000_000;
 
 const Amount = Type.Integer({ minimum: 1, maximum: MAX_AMOUNT_CENTS, description: 'integer cents, 1 to 100000000' });
 
-export const AmountBody = Type.Object({ amountCents: Amount }, { additionalProperties: false });
+// The `examples` are the served document's example bodies; they must pass their schema.
+export const AmountBody = Type.Object(
+  { amountCents: Amount },
+  { additionalProperties: false, examples: [{ amountCents: 2500 }] },
+);
 export const TransferBody = Type.Object(
   {
     toUsername: Type.String({ pattern: USERNAME_PATTERN, description: 'the username of the recipient' }),
     amountCents: Amount,
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ toUsername: 'bob', amountCents: 1250 }] },
 );
 
 export const TransactionSchema = Type.Object({

@@ -28,7 +28,8 @@ export const CreateRoomBody = Type.Object(
       description: '1 to 64 characters, no control characters; unique',
     }),
   },
-  { additionalProperties: false },
+  // The served document's example body (examples[0]); it must pass this schema.
+  { additionalProperties: false, examples: [{ name: 'pizza-lovers' }] },
 );
 
 export const MessageSchema = Type.Object({
@@ -53,7 +54,10 @@ export const SendBody = Type.Object(
         'chosen by the client, 1 to 64 visible ASCII characters: a resend with the same one is the same message',
     }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [{ text: 'Pizza at noon?', clientMsgId: '3f2a9c1e-6b4d-4e8f-a1c2-7d5e9b0f4a36' }],
+  },
 );
 
 export const HistoryQuery = Type.Object({
@@ -76,7 +80,7 @@ export const ReadBody = Type.Object(
       description: "the last seq read; beyond the room's last seq counts as its last seq",
     }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ seq: 42 }] },
 );
 
 export const UnreadReply = Type.Object({

@@ -1,13 +1,14 @@
 /**
- * The frames of `/ws` (../shared/API.md "Live traffic"): JSON objects with a `type`. Client frames
- * are validated here, once, by type; anything else becomes an `invalid_input` or `invalid_json`
- * error frame and changes nothing.
+ * The frames of `/ws` (../shared/API.md "Live traffic"): JSON objects with a `type`, each a TypeBox
+ * schema here (the served OpenAPI document shows them as components: src/server/openapi/frames.ts).
+ * Client frames are validated here, once, by type; anything else becomes an `invalid_input` or
+ * `invalid_json` error frame and changes nothing. Server frames are typed by their schemas.
  */
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
-import type { ChatMessage, UnreadCounts } from '../chat/types.ts';
-import { SendBody } from '../chat/schemas.ts';
-import { AppError, type ErrorCode } from '../kernel/errors.ts';
+import { MessageSchema, SendBody, UnreadReply } from '../chat/schemas.ts';
+import { AppError } from '../kernel/errors.ts';
+import { ErrorSchema } from '../kernel/responses.ts';
 
 /** Close codes of /ws, besides the standard ones (1001 going away, 1009 frame too big). */
 export const CLOSE = {
@@ -28,7 +29,8 @@ const RoomId = Type.String({
 });
 const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 
-const clientFrames = {
+/** What a client may send, by `type`. */
+export const clientFrames = {
   subscribe: Type.Object(
     { type: Type.Literal('subscribe'), room: RoomId, after: Type.Optional(Seq) },
     { additionalProperties: false },
@@ -46,6 +48,9 @@ const clientFrames = {
   typing: Type.Object({ type: Type.Literal('typing'), room: RoomId }, { additionalProperties: false }),
   read: Type.Object({ type: Type.Literal('read'), room: RoomId, seq: Seq }, { additionalProperties: false }),
 };
+
+/** Any client frame. */
+export const ClientFrameSchema = Type.Union(Object.values(clientFrames));
 
 type ClientFrameType = keyof typeof clientFrames;
 export type ClientFrame = { [K in ClientFrameType]: Static<(typeof clientFrames)[K]> }[ClientFrameType];
@@ -79,14 +84,45 @@ export function parseClientFrame(data: string): ClientFrame | AppError {
   return new AppError('invalid_input', `${type}: ${where} ${first?.message ?? 'is not valid'}.`);
 }
 
-export type ServerFrame =
+/** What the server sends, by `type`. */
+export const serverFrames = {
   /** The first frame: which server holds this socket. */
-  | { type: 'hello'; server: string }
-  | { type: 'message'; room: string; message: ChatMessage }
-  | { type: 'subscribed'; room: string; lastSeq: number }
-  | { type: 'unsubscribed'; room: string }
-  | { type: 'ack'; clientMsgId: string; message: ChatMessage }
-  | { type: 'presence'; room: string; online: string[] }
-  | { type: 'typing'; room: string; users: string[] }
-  | { type: 'unread'; rooms: UnreadCounts }
-  | { type: 'error'; code: ErrorCode; message: string; room?: string; clientMsgId?: string };
+  hello: Type.Object({ type: Type.Literal('hello'), server: Type.String({ description: 'the server id, e.g. s1' }) }),
+  /** A message of a subscribed room (the sender's own too), once each, in seq order. */
+  message: Type.Object({ type: Type.Literal('message'), room: RoomId, message: MessageSchema }),
+  /** After a subscribe: every message after `after` has been sent; live ones follow. */
+  subscribed: Type.Object({
+    type: Type.Literal('subscribed'),
+    room: RoomId,
+    lastSeq: Type.Integer({ minimum: 0, description: "the room's newest seq when subscribed" }),
+  }),
+  unsubscribed: Type.Object({ type: Type.Literal('unsubscribed'), room: RoomId }),
+  /** To the sender of a `send`: the stored message, with its seq. */
+  ack: Type.Object({ type: Type.Literal('ack'), clientMsgId: SendBody.properties.clientMsgId, message: MessageSchema }),
+  presence: Type.Object({
+    type: Type.Literal('presence'),
+    room: RoomId,
+    online: Type.Array(Type.String(), { description: 'usernames online in the room, sorted' }),
+  }),
+  typing: Type.Object({
+    type: Type.Literal('typing'),
+    room: RoomId,
+    users: Type.Array(Type.String(), { description: 'usernames typing now, the typer included' }),
+  }),
+  /** At connect, and whenever the user reads on any device. */
+  unread: Type.Object({ type: Type.Literal('unread'), rooms: UnreadReply.properties.rooms }),
+  /** A frame refused; `room` and `clientMsgId` say which one when it was about a room or a send. */
+  error: Type.Object({
+    type: Type.Literal('error'),
+    code: ErrorSchema.properties.error.properties.code,
+    message: Type.String({ description: 'for people' }),
+    room: Type.Optional(RoomId),
+    clientMsgId: Type.Optional(SendBody.properties.clientMsgId),
+  }),
+};
+
+/** Any server frame. */
+export const ServerFrameSchema = Type.Union(Object.values(serverFrames));
+
+type ServerFrameType = keyof typeof serverFrames;
+export type ServerFrame = { [K in ServerFrameType]: Static<(typeof serverFrames)[K]> }[ServerFrameType];

@@ -14,7 +14,8 @@ import { webPlugin } from '../web/plugin.ts';
 import { healthPlugin } from './health-plugin.ts';
 import { metricsPlugin } from './metrics-plugin.ts';
 import { docsPage } from './openapi/docs-page.ts';
-import { requireRouteDocs, swaggerOptions } from './openapi/document.ts';
+import { requireRouteDocs } from '../kernel/route-docs.ts';
+import { swaggerOptions } from './openapi/document.ts';
 import type { Services } from './services.ts';
 
 /**

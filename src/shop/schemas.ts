@@ -38,7 +38,8 @@ export const AddItem = Type.Object(
       description: 'added to the line, 1 to 99',
     }),
   },
-  { additionalProperties: false },
+  // The served document's example body (examples[0]); it must pass this schema.
+  { additionalProperties: false, examples: [{ itemId: 'margherita', qty: 2 }] },
 );
 export const SetQty = Type.Object(
   {
@@ -48,7 +49,7 @@ export const SetQty = Type.Object(
       description: 'the new quantity, 0 to 99; 0 removes the line',
     }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ qty: 3 }] },
 );
 export const ItemParams = Type.Object({ itemId: ItemId });
 
@@ -71,4 +72,5 @@ export const OrderList = Type.Object({
   orders: Type.Array(OrderSchema, { description: `newest first, at most ${ORDER_LIST_LIMIT}` }),
 });
 export const OrderParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
-export const CheckoutBody = Type.Object({}, { additionalProperties: false });
+/** Checkout takes the cart as it is: the body is an empty object. */
+export const CheckoutBody = Type.Object({}, { additionalProperties: false, examples: [{}] });

@@ -92,6 +92,15 @@ describe('the docs page in Chromium', () => {
 
       await me.evaluate((element) => element.scrollIntoView());
       await page.screenshot({ path: join(SCREENSHOTS, 'docs-try-it-out.png') });
+
+      // GET /_cluster, tried from the page: the supervisor answers it on this same origin (loopback).
+      const control = page.locator('#operations-cluster-getCluster');
+      await control.locator('.opblock-summary').click();
+      await control.locator('.try-out__btn').click();
+      await control.locator('.execute').click();
+      const view = control.locator('.live-responses-table .response');
+      await view.locator('.response-col_status').filter({ hasText: '200' }).waitFor();
+      assert.match(await view.locator('.response-col_description').innerText(), /"id": "s1"/);
       assert.deepEqual(elsewhere, [], 'the page loads nothing from another origin');
       assert.deepEqual(problems, [], `the page has no problems:\n${problems.join('\n')}`);
     } finally {

@@ -4,14 +4,22 @@
  * `security` and a 4xx answer, and nothing else is; operationIds are unique and verb-first; the
  * Error component documents every code of src/kernel/errors.ts; the shared components are there and
  * all used; and the answers real requests get (status and body) are ones the document lists.
+ * The same for the supervisor's control API (`/_cluster`, tag `cluster`), which the document
+ * covers too: its real routes on a real balancer, driving a fake cluster (fake-cluster.ts).
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import Fastify from 'fastify';
+import { request } from 'undici';
+import { createBalancer, type Balancer } from '../../src/balancer/balancer.ts';
 import { ERROR_STATUS } from '../../src/kernel/errors.ts';
+import { CLOSE, MAX_FRAME_BYTES, clientFrames, serverFrames } from '../../src/realtime/frames.ts';
 import { refsIn } from '../../src/server/openapi/document.ts';
+import { CONTROL_PREFIXES, controlApi } from '../../src/supervisor/control-api.ts';
+import { fakeCluster } from './fake-cluster.ts';
 import { startApp, type InjectResult, type TestServer } from '../support/app.ts';
 import { newUsername, PASSWORD } from '../security/backends.ts';
 
@@ -20,8 +28,11 @@ type Json = Record<string, any>;
 /** Routes the app serves that the document leaves out on purpose (`schema.hide`), each with why. */
 const HIDDEN = new Map([
   ['GET /docs/json', 'the document itself'],
-  ['GET /metrics', 'for a Prometheus scraper on loopback only; not part of the public API'],
+  // The origin's GET /metrics is the supervisor's (documented, tag `cluster`), not an app server's.
+  ['GET /metrics', "an app server's own, for a Prometheus scraper on its loopback port only"],
 ]);
+/** The admin token of the control API under test. */
+const ADMIN_TOKEN = 'openapi-test-admin-token-0123456789';
 /** Routes of the docs page (the UI and its assets), when it is there: hidden too. */
 const isDocsPage = (path: string) => path === '/docs' || path.startsWith('/docs/');
 
@@ -44,6 +55,12 @@ const VERBS = [
   'deposit',
   'withdraw',
   'transfer',
+  'kill',
+  'stop',
+  'start',
+  'stream',
+  // rollingRestart: the name the contract and the dashboard give the operation.
+  'rolling',
 ];
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'trace'];
 
@@ -69,6 +86,18 @@ function registeredRoutes(tree: string): string[] {
   return routes;
 }
 
+/** The routes a Fastify instance registers (the control API's, here). */
+async function routesOf(plugin: ReturnType<typeof controlApi>): Promise<string[]> {
+  const app = Fastify();
+  await app.register(plugin);
+  await app.ready();
+  try {
+    return registeredRoutes(app.printRoutes({ commonPrefix: false }));
+  } finally {
+    await app.close();
+  }
+}
+
 function operations(doc: Json): Array<{ key: string; path: string; method: string; op: Json }> {
   return Object.entries(doc.paths as Json).flatMap(([path, item]) =>
     Object.entries(item as Json)
@@ -82,6 +111,9 @@ describe('the OpenAPI document', () => {
   let server: TestServer;
   let doc: Json;
   let routes: string[];
+  /** The control API's routes, and a balancer that serves them (the supervisor's, on a fake cluster). */
+  let controlRoutes: string[];
+  let balancer: Balancer;
   const ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false });
   (addFormatsModule as unknown as (a: Ajv) => void)(ajv);
   const validators = new Map<string, ValidateFunction>();
@@ -96,8 +128,21 @@ describe('the OpenAPI document', () => {
     doc = answer.json();
     ajv.addSchema(doc, 'openapi.json');
     routes = registeredRoutes(server.app.printRoutes({ commonPrefix: false }));
+    const control = () =>
+      controlApi(fakeCluster(['s1', 's2', 's3']), { adminToken: ADMIN_TOKEN, listenHost: '127.0.0.1', log: () => {} });
+    controlRoutes = await routesOf(control());
+    balancer = await createBalancer({
+      port: 0,
+      host: '127.0.0.1',
+      policy: 'round-robin',
+      logger: false,
+      control: { plugin: control(), prefixes: CONTROL_PREFIXES },
+    });
   });
-  after(() => apps?.close());
+  after(async () => {
+    await balancer?.close();
+    await apps?.close();
+  });
 
   it('lists every route the app registers, each with operationId, summary, tags, security and a 4xx', () => {
     assert.ok(routes.length >= 30, `found ${routes.length} routes in printRoutes()`);
@@ -105,7 +150,12 @@ describe('the OpenAPI document', () => {
     for (const route of routes) {
       const path = route.slice(route.indexOf(' ') + 1);
       if (HIDDEN.has(route) || isDocsPage(path)) {
-        assert.ok(!documented.has(route), `${route} is hidden (${HIDDEN.get(route) ?? 'the docs page'})`);
+        // Unless the supervisor answers that path on the public origin (GET /metrics).
+        const shown = documented.get(route);
+        assert.ok(
+          !shown || (controlRoutes.includes(route) && shown.tags.includes('cluster')),
+          `${route} is hidden (${HIDDEN.get(route) ?? 'the docs page'})`,
+        );
         continue;
       }
       const op = documented.get(route);
@@ -120,7 +170,109 @@ describe('the OpenAPI document', () => {
         `${route} lists a 4xx answer: ${statuses.join(', ')}`,
       );
     }
-    for (const key of documented.keys()) assert.ok(routes.includes(key), `${key} is documented but not registered`);
+    for (const key of documented.keys()) {
+      assert.ok(routes.includes(key) || controlRoutes.includes(key), `${key} is documented but not registered`);
+    }
+  });
+
+  it('documents every route of the control API (/_cluster), answered by the supervisor on the same origin', () => {
+    const expected = [
+      'GET /_cluster',
+      'GET /_cluster/events',
+      'POST /_cluster/servers/{id}/kill',
+      'POST /_cluster/servers/{id}/stop',
+      'POST /_cluster/servers/{id}/start',
+      'POST /_cluster/servers',
+      'DELETE /_cluster/servers/{id}',
+      'POST /_cluster/rolling-restart',
+      'GET /metrics',
+    ];
+    assert.deepEqual([...controlRoutes].sort(), [...expected].sort(), 'the control API registers these routes');
+    const tagged = operations(doc).filter((o) => (o.op.tags as string[]).includes('cluster'));
+    assert.deepEqual(
+      tagged.map((o) => o.key).sort(),
+      [...expected].sort(),
+      'and the document has each, tagged cluster',
+    );
+    const tag = (doc.tags as Json[]).find((t) => t.name === 'cluster');
+    assert.match(String(tag?.description), /supervisor at the balancer's address/, 'the tag says who answers');
+    for (const { key, op } of tagged) {
+      assert.match(op.operationId ?? '', /^[a-z][A-Za-z0-9]*$/, `${key} has an operationId`);
+      assert.ok(typeof op.summary === 'string' && op.summary.length > 0, `${key} has a summary`);
+      assert.deepEqual(op.security, [{ adminToken: [] }], `${key} takes the admin token`);
+      const statuses = Object.keys(op.responses ?? {}).map(Number);
+      assert.ok(
+        statuses.some((s) => s >= 200 && s < 300),
+        `${key} has a 2xx: ${statuses.join(', ')}`,
+      );
+      assert.ok(statuses.includes(403), `${key} lists 403 (no access, or another origin)`);
+      if (key.includes('{id}')) {
+        assert.ok(statuses.includes(404), `${key} lists 404 (no such server)`);
+        assert.deepEqual(
+          (op.parameters as Json[]).map((p) => [p.name, p.in, p.required]),
+          [['id', 'path', true]],
+          `${key} documents its id`,
+        );
+      }
+    }
+    const ids = new Map(tagged.map((o) => [o.key, o.op.operationId]));
+    assert.equal(ids.get('GET /_cluster'), 'getCluster');
+    assert.equal(ids.get('GET /_cluster/events'), 'streamClusterEvents');
+    assert.equal(ids.get('POST /_cluster/servers/{id}/kill'), 'killServer');
+    assert.equal(ids.get('POST /_cluster/rolling-restart'), 'rollingRestart');
+    const events = resolveResponse(doc.paths['/_cluster/events'].get.responses['200']);
+    assert.ok(events.content['text/event-stream'], 'the event stream is text/event-stream');
+    const view = doc.components.schemas.ClusterServer as Json;
+    for (const field of ['id', 'pid', 'status', 'startedAt', 'requests', 'connections', 'rssBytes', 'sessionsInMemory'])
+      assert.ok(view.required.includes(field), `ClusterServer.${field} is required (the dashboard reads it)`);
+    assert.deepEqual(view.properties.status.enum, ['starting', 'up', 'draining', 'down']);
+  });
+
+  it('documents every WebSocket frame as a component, discriminated by type, and the close codes', () => {
+    const schemas = doc.components.schemas as Json;
+    for (const [union, frames] of [
+      ['ClientFrame', clientFrames],
+      ['ServerFrame', serverFrames],
+    ] as const) {
+      const types = Object.keys(frames);
+      assert.equal(schemas[union].discriminator.propertyName, 'type', `${union} is discriminated by type`);
+      assert.deepEqual(Object.keys(schemas[union].discriminator.mapping), types, `${union} maps every type`);
+      assert.deepEqual(
+        schemas[union].oneOf.map((m: Json) => m.$ref),
+        types.map((t) => `#/components/schemas/${union}_${t}`),
+        `${union} is oneOf every frame`,
+      );
+      for (const type of types) {
+        assert.deepEqual(schemas[`${union}_${type}`]?.properties.type.enum, [type], `${union}_${type} has its type`);
+      }
+    }
+    const socket = doc.paths['/ws'].get as Json;
+    assert.deepEqual(socket['x-websocket-frames'], {
+      client: { $ref: '#/components/schemas/ClientFrame' },
+      server: { $ref: '#/components/schemas/ServerFrame' },
+    });
+    assert.match(socket.description, /`ClientFrame`/);
+    assert.match(socket.description, /`ServerFrame`/);
+    for (const code of [1001, 1009, ...Object.values(CLOSE)]) {
+      assert.ok(String(socket.description).includes(String(code)), `the /ws description names close code ${code}`);
+    }
+    assert.ok(String(socket.description).includes(String(MAX_FRAME_BYTES)), 'and the largest frame');
+  });
+
+  it('gives every request body a realistic example that fits its schema', () => {
+    const withBody = operations(doc).filter((o) => o.op.requestBody);
+    assert.ok(withBody.length >= 13, `${withBody.length} operations take a body`);
+    for (const { key, op, path, method } of withBody) {
+      const media = op.requestBody.content['application/json'] as Json;
+      assert.ok(media, `${key} takes JSON`);
+      assert.ok(media.example !== undefined, `${key} has an example body`);
+      const pointer = `openapi.json#/paths/${path.replaceAll('~', '~0').replaceAll('/', '~1')}/${method}`;
+      const validate = ajv.compile({ $ref: `${pointer}/requestBody/content/application~1json/schema` });
+      assert.ok(
+        validate(media.example),
+        `${key}: the example fits the body schema: ${ajv.errorsText(validate.errors)}`,
+      );
+    }
   });
 
   it('has unique, verb-first operationIds', () => {
@@ -159,9 +311,10 @@ describe('the OpenAPI document', () => {
 
   it('declares the security schemes, the Idempotency-Key parameter, servers, and no unused component', () => {
     const { securitySchemes, parameters } = doc.components as Json;
-    assert.deepEqual(Object.keys(securitySchemes).sort(), ['bearer', 'session']);
+    assert.deepEqual(Object.keys(securitySchemes).sort(), ['adminToken', 'bearer', 'session']);
     assert.equal(securitySchemes.session.in, 'cookie');
     assert.equal(securitySchemes.bearer.scheme, 'bearer');
+    assert.equal(securitySchemes.adminToken.scheme, 'bearer');
     assert.ok(Array.isArray(doc.servers) && doc.servers.length > 0, 'servers');
     assert.equal(parameters.IdempotencyKey.name, 'Idempotency-Key');
     assert.equal(parameters.IdempotencyKey.in, 'header');
@@ -191,7 +344,7 @@ describe('the OpenAPI document', () => {
       }
     }
     const schemesUsed = new Set(operations(doc).flatMap((o) => (o.op.security as Json[]).flatMap(Object.keys)));
-    assert.deepEqual([...schemesUsed].sort(), ['bearer', 'session'], 'both security schemes are used');
+    assert.deepEqual([...schemesUsed].sort(), ['adminToken', 'bearer', 'session'], 'every security scheme is used');
   });
 
   /** The response object of an answer, following a `$ref` to components.responses. */
@@ -235,6 +388,82 @@ describe('the OpenAPI document', () => {
     }
     return answer;
   }
+
+  it("answers the control API's requests as documented (status, and JSON bodies by their schemas)", async () => {
+    const base = balancer.url;
+    const call = async (method: 'GET' | 'POST' | 'DELETE', url: string, headers: Record<string, string> = {}) => {
+      const response = await request(`${base}${url}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...headers },
+      });
+      const type = String(response.headers['content-type'] ?? '');
+      const text = await response.body.text();
+      const body = type.includes('json') ? JSON.parse(text) : text;
+      return conforms(method, url, {
+        status: response.statusCode,
+        headers: response.headers as never,
+        body,
+        servedBy: undefined,
+      });
+    };
+
+    const view = await call('GET', '/_cluster');
+    assert.equal(view.status, 200);
+    assert.deepEqual(
+      view.body.servers.map((s: Json) => s.id),
+      ['s1', 's2', 's3'],
+    );
+    const killed = await call('POST', '/_cluster/servers/s1/kill');
+    assert.equal(killed.status, 202);
+    assert.equal(killed.body.server.status, 'down');
+    assert.equal(killed.body.server.pid, null, 'a null the schema must allow');
+    assert.equal((await call('GET', '/_cluster')).body.servers[0].pid, null);
+    assert.equal((await call('POST', '/_cluster/servers/s1/start')).status, 202);
+    assert.equal((await call('POST', '/_cluster/servers/s2/stop')).status, 202);
+    const added = await call('POST', '/_cluster/servers');
+    assert.equal(added.status, 201);
+    assert.equal(added.body.server.id, 's4');
+    assert.equal((await call('DELETE', '/_cluster/servers/s4')).status, 202);
+    const restart = await call('POST', '/_cluster/rolling-restart');
+    assert.equal(restart.status, 202);
+    assert.equal((await call('POST', '/_cluster/rolling-restart')).status, 409);
+    assert.equal((await call('POST', '/_cluster/servers/s9/kill')).status, 404);
+    assert.equal((await call('DELETE', '/_cluster/servers/s9')).status, 404);
+    assert.equal((await call('POST', `/_cluster/servers/${'x'.repeat(80)}/stop`)).status, 400);
+    assert.equal((await call('POST', `/_cluster/servers/${'x'.repeat(120)}/start`)).status, 414);
+    assert.equal((await call('GET', '/_cluster', { authorization: 'Bearer nope', host: 'example.com' })).status, 403);
+    assert.equal(
+      (await call('POST', '/_cluster/servers/s3/kill', { origin: 'http://evil.example' })).status,
+      403,
+      'another origin',
+    );
+    const metrics = await call('GET', '/metrics');
+    assert.equal(metrics.status, 200);
+    assert.match(String(metrics.body), /^# HELP /m, 'Prometheus text, not JSON');
+
+    // The event stream: its first `view` event is a ClusterView.
+    const abort = new AbortController();
+    const stream = await request(`${base}/_cluster/events`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      signal: abort.signal,
+    });
+    conforms('GET', '/_cluster/events', {
+      status: stream.statusCode,
+      headers: stream.headers as never,
+      body: null,
+      servedBy: undefined,
+    });
+    assert.match(String(stream.headers['content-type']), /^text\/event-stream/);
+    let text = '';
+    for await (const chunk of stream.body) {
+      text += String(chunk);
+      if (/event: view\ndata: .*\n\n/.test(text)) break;
+    }
+    abort.abort();
+    const data = JSON.parse(/event: view\ndata: (.*)\n\n/.exec(text)![1]!);
+    const validate = ajv.compile({ $ref: 'openapi.json#/components/schemas/ClusterView' });
+    assert.ok(validate(data), `the stream's view is a ClusterView: ${ajv.errorsText(validate.errors)}`);
+  });
 
   it('lists the status of every answer the requests below get, and their bodies fit its schemas', async () => {
     const visitor = server.client();

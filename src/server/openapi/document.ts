@@ -2,13 +2,16 @@
  * The served OpenAPI document (GET /docs/json): what @fastify/swagger makes of the routes' schemas,
  * plus what no single route says: the security schemes, `servers`, the tags, the one error shape
  * with every code documented, the error answers and the `Idempotency-Key` header as shared
- * components. `requireRouteDocs` makes a route without its documentation fail at startup.
+ * components, the supervisor's control API (same origin, other process) and the WebSocket frames.
+ * src/kernel/route-docs.ts makes a route without its documentation fail at startup.
  */
 import { STATUS_CODES } from 'node:http';
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
-import type { FastifyInstance } from 'fastify';
 import { ERROR_STATUS, type ErrorCode } from '../../kernel/errors.ts';
+import { ADMIN_TOKEN_SCHEME } from '../../supervisor/control-api-schemas.ts';
+import { clusterControl } from './cluster-paths.ts';
 import { errorShapeDescription } from './error-codes.ts';
+import { FRAMES_DESCRIPTION, FRAMES_EXTENSION, frameSchemas } from './frames.ts';
 
 /** The component names of the error answers, by status (only those some operation uses are kept). */
 const ERROR_RESPONSES: Record<number, { name: string; title: string }> = {
@@ -39,7 +42,15 @@ const TAGS = [
   { name: 'chat', description: 'Rooms, messages, read marks and presence; live traffic over the WebSocket at /ws.' },
   { name: 'web', description: 'The web UI: its page, its assets, and who it is for.' },
   { name: 'ops', description: 'Liveness and readiness, for the load balancer and operators.' },
+  {
+    name: 'cluster',
+    description:
+      "Cluster control: the servers, their live feed, kill/stop/start/add/remove and rolling restarts, and the cluster metrics. Answered by the supervisor at the balancer's address (this same origin), not by an app server; the admin token, or loopback.",
+  },
 ];
+
+/** The WebSocket operation, which gets the frames' description and pointers. */
+const SOCKET_OPERATION = 'openChatSocket';
 
 const IDEMPOTENCY_KEY_PARAMETER = {
   name: 'Idempotency-Key',
@@ -66,6 +77,7 @@ const SECURITY_SCHEMES = {
     description:
       'An access token from POST /api/auth/token (or /refresh), valid for at most 15 minutes: `Authorization: Bearer <token>`. Any server verifies it on its own (GET /.well-known/jwks.json).',
   },
+  adminToken: ADMIN_TOKEN_SCHEME,
 };
 
 type Json = Record<string, unknown>;
@@ -138,15 +150,45 @@ function pruneComponents(doc: Json): void {
   }
 }
 
+/** Adds the control API's operations, which no app server route registers; an operationId or path twice is a bug. */
+function addClusterControl(doc: Json, schemas: Record<string, unknown>): void {
+  const paths = doc.paths as Record<string, Record<string, Json>>;
+  const ids = new Set(Object.values(paths).flatMap((item) => Object.values(item).map((op) => op.operationId)));
+  const control = clusterControl();
+  for (const [path, item] of Object.entries(control.paths)) {
+    for (const [method, operation] of Object.entries(item)) {
+      if (paths[path]?.[method] || ids.has(operation.operationId))
+        throw new Error(`${method.toUpperCase()} ${path} (${String(operation.operationId)}) is in the document twice.`);
+      (paths[path] ??= {})[method] = operation;
+    }
+  }
+  Object.assign(schemas, control.schemas);
+}
+
+/** The frames as components, and the WebSocket operation's pointers to them. */
+function addFrames(doc: Json, schemas: Record<string, unknown>): void {
+  const socket = Object.values(doc.paths as Record<string, Record<string, Json>>)
+    .flatMap((item) => Object.values(item))
+    .find((op) => op.operationId === SOCKET_OPERATION);
+  if (!socket) return;
+  Object.assign(schemas, frameSchemas());
+  socket.description = `${String(socket.description ?? '')}\n\n${FRAMES_DESCRIPTION}`;
+  Object.assign(socket, FRAMES_EXTENSION);
+}
+
 /**
- * What no route says on its own: error answers and the Idempotency-Key as shared components, the
- * Error schema's documentation, and no component that nothing uses.
+ * What no route says on its own: the control API and the frames, error answers and the
+ * Idempotency-Key as shared components, the Error schema's documentation, and no component that
+ * nothing uses.
  */
 export function finishDocument(doc: Json): Json {
   const components = (doc.components ??= {}) as Record<string, Record<string, unknown>>;
   const responses: Record<string, unknown> = (components.responses ??= {});
   const parameters: Record<string, unknown> = (components.parameters ??= {});
   parameters.IdempotencyKey = IDEMPOTENCY_KEY_PARAMETER;
+  const schemas = (components.schemas ??= {}) as Record<string, Json>;
+  addClusterControl(doc, schemas);
+  addFrames(doc, schemas);
 
   for (const item of Object.values(doc.paths as Record<string, Record<string, Json>>)) {
     for (const [method, operation] of Object.entries(item)) {
@@ -171,7 +213,6 @@ export function finishDocument(doc: Json): Json {
     }
   }
 
-  const schemas = (components.schemas ??= {}) as Record<string, Json>;
   if (schemas.Error) schemas.Error = { ...schemas.Error, description: errorShapeDescription() };
   pruneComponents(doc);
   return doc;
@@ -211,47 +252,4 @@ export function swaggerOptions(): FastifyDynamicSwaggerOptions {
     transformObject: (document) =>
       finishDocument(('openapiObject' in document ? document.openapiObject : {}) as Json) as never,
   };
-}
-
-const OPERATION_ID = /^[a-z]+[A-Za-z0-9]*$/;
-
-/**
- * Every route the document shows must say what it is: a verb-first camelCase `operationId`
- * (unique), a `summary`, tags, who may call it (`security`: see `Security` in
- * src/kernel/responses.ts) and its answers. A route without them fails at startup, so none can
- * be added undocumented. Hide a route from the document with `schema: { hide: true }`.
- */
-export function requireRouteDocs(app: FastifyInstance): void {
-  const seen = new Map<string, string>();
-  app.addHook('onRoute', (route) => {
-    const methods = [route.method].flat().map(String);
-    // HEAD routes Fastify adds for each GET are not in the document.
-    if (methods.every((m) => m === 'HEAD')) return;
-    const schema = route.schema as
-      | {
-          hide?: boolean;
-          operationId?: unknown;
-          summary?: unknown;
-          tags?: unknown;
-          security?: unknown;
-          response?: Record<string, unknown>;
-        }
-      | undefined;
-    if (schema?.hide) return;
-    const where = `${methods.join(',')} ${route.url}`;
-    const missing = (what: string) =>
-      new Error(`${where} has no ${what} in its schema: the OpenAPI document needs it.`);
-    if (!schema) throw missing('schema (or schema.hide: true)');
-    if (typeof schema.operationId !== 'string' || !OPERATION_ID.test(schema.operationId))
-      throw missing('operationId (verb-first camelCase, e.g. addCartItem)');
-    if (typeof schema.summary !== 'string' || schema.summary.length === 0) throw missing('summary');
-    if (!Array.isArray(schema.tags) || schema.tags.length === 0) throw missing('tags');
-    if (!Array.isArray(schema.security)) throw missing('security (Security.* of src/kernel/responses.ts)');
-    const statuses = Object.keys(schema.response ?? {}).map(Number);
-    if (!statuses.some((s) => s >= 200 && s < 400) && !statuses.includes(101)) throw missing('success response');
-    const other = seen.get(schema.operationId);
-    if (other !== undefined && other !== where)
-      throw new Error(`${where} reuses the operationId "${schema.operationId}" of ${other}.`);
-    seen.set(schema.operationId, where);
-  });
 }
