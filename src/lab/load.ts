@@ -1,9 +1,13 @@
 /**
  * Load for the lab's throughput experiments (cost, scale): autocannon with a fixed number of
- * connections, and a raw node:http hello as the machine's ceiling.
+ * connections, and a raw node:http hello as the machine's ceiling. The load itself stays raw HTTP
+ * (LabRequest): autocannon sends prepared requests, and the client's work would be measured too.
+ * Setting up (signing users up) goes through the typed client.
  */
 import { spawn } from 'node:child_process';
 import autocannon from 'autocannon';
+import { createApiClient, dataOf } from '../client/api-client.ts';
+import { cookieFetch, cookieHeader } from '../client/cookie-fetch.ts';
 import { waitForExit, waitForMessage } from '../supervisor/child-process.ts';
 import type { LabCluster } from './lab-cluster.ts';
 
@@ -111,17 +115,10 @@ export async function startRawHello(): Promise<{ url: string; stop(): Promise<vo
 
 /** Registers a user at `baseUrl` and returns the Cookie header its answer set (the session, and the sticky server). */
 export async function signUp(baseUrl: string, username: string): Promise<string> {
-  const response = await fetch(`${baseUrl}/api/auth/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'user-agent': LAB_USER_AGENT },
-    body: JSON.stringify({ username, password: 'a long lab password' }),
-  });
-  const text = await response.text();
-  if (response.status !== 201) throw new Error(`register ${username}: ${response.status} ${text}`);
-  return response.headers
-    .getSetCookie()
-    .map((line) => line.split(';')[0]!)
-    .join('; ');
+  const cookies = new Map<string, string>();
+  const api = createApiClient({ baseUrl, fetch: cookieFetch({ cookies, userAgent: LAB_USER_AGENT }) });
+  await dataOf(api.POST('/api/auth/register', { body: { username, password: 'a long lab password' } }));
+  return cookieHeader(cookies);
 }
 
 /** GET /api/me, the n-th request as the n-th user in turn (their session cookies). */

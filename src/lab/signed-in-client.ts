@@ -3,6 +3,8 @@
  * request adds (a pin to one server, an Idempotency-Key) and a time bound. A request that gets no
  * answer (connection cut, time bound) is status 0, never a throw: the experiments count those.
  */
+import { createApiClient, dataOf, type ApiClient } from '../client/api-client.ts';
+import { cookieFetch, cookieHeader } from '../client/cookie-fetch.ts';
 
 /** Sessions are bound to the User-Agent: every request and socket of a user sends this one. */
 export const FAULT_LAB_USER_AGENT = 'statewise-lab/1.0';
@@ -28,59 +30,62 @@ export interface RequestOptions {
 
 export class SignedInClient {
   readonly #cookies = new Map<string, string>();
+  readonly #send = cookieFetch({ cookies: this.#cookies, userAgent: FAULT_LAB_USER_AGENT });
+  /** The typed API client, with this user's cookies. */
+  readonly api: ApiClient;
 
   private constructor(
     readonly baseUrl: string,
     readonly username: string,
-  ) {}
+  ) {
+    this.api = createApiClient({ baseUrl, fetch: this.#send });
+  }
 
   /** Registers `username` (pinned to `server` when given: a stateful session lives where it was made). */
   static async register(baseUrl: string, username: string, server?: string): Promise<SignedInClient> {
     const client = new SignedInClient(baseUrl, username);
-    const answer = await client.request('POST', '/api/auth/register', {
-      json: { username, password: PASSWORD },
-      headers: server ? { [PIN_HEADER]: server } : {},
-      timeoutMs: 60_000,
-    });
-    if (answer.status !== 201) throw new Error(`register ${username}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    await dataOf(
+      client.api.POST('/api/auth/register', {
+        body: { username, password: PASSWORD },
+        headers: server ? { [PIN_HEADER]: server } : {},
+        signal: AbortSignal.timeout(60_000),
+      }),
+    );
     return client;
   }
 
   /** An access token (POST /api/auth/token): for a user that must reach every server in stateful mode. */
   async accessToken(): Promise<string> {
-    const answer = await this.request('POST', '/api/auth/token', {
-      json: { username: this.username, password: PASSWORD },
-      timeoutMs: 60_000,
-    });
-    if (answer.status !== 200)
-      throw new Error(`token ${this.username}: ${answer.status} ${JSON.stringify(answer.body)}`);
-    return answer.body.accessToken as string;
+    const { accessToken } = await dataOf(
+      this.api.POST('/api/auth/token', {
+        body: { username: this.username, password: PASSWORD },
+        signal: AbortSignal.timeout(60_000),
+      }),
+    );
+    return accessToken;
   }
 
   /** The Cookie header: what a WebSocket of this user sends. */
   get cookie(): string {
-    return [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    return cookieHeader(this.#cookies);
   }
 
+  /**
+   * Any request by method and path, never a throw (the experiments pick the operation at run time
+   * and count the requests that got no answer).
+   */
   async request(method: string, path: string, options: RequestOptions = {}): Promise<Answer> {
-    const headers: Record<string, string> = { 'user-agent': FAULT_LAB_USER_AGENT, ...options.headers };
-    if (this.#cookies.size > 0) headers.cookie = this.cookie;
+    const headers: Record<string, string> = { ...options.headers };
     if (options.json !== undefined) headers['content-type'] = 'application/json';
     try {
-      const response = await fetch(`${this.baseUrl}${path}`, {
-        method,
-        headers,
-        body: options.json === undefined ? undefined : JSON.stringify(options.json),
-        signal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
-      });
-      for (const line of response.headers.getSetCookie()) {
-        const [pair] = line.split(';');
-        const at = pair!.indexOf('=');
-        const name = pair!.slice(0, at).trim();
-        const value = pair!.slice(at + 1).trim();
-        if (value === '' || /expires=Thu, 01 Jan 1970/i.test(line)) this.#cookies.delete(name);
-        else this.#cookies.set(name, value);
-      }
+      const response = await this.#send(
+        new Request(`${this.baseUrl}${path}`, {
+          method,
+          headers,
+          body: options.json === undefined ? undefined : JSON.stringify(options.json),
+          signal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
+        }),
+      );
       const text = await response.text();
       return {
         status: response.status,

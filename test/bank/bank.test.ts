@@ -18,19 +18,29 @@ const OPENING = 100_000;
 /** A signed-in API client (bearer token: any server verifies it, in either design). */
 async function customer(cluster: Cluster, username: string) {
   const b = new Browser(cluster.url, `atm-${username}`);
-  assert.equal((await b.post('/api/auth/register', { username, password: PASSWORD })).status, 201);
-  const tokens = await b.post('/api/auth/token', { username, password: PASSWORD });
-  assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
-  const auth = { authorization: `Bearer ${tokens.body.accessToken}` };
+  const body = { username, password: PASSWORD };
+  assert.equal((await b.api.POST('/api/auth/register', { body })).response.status, 201);
+  const tokens = await b.api.POST('/api/auth/token', { body });
+  assert.equal(tokens.response.status, 200, JSON.stringify(tokens.error));
+  const auth = { authorization: `Bearer ${tokens.data!.accessToken}` };
+  const api = b.apiWith(auth);
+  /** The balance, asked of `server` when given. */
+  const balance = async (server?: string) =>
+    (await api.GET('/api/bank/account', { headers: pinned(server) })).data?.balanceCents;
   return {
     username,
-    get: (path: string, headers: Record<string, string> = {}) => b.get(path, { ...auth, ...headers }),
-    post: (path: string, body: unknown, headers: Record<string, string> = {}) =>
-      b.post(path, body, { ...auth, ...headers }),
+    api,
+    balance,
+    /** Raw: for bodies the schema refuses on purpose. */
+    postRaw: (path: string, json: unknown, headers: Record<string, string> = {}) =>
+      b.post(path, json, { ...auth, ...headers }),
   };
 }
 type Customer = Awaited<ReturnType<typeof customer>>;
 
+/** Sent as X-Statewise-Server: the balancer routes the request to that server. */
+const pinned = (server?: string): Record<string, string> => (server ? { 'x-statewise-server': server } : {});
+const keyed = (key: string) => ({ header: { 'Idempotency-Key': key } });
 describe('bank, stateless', () => {
   let cluster: Cluster;
   before(async () => {
@@ -46,7 +56,7 @@ describe('bank, stateless', () => {
   it('conserves money over 2000 concurrent transfers while a server is SIGKILLed every 2 s', async () => {
     const people: Customer[] = [];
     for (let i = 0; i < 10; i++) people.push(await customer(cluster, `acct${i}`));
-    for (const p of people) assert.equal((await p.get('/api/bank/account')).body.balanceCents, OPENING);
+    for (const p of people) assert.equal(await p.balance(), OPENING);
     const total = OPENING * people.length;
 
     let done = false;
@@ -84,12 +94,13 @@ describe('bank, stateless', () => {
     const transfer = async (from: Customer, to: Customer, amountCents: number) => {
       const key = randomUUID();
       for (;;) {
-        const r = await from
-          .post('/api/bank/transfer', { toUsername: to.username, amountCents }, { 'idempotency-key': key })
-          .catch(() => ({ status: 0, body: null }));
-        if (r.status === 200) return void ok++;
-        if (r.status === 409 && r.body?.error?.code === 'insufficient_funds') return void refused++;
-        assert.ok([0, 409, 502, 503].includes(r.status), `unexpected ${r.status} ${JSON.stringify(r.body)}`);
+        const r = await from.api
+          .POST('/api/bank/transfer', { body: { toUsername: to.username, amountCents }, params: keyed(key) })
+          .catch(() => null);
+        const status = r?.response.status ?? 0;
+        if (status === 200) return void ok++;
+        if (status === 409 && r?.error?.error.code === 'insufficient_funds') return void refused++;
+        assert.ok([0, 409, 502, 503].includes(status), `unexpected ${status} ${JSON.stringify(r?.error)}`);
         retries++; // unknown outcome: retry with the same key
       }
     };
@@ -114,7 +125,7 @@ describe('bank, stateless', () => {
     const [sum] = await query<{ sum: string }>(cluster.databaseUrl, 'SELECT sum(balance_cents) AS sum FROM accounts');
     assert.equal(Number(sum!.sum), total);
     let apiSum = 0;
-    for (const p of people) apiSum += (await p.get('/api/bank/account')).body.balanceCents;
+    for (const p of people) apiSum += (await p.balance()) ?? NaN;
     assert.equal(apiSum, total, 'the balances read through the API add up too');
     const uneven = await query(
       cluster.databaseUrl,
@@ -138,68 +149,76 @@ describe('bank, stateless', () => {
 
   it('lets exactly one of 50 concurrent withdrawals of the last 100 cents through', async () => {
     const c = await customer(cluster, 'spender');
-    await c.post('/api/bank/withdraw', { amountCents: OPENING - 100 }, { 'idempotency-key': randomUUID() });
+    await c.api.POST('/api/bank/withdraw', { body: { amountCents: OPENING - 100 }, params: keyed(randomUUID()) });
     const results = await Promise.all(
       Array.from({ length: 50 }, () =>
-        c.post('/api/bank/withdraw', { amountCents: 100 }, { 'idempotency-key': randomUUID() }),
+        c.api.POST('/api/bank/withdraw', { body: { amountCents: 100 }, params: keyed(randomUUID()) }),
       ),
     );
-    assert.equal(results.filter((r) => r.status === 200).length, 1);
+    assert.equal(results.filter((r) => r.response.status === 200).length, 1);
     assert.ok(
-      results.every((r) => r.status === 200 || (r.status === 409 && r.body.error.code === 'insufficient_funds')),
+      results.every(
+        (r) => r.response.status === 200 || (r.response.status === 409 && r.error?.error.code === 'insufficient_funds'),
+      ),
     );
-    assert.equal((await c.get('/api/bank/account')).body.balanceCents, 0);
+    assert.equal(await c.balance(), 0);
   });
 
   it('applies one key sent to 3 servers at once exactly once', async () => {
     const c = await customer(cluster, 'samekey');
     const key = randomUUID();
-    const results = await Promise.all(
-      ['s1', 's2', 's3', 's1', 's2', 's3'].map((server) =>
-        c.post('/api/bank/withdraw', { amountCents: 700 }, { 'idempotency-key': key, 'x-statewise-server': server }),
-      ),
-    );
-    const succeeded = results.filter((r) => r.status === 200);
+    const withdraw = (amountCents: number, server?: string) =>
+      c.api.POST('/api/bank/withdraw', { body: { amountCents }, params: keyed(key), headers: pinned(server) });
+    const results = await Promise.all(['s1', 's2', 's3', 's1', 's2', 's3'].map((server) => withdraw(700, server)));
+    const succeeded = results.filter((r) => r.response.status === 200);
     assert.ok(succeeded.length >= 1);
     assert.ok(
-      results.every((r) => r.status === 200 || (r.status === 409 && r.body.error.code === 'idempotency_in_progress')),
+      results.every(
+        (r) =>
+          r.response.status === 200 || (r.response.status === 409 && r.error?.error.code === 'idempotency_in_progress'),
+      ),
     );
-    assert.equal(new Set(succeeded.map((r) => r.body.transaction.id)).size, 1, 'one transaction, replayed');
-    const replay = await c.post('/api/bank/withdraw', { amountCents: 700 }, { 'idempotency-key': key });
-    assert.equal(replay.status, 200);
-    assert.equal(replay.headers.get('idempotent-replayed'), 'true');
-    assert.equal(replay.body.transaction.id, succeeded[0]!.body.transaction.id);
-    assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING - 700, 'one debit');
-    const mismatch = await c.post('/api/bank/withdraw', { amountCents: 701 }, { 'idempotency-key': key });
-    assert.equal(mismatch.status, 422);
-    assert.equal(mismatch.body.error.code, 'idempotency_key_mismatch');
-    const none = await c.post('/api/bank/withdraw', { amountCents: 700 });
+    assert.equal(new Set(succeeded.map((r) => r.data?.transaction.id)).size, 1, 'one transaction, replayed');
+    const replay = await withdraw(700);
+    assert.equal(replay.response.status, 200);
+    assert.equal(replay.response.headers.get('idempotent-replayed'), 'true');
+    assert.equal(replay.data?.transaction.id, succeeded[0]!.data?.transaction.id);
+    assert.equal(await c.balance(), OPENING - 700, 'one debit');
+    const mismatch = await withdraw(701);
+    assert.equal(mismatch.response.status, 422);
+    assert.equal(mismatch.error?.error.code, 'idempotency_key_mismatch');
+    // Without the required header: raw, the typed client would not let it be left out.
+    const none = await c.postRaw('/api/bank/withdraw', { amountCents: 700 });
     assert.equal(none.status, 400);
     assert.equal(none.body.error.code, 'idempotency_key_required');
-    assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING - 700);
+    assert.equal(await c.balance(), OPENING - 700);
   });
 
   it('posts each key once while every key is retried at once on 3 servers, withdrawals and deposits', async () => {
     const c = await customer(cluster, 'retrier');
-    const keys = Array.from({ length: 12 }, (_, i) => ({ key: randomUUID(), kind: i % 3 ? 'withdraw' : 'deposit' }));
+    const keys = Array.from({ length: 12 }, (_, i) => ({
+      key: randomUUID(),
+      kind: i % 3 ? ('withdraw' as const) : ('deposit' as const),
+    }));
     // A client that retries until it has the answer: 409 in progress means "still running".
-    const send = async (key: string, kind: string, server: string) => {
+    const send = async (key: string, kind: 'withdraw' | 'deposit', server: string) => {
       for (;;) {
-        const r = await c.post(
-          `/api/bank/${kind}`,
-          { amountCents: 300 },
-          { 'idempotency-key': key, 'x-statewise-server': server },
-        );
-        if (r.status === 200) return r;
-        assert.equal(r.body.error.code, 'idempotency_in_progress', `${r.status} ${JSON.stringify(r.body)}`);
+        const r = await c.api.POST(`/api/bank/${kind}`, {
+          body: { amountCents: 300 },
+          params: keyed(key),
+          headers: pinned(server),
+        });
+        if (r.response.status === 200) return r;
+        assert.equal(r.error?.error.code, 'idempotency_in_progress', `${r.response.status} ${JSON.stringify(r.error)}`);
       }
     };
     const answers = await Promise.all(
       keys.map(({ key, kind }) => Promise.all(['s1', 's2', 's3', 's1', 's2', 's3'].map((s) => send(key, kind, s)))),
     );
     for (const sameKey of answers) {
-      assert.equal(new Set(sameKey.map((r) => r.body.transaction.id)).size, 1, 'one transaction per key');
-      assert.equal(sameKey.filter((r) => r.headers.get('idempotent-replayed') !== 'true').length, 1, 'one made it');
+      assert.equal(new Set(sameKey.map((r) => r.data?.transaction.id)).size, 1, 'one transaction per key');
+      const made = sameKey.filter((r) => r.response.headers.get('idempotent-replayed') !== 'true');
+      assert.equal(made.length, 1, 'one made it');
     }
     const postings = await query<{ idempotency_key: string; n: string }>(
       cluster.databaseUrl,
@@ -214,7 +233,7 @@ describe('bank, stateless', () => {
     );
     const withdrawals = keys.filter(({ kind }) => kind === 'withdraw').length;
     const expected = OPENING + 300 * (keys.length - withdrawals) - 300 * withdrawals;
-    assert.equal((await c.get('/api/bank/account')).body.balanceCents, expected);
+    assert.equal(await c.balance(), expected);
   });
 
   it("moves money on a customer's first touch while another first touch opens the account", async () => {
@@ -228,7 +247,7 @@ describe('bank, stateless', () => {
     try {
       await other.query('BEGIN');
       await other.query('INSERT INTO accounts (user_id, balance_cents) VALUES ($1, $2)', [id, OPENING]);
-      const withdrawal = c.post('/api/bank/withdraw', { amountCents: 500 }, { 'idempotency-key': randomUUID() });
+      const withdrawal = c.api.POST('/api/bank/withdraw', { body: { amountCents: 500 }, params: keyed(randomUUID()) });
       await waitFor(
         async () => {
           const waiting = await query(
@@ -241,35 +260,34 @@ describe('bank, stateless', () => {
       );
       await other.query('COMMIT');
       const answer = await withdrawal;
-      assert.equal(answer.status, 200, JSON.stringify(answer.body));
-      assert.equal(answer.body.balanceCents, OPENING - 500);
+      assert.equal(answer.response.status, 200, JSON.stringify(answer.error));
+      assert.equal(answer.data?.balanceCents, OPENING - 500);
     } finally {
       await other.end();
     }
-    assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING - 500);
+    assert.equal(await c.balance(), OPENING - 500);
   });
 
   it('replays a stored response after the server that made it was killed', async () => {
     const c = await customer(cluster, 'replayer');
     const key = randomUUID();
-    const first = await c.post(
-      '/api/bank/deposit',
-      { amountCents: 1234 },
-      { 'idempotency-key': key, 'x-statewise-server': 's2' },
-    );
-    assert.equal(first.status, 200);
+    const deposit = (server?: string) =>
+      c.api.POST('/api/bank/deposit', { body: { amountCents: 1234 }, params: keyed(key), headers: pinned(server) });
+    const first = await deposit('s2');
+    assert.equal(first.response.status, 200);
     await cluster.kill('s2');
-    const again = await c.post('/api/bank/deposit', { amountCents: 1234 }, { 'idempotency-key': key });
-    assert.equal(again.status, 200);
-    assert.equal(again.headers.get('idempotent-replayed'), 'true');
-    assert.deepEqual(again.body, first.body);
+    const again = await deposit();
+    assert.equal(again.response.status, 200);
+    assert.equal(again.response.headers.get('idempotent-replayed'), 'true');
+    assert.deepEqual(again.data, first.data);
     await cluster.start('s2');
-    assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING + 1234);
+    assert.equal(await c.balance(), OPENING + 1234);
   });
 
   it('keeps a key 24 hours and then forgets it: after that the same key is a new operation', async () => {
     const c = await customer(cluster, 'retained');
-    const withdraw = (key: string) => c.post('/api/bank/withdraw', { amountCents: 100 }, { 'idempotency-key': key });
+    const withdraw = async (key: string) =>
+      (await c.api.POST('/api/bank/withdraw', { body: { amountCents: 100 }, params: keyed(key) })).response;
     const [aged, kept] = [randomUUID(), randomUUID()];
     assert.equal((await withdraw(aged)).status, 200);
     assert.equal((await withdraw(kept)).status, 200);
@@ -289,7 +307,7 @@ describe('bank, stateless', () => {
     const again = await withdraw(aged);
     assert.equal(again.status, 200);
     assert.equal(again.headers.get('idempotent-replayed'), null, 'a forgotten key runs as a new operation');
-    assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING - 300);
+    assert.equal(await c.balance(), OPENING - 300);
   });
 
   it('refuses bad amounts and recipients with a 4xx and changes nothing', async () => {
@@ -310,12 +328,13 @@ describe('bank, stateless', () => {
       ['/api/bank/transfer', { amountCents: 10 }, 400],
     ];
     for (const [path, body, status] of bad) {
-      const r = await c.post(path, body, { 'idempotency-key': randomUUID() });
+      // Raw: most of these bodies are what the schema refuses, on purpose.
+      const r = await c.postRaw(path, body, { 'idempotency-key': randomUUID() });
       assert.equal(r.status, status, `${path} ${JSON.stringify(body)}: ${JSON.stringify(r.body)} ${r.servedBy}`);
       assert.equal(typeof r.body.error.code, 'string');
     }
-    assert.equal((await c.get('/api/bank/account')).body.balanceCents, OPENING);
-    assert.deepEqual((await c.get('/api/bank/transactions')).body.transactions, []);
+    assert.equal(await c.balance(), OPENING);
+    assert.deepEqual((await c.api.GET('/api/bank/transactions')).data?.transactions, []);
   });
 });
 
@@ -328,47 +347,35 @@ describe('bank, stateful: the ATM keeps balances in its own memory', () => {
 
   it('two ATMs give two balances after a withdrawal, and a crashed ATM forgets', async () => {
     const c = await customer(cluster, 'twoatms');
-    const at = (server: string) => ({ 'x-statewise-server': server });
-    assert.equal((await c.get('/api/bank/account', at('s1'))).body.balanceCents, OPENING);
-    assert.equal((await c.get('/api/bank/account', at('s2'))).body.balanceCents, OPENING);
-    const w = await c.post(
-      '/api/bank/withdraw',
-      { amountCents: 2500 },
-      { ...at('s1'), 'idempotency-key': randomUUID() },
-    );
-    assert.equal(w.status, 200);
-    assert.equal((await c.get('/api/bank/account', at('s1'))).body.balanceCents, OPENING - 2500);
-    assert.equal(
-      (await c.get('/api/bank/account', at('s2'))).body.balanceCents,
-      OPENING,
-      's2 still shows what it remembered',
-    );
+    assert.equal(await c.balance('s1'), OPENING);
+    assert.equal(await c.balance('s2'), OPENING);
+    const w = await c.api.POST('/api/bank/withdraw', {
+      body: { amountCents: 2500 },
+      params: keyed(randomUUID()),
+      headers: pinned('s1'),
+    });
+    assert.equal(w.response.status, 200);
+    assert.equal(await c.balance('s1'), OPENING - 2500);
+    assert.equal(await c.balance('s2'), OPENING, 's2 still shows what it remembered');
     await cluster.kill('s2');
     await cluster.start('s2');
-    await waitFor(async () => (await c.get('/api/bank/account', at('s2'))).status === 200);
-    assert.equal(
-      (await c.get('/api/bank/account', at('s2'))).body.balanceCents,
-      OPENING - 2500,
-      'restarted, it reads the ledger again',
-    );
+    await waitFor(async () => (await c.balance('s2')) !== undefined);
+    assert.equal(await c.balance('s2'), OPENING - 2500, 'restarted, it reads the ledger again');
   });
 
   it('an ATM keeps only the movements it made: a replay or a refusal changes nothing it shows', async () => {
     const c = await customer(cluster, 'atmreplay');
-    const at = { 'x-statewise-server': 's1' };
-    assert.equal((await c.get('/api/bank/account', at)).body.balanceCents, OPENING);
+    assert.equal(await c.balance('s1'), OPENING);
+    const withdraw = (amountCents: number, key: string) =>
+      c.api.POST('/api/bank/withdraw', { body: { amountCents }, params: keyed(key), headers: pinned('s1') });
     const key = randomUUID();
-    const first = await c.post('/api/bank/withdraw', { amountCents: 500 }, { ...at, 'idempotency-key': key });
-    assert.equal(first.body.balanceCents, OPENING - 500);
-    const replay = await c.post('/api/bank/withdraw', { amountCents: 500 }, { ...at, 'idempotency-key': key });
-    assert.equal(replay.headers.get('idempotent-replayed'), 'true');
-    assert.deepEqual(replay.body, first.body);
-    const refused = await c.post(
-      '/api/bank/withdraw',
-      { amountCents: OPENING },
-      { ...at, 'idempotency-key': randomUUID() },
-    );
-    assert.equal(refused.body.error.code, 'insufficient_funds');
-    assert.equal((await c.get('/api/bank/account', at)).body.balanceCents, OPENING - 500);
+    const first = await withdraw(500, key);
+    assert.equal(first.data?.balanceCents, OPENING - 500);
+    const replay = await withdraw(500, key);
+    assert.equal(replay.response.headers.get('idempotent-replayed'), 'true');
+    assert.deepEqual(replay.data, first.data);
+    const refused = await withdraw(OPENING, randomUUID());
+    assert.equal(refused.error?.error.code, 'insufficient_funds');
+    assert.equal(await c.balance('s1'), OPENING - 500);
   });
 });

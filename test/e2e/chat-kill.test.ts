@@ -55,10 +55,11 @@ for (const store of ['postgres', 'redis'] as const) {
     async function newUser(prefix: string): Promise<{ username: string; token: string }> {
       const username = `${prefix}_${store}_${Math.random().toString(36).slice(2, 8)}`;
       const browser = new Browser(cluster.url);
-      assert.equal((await browser.post('/api/auth/register', { username, password: PASSWORD })).status, 201);
-      const token = await browser.post('/api/auth/token', { username, password: PASSWORD });
-      assert.equal(token.status, 200);
-      return { username, token: token.body.accessToken as string };
+      const body = { username, password: PASSWORD };
+      assert.equal((await browser.api.POST('/api/auth/register', { body })).response.status, 201);
+      const token = await browser.api.POST('/api/auth/token', { body });
+      assert.equal(token.response.status, 200);
+      return { username, token: token.data!.accessToken };
     }
 
     /** A ChatClient pinned to `server` for its first connection; later ones go where the balancer sends them. */
@@ -74,14 +75,13 @@ for (const store of ['postgres', 'redis'] as const) {
     }
 
     it('loses no acknowledged message and gives every client the same gapless history', async () => {
-      const owner = new Browser(cluster.url);
       const ownerUser = await newUser('owner');
-      const auth = { authorization: `Bearer ${ownerUser.token}` };
+      const owner = new Browser(cluster.url).apiWith({ authorization: `Bearer ${ownerUser.token}` });
       const rooms: string[] = [];
       for (let r = 0; r < 3; r++) {
-        const created = await owner.post('/api/chat/rooms', { name: `kill-${store}-${r}-${Date.now()}` }, auth);
-        assert.equal(created.status, 201);
-        rooms.push(created.body.room.id as string);
+        const created = await owner.POST('/api/chat/rooms', { body: { name: `kill-${store}-${r}-${Date.now()}` } });
+        assert.equal(created.response.status, 201);
+        rooms.push(created.data!.room.id);
       }
 
       const members: Member[] = [];
@@ -188,13 +188,10 @@ for (const store of ['postgres', 'redis'] as const) {
       assert.equal(start.status, 202);
       await cluster.waitUntilUp('s2');
       const owner = await newUser('pres');
-      const room = (
-        await new Browser(cluster.url).post(
-          '/api/chat/rooms',
-          { name: `presence-${store}-${Date.now()}` },
-          { authorization: `Bearer ${owner.token}` },
-        )
-      ).body.room.id as string;
+      const created = await new Browser(cluster.url)
+        .apiWith({ authorization: `Bearer ${owner.token}` })
+        .POST('/api/chat/rooms', { body: { name: `presence-${store}-${Date.now()}` } });
+      const room = created.data!.room.id;
       const gone = await newUser('gone');
       const back = await newUser('back');
       const watcherUser = await newUser('watch');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { startCluster, type Cluster } from '../support/cluster.ts';
-import { Browser } from '../support/http.ts';
+import { Browser, servedBy as serverOf } from '../support/http.ts';
 import { waitFor } from '../support/wait.ts';
 
 for (const balancer of ['haproxy', 'nginx'] as const) {
@@ -20,17 +20,19 @@ for (const balancer of ['haproxy', 'nginx'] as const) {
 
     const servedBy = async (count: number, browser = new Browser(cluster.url)) => {
       const answers = [];
-      for (let i = 0; i < count; i++) answers.push(await browser.get('/api/me'));
+      for (let i = 0; i < count; i++) {
+        const answer = await browser.api.GET('/api/me');
+        answers.push({ status: answer.response.status, servedBy: serverOf(answer) });
+      }
       return answers;
     };
 
     it('spreads requests over every server, and one session is known to all', async () => {
       const browser = new Browser(cluster.url);
-      const registered = await browser.post('/api/auth/register', {
-        username: `ext_${balancer}`,
-        password: 'correct horse battery',
+      const registered = await browser.api.POST('/api/auth/register', {
+        body: { username: `ext_${balancer}`, password: 'correct horse battery' },
       });
-      assert.equal(registered.status, 201);
+      assert.equal(registered.response.status, 201);
       const answers = await servedBy(12, browser);
       assert.deepEqual(
         answers.map((a) => a.status),

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startCluster, type Cluster } from '../support/cluster.ts';
-import { Browser } from '../support/http.ts';
+import { Browser, servedBy as serverOf } from '../support/http.ts';
 import { waitFor } from '../support/wait.ts';
 
 describe('graceful stop of one server under load', () => {
@@ -17,10 +17,8 @@ describe('graceful stop of one server under load', () => {
 
   it('drains s2 with zero failed requests', async () => {
     const browser = new Browser(cluster.url);
-    assert.equal(
-      (await browser.post('/api/auth/register', { username: 'erin', password: 'correct horse battery' })).status,
-      201,
-    );
+    const credentials = { username: 'erin', password: 'correct horse battery' };
+    assert.equal((await browser.api.POST('/api/auth/register', { body: credentials })).response.status, 201);
     const failures: string[] = [];
     const servedBy = new Map<string, number>();
     let completed = 0;
@@ -32,18 +30,16 @@ describe('graceful stop of one server under load', () => {
     };
     const readers = Array.from({ length: 6 }, async () => {
       while (running) {
-        const r = await browser.get('/api/me').catch((e: Error) => ({ status: 0, servedBy: null, body: e.message }));
-        record(r.status, r.servedBy, 'GET /api/me');
+        const r = await browser.api.GET('/api/me').catch(() => null);
+        record(r?.response.status ?? 0, r && serverOf(r), 'GET /api/me');
       }
     });
     // A writer without an Idempotency-Key: the balancer may not retry it, so it must never fail.
     const writer = (async () => {
       const other = new Browser(cluster.url, 'writer');
       while (running) {
-        const r = await other
-          .post('/api/auth/login', { username: 'erin', password: 'correct horse battery' })
-          .catch((e: Error) => ({ status: 0, servedBy: null, body: e.message }));
-        record(r.status, r.servedBy, 'POST /api/auth/login');
+        const r = await other.api.POST('/api/auth/login', { body: credentials }).catch(() => null);
+        record(r?.response.status ?? 0, r && serverOf(r), 'POST /api/auth/login');
       }
     })();
 

@@ -63,10 +63,10 @@ describe('npm start on the embedded PostgreSQL', () => {
       );
       assert.equal(view.store, 'postgres');
       const browser = new Browser(cluster.url);
-      assert.equal(
-        (await browser.post('/api/auth/register', { username: 'frank', password: 'correct horse battery' })).status,
-        201,
-      );
+      const registered = await browser.api.POST('/api/auth/register', {
+        body: { username: 'frank', password: 'correct horse battery' },
+      });
+      assert.equal(registered.response.status, 201);
 
       // The signing keys are sealed with a key of npm start's own, in its data folder, owner-only.
       assert.equal(statSync(`${cluster.dataDir}/key-encryption-key`).mode & 0o777, 0o600);
@@ -92,10 +92,8 @@ describe('npm start on the embedded PostgreSQL', () => {
   it('reuses its data directory: the account made before a restart is still there', async () => {
     const first = await startCluster({ embeddedPostgres: true });
     const browser = new Browser(first.url);
-    assert.equal(
-      (await browser.post('/api/auth/register', { username: 'gina', password: 'correct horse battery' })).status,
-      201,
-    );
+    const credentials = { username: 'gina', password: 'correct horse battery' };
+    assert.equal((await browser.api.POST('/api/auth/register', { body: credentials })).response.status, 201);
     await first.stop();
     // Start again on the same data directory: no initdb, same rows.
     const { spawn } = await import('node:child_process');
@@ -119,8 +117,8 @@ describe('npm start on the embedded PostgreSQL', () => {
     const readyMs = Date.now() - started;
     process.stdout.write(`# ready with an existing data directory in ${readyMs} ms\n`);
     const again = new Browser(url);
-    const login = await again.post('/api/auth/login', { username: 'gina', password: 'correct horse battery' });
-    assert.equal(login.status, 200);
+    const login = await again.api.POST('/api/auth/login', { body: credentials });
+    assert.equal(login.response.status, 200);
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));
   });

@@ -35,18 +35,18 @@ describe('rolling restart, stateless', () => {
 
   it('restarts every server under load with zero failed requests', async () => {
     const browser = new Browser(cluster.url);
-    assert.equal(
-      (await browser.post('/api/auth/register', { username: 'rolly', password: 'correct horse battery' })).status,
-      201,
-    );
+    const registered = await browser.api.POST('/api/auth/register', {
+      body: { username: 'rolly', password: 'correct horse battery' },
+    });
+    assert.equal(registered.response.status, 201);
     const failures: string[] = [];
     let completed = 0;
     let running = true;
     const readers = Array.from({ length: 4 }, async () => {
       while (running) {
-        const r = await browser.get('/api/me').catch((e: Error) => ({ status: 0, body: e.message }));
+        const r = await browser.api.GET('/api/me').catch((e: Error) => ({ response: { status: 0 }, error: e.message }));
         completed++;
-        if (r.status !== 200) failures.push(`GET /api/me -> ${r.status} ${JSON.stringify(r.body)}`);
+        if (r.response.status !== 200) failures.push(`GET /api/me -> ${r.response.status} ${JSON.stringify(r.error)}`);
       }
     });
     await waitFor(() => completed >= 200, { what: '200 requests first' });
@@ -83,10 +83,8 @@ describe('rolling restart, stateful', () => {
   it('says how many sessions it will lose, and loses them', async () => {
     const browsers = Array.from({ length: 6 }, (_, i) => new Browser(cluster.url, `rolling-${i}`));
     for (const [i, b] of browsers.entries()) {
-      assert.equal(
-        (await b.post('/api/auth/register', { username: `stateful_${i}`, password: 'correct horse battery' })).status,
-        201,
-      );
+      const body = { username: `stateful_${i}`, password: 'correct horse battery' };
+      assert.equal((await b.api.POST('/api/auth/register', { body })).response.status, 201);
     }
     // The balancer learns each server's count from its readiness checks.
     await waitFor(
@@ -103,6 +101,7 @@ describe('rolling restart, stateful', () => {
     assert.deepEqual(body.servers, ['s1', 's2', 's3']);
     assert.ok(body.sessionsAtRisk >= 6, `${body.sessionsAtRisk} sessions at risk`);
     await restartedSince(cluster, body.servers, since);
-    for (const b of browsers) assert.equal((await b.get('/api/me')).status, 401, 'the session died with its server');
+    for (const b of browsers)
+      assert.equal((await b.api.GET('/api/me')).response.status, 401, 'the session died with its server');
   });
 });

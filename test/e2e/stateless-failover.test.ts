@@ -4,8 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createApiClient } from '../../src/client/api-client.ts';
+import { cookieHeader } from '../../src/client/cookie-fetch.ts';
 import { startCluster, type Cluster } from '../support/cluster.ts';
-import { Browser } from '../support/http.ts';
+import { Browser, servedBy } from '../support/http.ts';
 
 for (const store of ['postgres', 'redis'] as const) {
   describe(`stateless mode, ${store} store`, () => {
@@ -22,64 +24,61 @@ for (const store of ['postgres', 'redis'] as const) {
       const pin = (id: string) => ({ 'x-statewise-server': id });
       const credentials = { username: `bob_${store}`, password: 'correct horse battery' };
       const browser = new Browser(cluster.url);
-      assert.equal((await browser.post('/api/auth/register', credentials, pin('s1'))).status, 201);
+      const at = (id: string) => ({ headers: pin(id) });
+      const status = async (pending: Promise<{ response: Response }>) => (await pending).response.status;
+      assert.equal(await status(browser.api.POST('/api/auth/register', { body: credentials, ...at('s1') })), 201);
       for (let round = 0; round < 10; round++) {
-        if (round > 0) assert.equal((await browser.post('/api/auth/login', credentials, pin('s1'))).status, 200);
-        for (const id of ['s2', 's3', 's2', 's3']) assert.equal((await browser.get('/api/me', pin(id))).status, 200);
-        const cookie = [...browser.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
-        assert.equal((await browser.post('/api/auth/logout', {}, pin('s1'))).status, 204);
+        if (round > 0)
+          assert.equal(await status(browser.api.POST('/api/auth/login', { body: credentials, ...at('s1') })), 200);
+        for (const id of ['s2', 's3', 's2', 's3']) assert.equal(await status(browser.api.GET('/api/me', at(id))), 200);
+        // The cookie of the session about to end, sent again after the logout as a stale tab would.
+        const stale = createApiClient({
+          baseUrl: cluster.url,
+          headers: { cookie: cookieHeader(browser.cookies), 'user-agent': browser.userAgent },
+        });
+        assert.equal(await status(browser.api.POST('/api/auth/logout', at('s1'))), 204);
         for (const id of ['s2', 's3']) {
-          const after = await fetch(`${cluster.url}/api/me`, {
-            headers: { ...pin(id), cookie, 'user-agent': browser.userAgent },
-          });
-          assert.equal(after.status, 401, `round ${round}: ${id} still knew the session`);
+          const after = await status(stale.GET('/api/me', at(id)));
+          assert.equal(after, 401, `round ${round}: ${id} still knew the session`);
         }
       }
 
-      const api = await fetch(`${cluster.url}/api/auth/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...pin('s1') },
-        body: JSON.stringify(credentials),
-      });
-      const { accessToken } = (await api.json()) as { accessToken: string };
-      const bearer = (id: string) =>
-        fetch(`${cluster.url}/api/me`, { headers: { ...pin(id), authorization: `Bearer ${accessToken}` } });
-      for (const id of ['s2', 's3', 's2', 's3']) assert.equal((await bearer(id)).status, 200);
-      const revoke = await fetch(`${cluster.url}/api/auth/logout-all`, {
-        method: 'POST',
-        headers: { ...pin('s1'), authorization: `Bearer ${accessToken}` },
-      });
-      assert.equal(revoke.status, 204);
-      for (const id of ['s2', 's3']) assert.equal((await bearer(id)).status, 401, `${id} still took the token`);
+      const plain = createApiClient({ baseUrl: cluster.url });
+      const token = await plain.POST('/api/auth/token', { body: credentials, ...at('s1') });
+      const { accessToken } = token.data!;
+      const bearer = createApiClient({ baseUrl: cluster.url, headers: { authorization: `Bearer ${accessToken}` } });
+      for (const id of ['s2', 's3', 's2', 's3']) assert.equal(await status(bearer.GET('/api/me', at(id))), 200);
+      assert.equal(await status(bearer.POST('/api/auth/logout-all', at('s1'))), 204);
+      for (const id of ['s2', 's3'])
+        assert.equal(await status(bearer.GET('/api/me', at(id))), 401, `${id} still took the token`);
     });
 
     it('spreads one session over every server and survives SIGKILL of the login server', async () => {
       const browser = new Browser(cluster.url);
-      const registered = await browser.post('/api/auth/register', {
-        username: `alice_${store}`,
-        password: 'correct horse battery',
+      const registered = await browser.api.POST('/api/auth/register', {
+        body: { username: `alice_${store}`, password: 'correct horse battery' },
       });
-      assert.equal(registered.status, 201);
-      const loginServer = registered.servedBy;
+      assert.equal(registered.response.status, 201);
+      const loginServer = servedBy(registered);
       assert.ok(loginServer, 'X-Served-By on the register response');
 
-      const before = await Promise.all(Array.from({ length: 30 }, () => browser.get('/api/me')));
+      const before = await Promise.all(Array.from({ length: 30 }, () => browser.api.GET('/api/me')));
       assert.deepEqual(
-        before.map((r) => r.status),
+        before.map((r) => r.response.status),
         Array(30).fill(200),
       );
-      assert.deepEqual(new Set(before.map((r) => r.servedBy)), new Set(['s1', 's2', 's3']));
-      assert.equal(before[0]!.body.user.username, `alice_${store}`);
+      assert.deepEqual(new Set(before.map(servedBy)), new Set(['s1', 's2', 's3']));
+      assert.equal(before[0]!.data?.user.username, `alice_${store}`);
 
       await cluster.kill(loginServer);
 
-      const afterKill = await Promise.all(Array.from({ length: 30 }, () => browser.get('/api/me')));
+      const afterKill = await Promise.all(Array.from({ length: 30 }, () => browser.api.GET('/api/me')));
       assert.deepEqual(
-        afterKill.map((r) => r.status),
+        afterKill.map((r) => r.response.status),
         Array(30).fill(200),
         'no session lost',
       );
-      assert.ok(afterKill.every((r) => r.servedBy !== loginServer));
+      assert.ok(afterKill.every((r) => servedBy(r) !== loginServer));
       assert.equal((await cluster.view()).servers.find((s) => s.id === loginServer)?.status, 'down');
     });
   });

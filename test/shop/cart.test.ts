@@ -9,23 +9,33 @@ import { after, before, describe, it } from 'node:test';
 import { startCluster, type Cluster } from '../support/cluster.ts';
 import { Browser, type HttpResult } from '../support/http.ts';
 import { waitFor } from '../support/wait.ts';
-import { bounded, del, pin, put, records, shopper, type Records } from './helpers.ts';
+import {
+  addToCart,
+  bounded,
+  cartOf,
+  del,
+  pin,
+  PASSWORD,
+  put,
+  records,
+  servedBy,
+  shopper,
+  type Records,
+} from './helpers.ts';
 
 const SERVERS = ['s1', 's2', 's3'];
 
 /** 500 "add 1" on one line, at most 50 in flight, pinned round robin to s1, s2, s3. */
 async function fiveHundredAdds(cluster: Cluster, username: string) {
   const browser = await shopper(cluster, username);
-  const results = await bounded(500, 50, (i) =>
-    browser.post('/api/cart/items', { itemId: 'margherita', qty: 1 }, pin(SERVERS[i % SERVERS.length]!)),
-  );
+  const results = await bounded(500, 50, (i) => addToCart(browser, 'margherita', 1, SERVERS[i % SERVERS.length]));
   const statuses = new Map<number, number>();
-  for (const r of results) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+  for (const { response } of results) statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
   assert.deepEqual([...statuses], [[200, 500]], 'every add answered 200');
-  assert.deepEqual(new Set(results.map((r) => r.servedBy)), new Set(SERVERS), 'spread over every server');
-  const cart = await browser.get('/api/cart');
-  assert.deepEqual(cart.body.items, [{ itemId: 'margherita', name: 'Margherita', qty: 500, priceCents: 900 }]);
-  assert.equal(cart.body.totalCents, 500 * 900);
+  assert.deepEqual(new Set(results.map(servedBy)), new Set(SERVERS), 'spread over every server');
+  const cart = await cartOf(browser);
+  assert.deepEqual(cart?.items, [{ itemId: 'margherita', name: 'Margherita', qty: 500, priceCents: 900 }]);
+  assert.equal(cart?.totalCents, 500 * 900);
 }
 
 function assertError(result: HttpResult, status: number, code?: string) {
@@ -48,76 +58,78 @@ describe('shop on the postgres store (stateless)', () => {
 
   it('serves the menu with a strong ETag, public max-age=5 and 304 on If-None-Match, the same on every server', async () => {
     const client = new Browser(cluster.url);
-    const first = await client.get('/api/menu', pin('s1'));
-    assert.equal(first.status, 200);
-    assert.ok(first.body.items.length >= 8);
-    for (const item of first.body.items) {
+    const menu = (headers: Record<string, string>) => client.api.GET('/api/menu', { headers });
+    const first = await menu(pin('s1'));
+    assert.equal(first.response.status, 200);
+    assert.ok(first.data!.items.length >= 8);
+    for (const item of first.data!.items) {
       assert.deepEqual(Object.keys(item).sort(), ['id', 'kind', 'name', 'priceCents', 'stock']);
       assert.ok(Number.isInteger(item.priceCents) && Number.isInteger(item.stock));
     }
-    const etag = first.headers.get('etag')!;
+    const etag = first.response.headers.get('etag')!;
     assert.match(etag, /^"[^"]+"$/, 'a strong validator (no W/)');
-    assert.equal(first.headers.get('cache-control'), 'public, max-age=5');
-    assert.equal(first.headers.get('set-cookie'), null, 'nothing private in a shared-cacheable answer');
+    assert.equal(first.response.headers.get('cache-control'), 'public, max-age=5');
+    assert.equal(first.response.headers.get('set-cookie'), null, 'nothing private in a shared-cacheable answer');
 
     for (const server of SERVERS) {
-      const again = await client.get('/api/menu', pin(server));
-      assert.equal(again.headers.get('etag'), etag, `${server} gives the same tag for the same menu`);
-      const notModified = await client.get('/api/menu', { ...pin(server), 'if-none-match': etag });
-      assert.equal(notModified.status, 304);
-      assert.equal(notModified.body, '');
-      assert.equal(notModified.headers.get('etag'), etag);
-      assert.equal(notModified.headers.get('cache-control'), 'public, max-age=5');
+      const again = await menu(pin(server));
+      assert.equal(again.response.headers.get('etag'), etag, `${server} gives the same tag for the same menu`);
+      const notModified = await menu({ ...pin(server), 'if-none-match': etag });
+      assert.equal(notModified.response.status, 304);
+      assert.equal(notModified.error, '', 'no body');
+      assert.equal(notModified.response.headers.get('etag'), etag);
+      assert.equal(notModified.response.headers.get('cache-control'), 'public, max-age=5');
     }
     assert.equal(
-      (await client.get('/api/menu', { 'if-none-match': `"other", W/${etag}` })).status,
+      (await menu({ 'if-none-match': `"other", W/${etag}` })).response.status,
       304,
       'list and weak comparison',
     );
-    assert.equal((await client.get('/api/menu', { 'if-none-match': '"stale"' })).status, 200);
-    assert.equal((await client.get('/api/menu', { 'if-none-match': '*' })).status, 304);
+    assert.equal((await menu({ 'if-none-match': '"stale"' })).response.status, 200);
+    assert.equal((await menu({ 'if-none-match': '*' })).response.status, 304);
 
     // Stock changes: the tag changes with it, and the old one no longer gives 304.
     await db.setStock('chinotto', 7);
     const changed = await waitFor(async () => {
-      const r = await client.get('/api/menu', { 'if-none-match': etag });
-      return r.status === 200 ? r : null;
+      const r = await menu({ 'if-none-match': etag });
+      return r.response.status === 200 ? r : null;
     });
-    assert.notEqual(changed.headers.get('etag'), etag);
-    assert.equal(changed.body.items.find((i: { id: string }) => i.id === 'chinotto').stock, 7);
+    assert.notEqual(changed.response.headers.get('etag'), etag);
+    assert.equal(changed.data?.items.find((i) => i.id === 'chinotto')?.stock, 7);
   });
 
   it('keeps a cart per visitor: the first write starts a session, PUT sets, 0 and DELETE remove', async () => {
     const visitor = new Browser(cluster.url, 'visitor-agent');
-    assert.deepEqual((await visitor.get('/api/cart')).body, { items: [], totalCents: 0 });
+    assert.deepEqual(await cartOf(visitor), { items: [], totalCents: 0 });
     assert.equal(visitor.cookies.size, 0, 'reading starts no session');
-    const added = await visitor.post('/api/cart/items', { itemId: 'funghi', qty: 2 });
-    assert.equal(added.status, 200);
+    const added = await addToCart(visitor, 'funghi', 2);
+    assert.equal(added.response.status, 200);
     assert.equal(visitor.cookies.size, 1, 'the first write sets the session cookie');
-    assert.deepEqual(added.body, {
+    assert.deepEqual(added.data, {
       items: [{ itemId: 'funghi', name: 'Funghi', qty: 2, priceCents: 1100 }],
       totalCents: 2200,
     });
-    await visitor.post('/api/cart/items', { itemId: 'lemonade', qty: 3 });
-    await visitor.post('/api/cart/items', { itemId: 'funghi', qty: 1 });
-    const set = await put(visitor, '/api/cart/items/lemonade', { qty: 1 });
+    await addToCart(visitor, 'lemonade', 3);
+    await addToCart(visitor, 'funghi', 1);
+    const line = (itemId: string) => ({ params: { path: { itemId } } });
+    const set = (await visitor.api.PUT('/api/cart/items/{itemId}', { ...line('lemonade'), body: { qty: 1 } })).data;
     assert.deepEqual(
-      set.body.items.map((l: { itemId: string; qty: number }) => [l.itemId, l.qty]),
+      set?.items.map((l) => [l.itemId, l.qty]),
       [
         ['funghi', 3],
         ['lemonade', 1],
       ],
     );
-    assert.equal(set.body.totalCents, 3 * 1100 + 350);
-    const zero = await put(visitor, '/api/cart/items/lemonade', { qty: 0 });
+    assert.equal(set?.totalCents, 3 * 1100 + 350);
+    const zero = (await visitor.api.PUT('/api/cart/items/{itemId}', { ...line('lemonade'), body: { qty: 0 } })).data;
     assert.deepEqual(
-      zero.body.items.map((l: { itemId: string }) => l.itemId),
+      zero?.items.map((l) => l.itemId),
       ['funghi'],
     );
-    const removed = await del(visitor, '/api/cart/items/funghi');
-    assert.deepEqual(removed.body, { items: [], totalCents: 0 });
+    const removed = await visitor.api.DELETE('/api/cart/items/{itemId}', line('funghi'));
+    assert.deepEqual(removed.data, { items: [], totalCents: 0 });
     assert.equal(
-      (await del(visitor, '/api/cart/items/funghi')).status,
+      (await visitor.api.DELETE('/api/cart/items/{itemId}', line('funghi'))).response.status,
       200,
       'removing a line that is not there is fine',
     );
@@ -129,21 +141,18 @@ describe('shop on the postgres store (stateless)', () => {
 
   it('merges the visitor cart into the user cart on sign-in, line by line', async () => {
     const user = await shopper(cluster, 'merger');
-    await user.post('/api/cart/items', { itemId: 'margherita', qty: 2 });
-    assert.equal((await user.post('/api/auth/logout')).status, 204);
+    await addToCart(user, 'margherita', 2);
+    assert.equal((await user.api.POST('/api/auth/logout')).response.status, 204);
 
     const visitor = new Browser(cluster.url, 'shop-test-merger'); // the same person, not signed in
-    await visitor.post('/api/cart/items', { itemId: 'margherita', qty: 1 }, pin('s3'));
-    await visitor.post('/api/cart/items', { itemId: 'chinotto', qty: 4 }, pin('s1'));
-    const login = await visitor.post(
-      '/api/auth/login',
-      { username: 'merger', password: 'correct horse battery' },
-      pin('s2'),
-    );
-    assert.equal(login.status, 200);
-    const merged = await visitor.get('/api/cart');
+    await addToCart(visitor, 'margherita', 1, 's3');
+    await addToCart(visitor, 'chinotto', 4, 's1');
+    const credentials = { username: 'merger', password: PASSWORD };
+    const login = await visitor.api.POST('/api/auth/login', { body: credentials, headers: pin('s2') });
+    assert.equal(login.response.status, 200);
+    const merged = await cartOf(visitor);
     assert.deepEqual(
-      merged.body.items.map((l: { itemId: string; qty: number }) => [l.itemId, l.qty]),
+      merged?.items.map((l) => [l.itemId, l.qty]),
       [
         ['margherita', 3],
         ['chinotto', 4],
@@ -151,42 +160,30 @@ describe('shop on the postgres store (stateless)', () => {
     );
     // The cart is the user's now: another session of the same user sees it.
     const elsewhere = new Browser(cluster.url, 'another-device');
-    assert.equal(
-      (
-        await elsewhere.post('/api/auth/login', {
-          username: 'merger',
-          password: 'correct horse battery',
-        })
-      ).status,
-      200,
-    );
-    assert.deepEqual((await elsewhere.get('/api/cart')).body, merged.body);
+    assert.equal((await elsewhere.api.POST('/api/auth/login', { body: credentials })).response.status, 200);
+    assert.deepEqual(await cartOf(elsewhere), merged);
   });
 
   it('keeps the cart when the server that wrote it is SIGKILLed', async () => {
     const visitor = new Browser(cluster.url, 'kill-visitor');
     const user = await shopper(cluster, 'survivor');
-    assert.equal((await visitor.post('/api/cart/items', { itemId: 'diavola', qty: 2 }, pin('s2'))).servedBy, 's2');
-    assert.equal((await user.post('/api/cart/items', { itemId: 'marinara', qty: 5 }, pin('s2'))).servedBy, 's2');
+    assert.equal(servedBy(await addToCart(visitor, 'diavola', 2, 's2')), 's2');
+    assert.equal(servedBy(await addToCart(user, 'marinara', 5, 's2')), 's2');
     await cluster.kill('s2');
     try {
       for (const server of ['s1', 's3']) {
-        const v = await visitor.get('/api/cart', pin(server));
+        const v = await cartOf(visitor, server);
         assert.deepEqual(
-          v.body.items.map((l: { itemId: string; qty: number }) => [l.itemId, l.qty]),
+          v?.items.map((l) => [l.itemId, l.qty]),
           [['diavola', 2]],
         );
-        const u = await user.get('/api/cart', pin(server));
+        const u = await cartOf(user, server);
         assert.deepEqual(
-          u.body.items.map((l: { itemId: string; qty: number }) => [l.itemId, l.qty]),
+          u?.items.map((l) => [l.itemId, l.qty]),
           [['marinara', 5]],
         );
       }
-      assert.equal(
-        (await user.post('/api/cart/items', { itemId: 'marinara', qty: 1 })).body.items[0].qty,
-        6,
-        'and it takes writes',
-      );
+      assert.equal((await addToCart(user, 'marinara', 1)).data?.items[0]?.qty, 6, 'and it takes writes');
     } finally {
       await cluster.start('s2');
     }
@@ -194,9 +191,10 @@ describe('shop on the postgres store (stateless)', () => {
 
   it('answers bad input with a 4xx and changes nothing', async () => {
     const user = await shopper(cluster, 'careless');
-    await user.post('/api/cart/items', { itemId: 'capricciosa', qty: 2 });
-    const before = (await user.get('/api/cart')).body;
+    await addToCart(user, 'capricciosa', 2);
+    const before = await cartOf(user);
 
+    // Raw on purpose: every request here is one the schema (or the parser) refuses.
     const json = (method: string, path: string, body: string, type = 'application/json') =>
       user.request(method, path, { body, headers: { 'content-type': type } });
     const bad: Array<[Promise<HttpResult>, number, string?]> = [
@@ -226,7 +224,7 @@ describe('shop on the postgres store (stateless)', () => {
       [del(user, `/api/cart/items/${'x'.repeat(65)}`), 400, 'invalid_input'],
     ];
     for (const [pending, status, code] of bad) assertError(await pending, status, code);
-    assert.deepEqual((await user.get('/api/cart')).body, before, 'the cart is unchanged');
+    assert.deepEqual(await cartOf(user), before, 'the cart is unchanged');
 
     // Refused writes start no visitor session either.
     const stranger = new Browser(cluster.url);
@@ -236,13 +234,19 @@ describe('shop on the postgres store (stateless)', () => {
 
   it('lets adds pass 99 on a line but refuses one that would pass 9999, changing nothing', async () => {
     const user = await shopper(cluster, 'hoarder');
-    assert.equal((await put(user, '/api/cart/items/marinara', { qty: 99 })).status, 200);
-    await bounded(100, 4, async () => {
-      assert.equal((await user.post('/api/cart/items', { itemId: 'marinara', qty: 99 })).status, 200);
+    const set = await user.api.PUT('/api/cart/items/{itemId}', {
+      params: { path: { itemId: 'marinara' } },
+      body: { qty: 99 },
     });
-    assertError(await user.post('/api/cart/items', { itemId: 'marinara', qty: 1 }), 409, 'conflict');
+    assert.equal(set.response.status, 200);
+    await bounded(100, 4, async () => {
+      assert.equal((await addToCart(user, 'marinara', 99)).response.status, 200);
+    });
+    const refused = await addToCart(user, 'marinara', 1);
+    assert.equal(refused.response.status, 409);
+    assert.equal(refused.error?.error.code, 'conflict');
     assert.deepEqual(
-      (await user.get('/api/cart')).body.items.map((l: { qty: number }) => l.qty),
+      (await cartOf(user))?.items.map((l) => l.qty),
       [9999],
     );
   });
@@ -261,11 +265,11 @@ describe('shop on the redis store (stateless)', () => {
 
   it('keeps the cart when the server that wrote it is SIGKILLed', async () => {
     const visitor = new Browser(cluster.url, 'kill-visitor');
-    assert.equal((await visitor.post('/api/cart/items', { itemId: 'diavola', qty: 2 }, pin('s3'))).servedBy, 's3');
+    assert.equal(servedBy(await addToCart(visitor, 'diavola', 2, 's3')), 's3');
     await cluster.kill('s3');
-    const cart = await visitor.get('/api/cart');
+    const cart = await cartOf(visitor);
     assert.deepEqual(
-      cart.body.items.map((l: { itemId: string; qty: number }) => [l.itemId, l.qty]),
+      cart?.items.map((l) => [l.itemId, l.qty]),
       [['diavola', 2]],
     );
   });

@@ -11,18 +11,25 @@ import { after, before, describe, it } from 'node:test';
 import { startCluster, type Cluster } from '../support/cluster.ts';
 import { Browser } from '../support/http.ts';
 import { waitFor } from '../support/wait.ts';
-import { bounded, checkout, pin, records, settled, shopper, type Records } from './helpers.ts';
+import {
+  addToCart,
+  bounded,
+  cartOf,
+  checkout,
+  pin,
+  records,
+  servedBy,
+  settled,
+  shopper,
+  type Records,
+} from './helpers.ts';
 
 const OPENING = 100_000;
 
-interface Txn {
-  kind: string;
-  amountCents: number;
-}
 async function bankOf(b: Browser) {
-  const transactions: Txn[] = (await b.get('/api/bank/transactions')).body.transactions;
+  const transactions = (await b.api.GET('/api/bank/transactions')).data!.transactions;
   return {
-    balance: (await b.get('/api/bank/account')).body.balanceCents as number,
+    balance: (await b.api.GET('/api/bank/account')).data!.balanceCents,
     charges: transactions.filter((t) => t.kind === 'order_charge'),
     refunds: transactions.filter((t) => t.kind === 'order_refund'),
   };
@@ -43,21 +50,22 @@ describe('checkout', () => {
 
   it('takes an order through the saga: 202 pending, then confirmed, charged once, stock taken, cart emptied', async () => {
     const stranger = new Browser(cluster.url);
-    assert.equal((await checkout(stranger)).status, 401);
+    assert.equal((await checkout(stranger)).response.status, 401);
     const alice = await shopper(cluster, 'alice');
+    // Without the required header: raw, the typed client would not let it be left out.
     const noKey = await alice.post('/api/orders', {});
     assert.equal(noKey.status, 400);
     assert.equal(noKey.body.error.code, 'idempotency_key_required');
     const empty = await checkout(alice, 'empty-cart');
-    assert.equal(empty.status, 400);
-    assert.equal(empty.body.error.code, 'invalid_input');
+    assert.equal(empty.response.status, 400);
+    assert.equal(empty.error?.error.code, 'invalid_input');
 
     const stockBefore = { funghi: await db.stock('funghi'), lemonade: await db.stock('lemonade') };
-    await alice.post('/api/cart/items', { itemId: 'funghi', qty: 2 });
-    await alice.post('/api/cart/items', { itemId: 'lemonade', qty: 1 });
+    await addToCart(alice, 'funghi', 2);
+    await addToCart(alice, 'lemonade', 1);
     const placed = await checkout(alice, 'order-1', pin('s1'));
-    assert.equal(placed.status, 202, JSON.stringify(placed.body));
-    const order = placed.body.order;
+    assert.equal(placed.response.status, 202, JSON.stringify(placed.error));
+    const order = placed.data!.order;
     assert.equal(order.status, 'pending');
     assert.equal(order.totalCents, 2 * 1100 + 350);
     assert.deepEqual(order.items, [
@@ -67,19 +75,20 @@ describe('checkout', () => {
 
     // The same key again, on another server: the first answer, and no second order.
     const replay = await checkout(alice, 'order-1', pin('s3'));
-    assert.equal(replay.status, 202);
-    assert.equal(replay.headers.get('idempotent-replayed'), 'true');
-    assert.equal(replay.body.order.id, order.id);
+    assert.equal(replay.response.status, 202);
+    assert.equal(replay.response.headers.get('idempotent-replayed'), 'true');
+    assert.equal(replay.data?.order.id, order.id);
 
+    const orderOf = (b: Browser, id: string) => b.api.GET('/api/orders/{id}', { params: { path: { id } } });
     const confirmed = await waitFor(
       async () => {
-        const r = await alice.get(`/api/orders/${order.id}`);
-        return r.body.order.status !== 'pending' ? r.body.order : null;
+        const r = await orderOf(alice, order.id);
+        return r.data?.order.status !== 'pending' ? r.data?.order : null;
       },
       { timeoutMs: 30_000, what: 'the order to leave pending' },
     );
-    assert.equal(confirmed.status, 'confirmed');
-    assert.equal(confirmed.reason, undefined);
+    assert.equal(confirmed?.status, 'confirmed');
+    assert.equal(confirmed?.reason, undefined);
     const bank = await bankOf(alice);
     assert.deepEqual(
       bank.charges.map((t) => t.amountCents),
@@ -89,30 +98,30 @@ describe('checkout', () => {
     assert.equal(bank.balance, OPENING - order.totalCents);
     assert.equal(await db.stock('funghi'), stockBefore.funghi - 2);
     assert.equal(await db.stock('lemonade'), stockBefore.lemonade - 1);
-    await waitFor(async () => (await alice.get('/api/cart')).body.items.length === 0, {
+    await waitFor(async () => (await cartOf(alice))?.items.length === 0, {
       what: 'the ordered lines to leave the cart',
     });
 
     // A second order; the list is newest first. Nobody else sees either order.
-    await alice.post('/api/cart/items', { itemId: 'chinotto', qty: 1 });
-    const second = (await checkout(alice, 'order-2')).body.order;
-    const list = (await alice.get('/api/orders')).body.orders;
+    await addToCart(alice, 'chinotto', 1);
+    const second = (await checkout(alice, 'order-2')).data!.order;
+    const list = (await alice.api.GET('/api/orders')).data!.orders;
     assert.deepEqual(
-      list.map((o: { id: string }) => o.id),
+      list.map((o) => o.id),
       [second.id, order.id],
     );
     const bob = await shopper(cluster, 'bob');
-    assert.equal((await bob.get(`/api/orders/${order.id}`)).status, 404);
-    assert.equal((await bob.get('/api/orders/not-a-uuid')).status, 404);
-    assert.deepEqual((await bob.get('/api/orders')).body, { orders: [] });
-    assert.equal((await alice.get(`/api/orders/${randomUUID()}`)).status, 404);
+    assert.equal((await orderOf(bob, order.id)).response.status, 404);
+    assert.equal((await orderOf(bob, 'not-a-uuid')).response.status, 404);
+    assert.deepEqual((await bob.api.GET('/api/orders')).data, { orders: [] });
+    assert.equal((await orderOf(alice, randomUUID())).response.status, 404);
   });
 
   it('sells 10 units to 30 buyers exactly once each: 10 confirmed, 20 out_of_stock, stock never below 0', async () => {
     await db.setStock('quattro-formaggi', 10);
     const buyers = await bounded(30, 5, async (i) => {
       const b = await shopper(cluster, `buyer${i}`);
-      assert.equal((await b.post('/api/cart/items', { itemId: 'quattro-formaggi', qty: 1 })).status, 200);
+      assert.equal((await addToCart(b, 'quattro-formaggi', 1)).response.status, 200);
       return b;
     });
 
@@ -127,13 +136,15 @@ describe('checkout', () => {
     try {
       const placed = await Promise.all(buyers.map((b) => checkout(b)));
       assert.deepEqual(
-        new Set(placed.map((r) => r.status)),
+        new Set(placed.map((r) => r.response.status)),
         new Set([202]),
-        JSON.stringify(placed.filter((r) => r.status !== 202).map((r) => [r.status, r.servedBy, r.body])),
+        JSON.stringify(
+          placed.filter((r) => r.response.status !== 202).map((r) => [r.response.status, servedBy(r), r.error]),
+        ),
       );
       const rows = await settled(
         db,
-        placed.map((r) => r.body.order.id),
+        placed.map((r) => r.data!.order.id),
         30_000,
       );
       const confirmed = rows.filter((r) => r.status === 'confirmed');
@@ -162,22 +173,21 @@ describe('checkout', () => {
       const b = await shopper(cluster, `faulty${i}`);
       const poor = i % 5 === 0;
       if (poor) {
-        const w = await b.post(
-          '/api/bank/withdraw',
-          { amountCents: OPENING - 500 },
-          { 'idempotency-key': `drain-${i}` },
-        );
-        assert.equal(w.status, 200, JSON.stringify(w.body));
+        const w = await b.api.POST('/api/bank/withdraw', {
+          body: { amountCents: OPENING - 500 },
+          params: { header: { 'Idempotency-Key': `drain-${i}` } },
+        });
+        assert.equal(w.response.status, 200, JSON.stringify(w.error));
       }
-      await b.post('/api/cart/items', { itemId: 'margherita', qty: 1 });
-      await b.post('/api/cart/items', { itemId: 'lemonade', qty: 1 });
+      await addToCart(b, 'margherita', 1);
+      await addToCart(b, 'lemonade', 1);
       return { b, poor };
     });
 
     // Every checkout lands on s2, which wakes its own worker: s2 takes part of the sagas.
     const placed = await Promise.all(buyers.map(({ b }) => checkout(b, randomUUID(), pin('s2'))));
-    assert.deepEqual(new Set(placed.map((r) => r.status)), new Set([202]));
-    const ids = placed.map((r) => r.body.order.id as string);
+    assert.deepEqual(new Set(placed.map((r) => r.response.status)), new Set([202]));
+    const ids = placed.map((r) => r.data!.order.id);
 
     // Kill s2 while it is in the middle of a saga step, for certain: freeze s2 (SIGSTOP), then look
     // for a saga row that s2's database session holds locked right now (the row's xmax is the
@@ -225,7 +235,7 @@ describe('checkout', () => {
         assert.equal(order.reason, 'payment_failed');
         assert.equal(bank.charges.length, bank.refunds.length, 'net charge 0');
         assert.equal(bank.balance, 500);
-        assert.equal((await b.get('/api/cart')).body.items.length, 2, 'a cancelled order leaves the cart as it was');
+        assert.equal((await cartOf(b))?.items.length, 2, 'a cancelled order leaves the cart as it was');
       } else {
         assert.equal(order.status, 'confirmed', `buyer ${i}: ${order.status} ${order.reason}`);
         assert.deepEqual(
@@ -274,8 +284,8 @@ describe('checkout', () => {
 
   it('lets a gracefully stopped server finish the saga step it is running', async () => {
     const carol = await shopper(cluster, 'carol');
-    await carol.post('/api/cart/items', { itemId: 'marinara', qty: 1 });
-    const order = (await checkout(carol, randomUUID(), pin('s1'))).body.order;
+    await addToCart(carol, 'marinara', 1);
+    const order = (await checkout(carol, randomUUID(), pin('s1'))).data!.order;
     // The server running this saga (usually s1, which took the checkout and woke its worker; another
     // server's poll may get there first) committed a step and is running the next: stop it now.
     const runner = await waitFor(
@@ -307,7 +317,8 @@ describe('checkout', () => {
       ],
       'shutdown waited for the saga instead of cutting it',
     );
-    assert.equal((await carol.get(`/api/orders/${order.id}`)).body.order.status, 'confirmed');
+    const done = await carol.api.GET('/api/orders/{id}', { params: { path: { id: order.id } } });
+    assert.equal(done.data?.order.status, 'confirmed');
     await cluster.start(runner);
   });
 

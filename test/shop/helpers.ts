@@ -3,32 +3,40 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Cluster } from '../support/cluster.ts';
-import { Browser, type HttpResult } from '../support/http.ts';
+import { Browser } from '../support/http.ts';
+
+export { servedBy } from '../support/http.ts';
 import { waitFor } from '../support/wait.ts';
 
 export const PASSWORD = 'correct horse battery';
 
-export const pin = (server: string) => ({ 'x-statewise-server': server });
+/** Sent as X-Statewise-Server: the balancer routes the request to that server (none: any). */
+export const pin = (server?: string): Record<string, string> => (server ? { 'x-statewise-server': server } : {});
 
 /** A registered, signed-in browser (session cookie). */
 export async function shopper(cluster: Cluster, username: string): Promise<Browser> {
   const browser = new Browser(cluster.url, `shop-test-${username}`);
-  const registered = await browser.post('/api/auth/register', { username, password: PASSWORD });
-  assert.equal(registered.status, 201, JSON.stringify(registered.body));
+  const registered = await browser.api.POST('/api/auth/register', { body: { username, password: PASSWORD } });
+  assert.equal(registered.response.status, 201, JSON.stringify(registered.error));
   return browser;
 }
 
+/** Adds `qty` of `itemId` to the cart, on `server` when given. */
+export const addToCart = (b: Browser, itemId: string, qty: number, server?: string) =>
+  b.api.POST('/api/cart/items', { body: { itemId, qty }, headers: pin(server) });
+
+/** The cart, as `server` (when given) reads it. */
+export const cartOf = async (b: Browser, server?: string) =>
+  (await b.api.GET('/api/cart', { headers: pin(server) })).data;
+
+/** Raw PUT and DELETE: for the bad-input tests, whose bodies and paths the schema refuses on purpose. */
 export const put = (b: Browser, path: string, json: unknown, headers?: Record<string, string>) =>
   b.request('PUT', path, { json, headers });
 export const del = (b: Browser, path: string, headers?: Record<string, string>) =>
   b.request('DELETE', path, { headers });
 
-export function checkout(
-  b: Browser,
-  key: string = randomUUID(),
-  headers: Record<string, string> = {},
-): Promise<HttpResult> {
-  return b.post('/api/orders', {}, { 'idempotency-key': key, ...headers });
+export function checkout(b: Browser, key: string = randomUUID(), headers: Record<string, string> = {}) {
+  return b.api.POST('/api/orders', { body: {}, params: { header: { 'Idempotency-Key': key } }, headers });
 }
 
 /** Runs `tasks` with at most `limit` in flight (the machine is small and shared). */

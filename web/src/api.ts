@@ -1,9 +1,13 @@
 /**
- * The page's one way to the HTTP API: JSON in and out, same origin, and every answer's server
- * (X-Served-By) told to whoever listens, so each action shows where it ran. Errors come back as
- * ApiError with the contract's code and a sentence a person can act on (errors.ts).
+ * The page's one way to the HTTP API: the typed client (src/client, generated from the OpenAPI
+ * document), same origin, and every answer's server (X-Served-By) told to whoever listens, so each
+ * action shows where it ran. Errors come back as ApiError with the contract's code and a sentence a
+ * person can act on (errors.ts).
  */
+import { createApiClient, dataOf, type Answer, type Failure } from '../../src/client/api-client.ts';
 import { explain } from './errors.ts';
+
+export type { Answer, ResponseOf } from '../../src/client/api-client.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -32,47 +36,38 @@ export function onServed(listener: (served: Served) => void): () => void {
   return () => void listeners.delete(listener);
 }
 
-export interface RequestOptions {
-  body?: unknown;
-  headers?: Record<string, string>;
-  /** Sent as X-Statewise-Server: the balancer routes the request to that server. */
-  server?: string;
-}
-
-/** The answer's body and the server that gave it. */
-export async function request<T>(
-  method: string,
-  path: string,
-  options: RequestOptions = {},
-): Promise<{ body: T; servedBy: string | null }> {
-  const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  if (options.server) headers['x-statewise-server'] = options.server;
+/** Sends one request of the client: a failure to connect is an ApiError too; an answer is reported. */
+async function send(request: Request): Promise<Response> {
   let response: Response;
   try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-      credentials: 'same-origin',
-    });
+    response = await fetch(request);
   } catch {
     throw new ApiError(0, 'network', 'The system could not be reached.', null);
   }
   const servedBy = response.headers.get('x-served-by');
-  for (const listener of listeners) listener({ method, path, status: response.status, servedBy, at: Date.now() });
-  const text = await response.text();
-  const body: unknown = text && (response.headers.get('content-type') ?? '').includes('json') ? JSON.parse(text) : null;
-  if (!response.ok) {
-    const error = (body as { error?: { code?: string; message?: string } } | null)?.error;
-    throw new ApiError(response.status, error?.code ?? `http_${response.status}`, error?.message ?? text, servedBy);
-  }
-  return { body: body as T, servedBy };
+  const path = new URL(request.url).pathname;
+  for (const listener of listeners)
+    listener({ method: request.method, path, status: response.status, servedBy, at: Date.now() });
+  return response;
 }
 
-/** The answer's body. */
-export const api = async <T>(method: string, path: string, options: RequestOptions = {}): Promise<T> =>
-  (await request<T>(method, path, options)).body;
+/** The typed client: `api.GET('/api/me')`, path parameters in `params.path`. */
+export const api = createApiClient({ fetch: send, headers: { accept: 'application/json' } });
+
+const toApiError = ({ error }: Failure, response: Response) =>
+  new ApiError(response.status, error.code, error.message, response.headers.get('x-served-by'));
+
+/** The body of a 2xx answer; otherwise throws ApiError. */
+export const call = <T>(pending: Promise<Answer<T>>): Promise<T> => dataOf(pending, toApiError);
+
+/** The body of a 2xx answer and the server that gave it; otherwise throws ApiError. */
+export async function served<T>(pending: Promise<Answer<T>>): Promise<{ body: T; servedBy: string | null }> {
+  const answer = await pending;
+  return { body: await dataOf(answer, toApiError), servedBy: answer.response.headers.get('x-served-by') };
+}
+
+/** Sent as X-Statewise-Server: the balancer routes the request to that server ('' or none: any). */
+export const pinTo = (server?: string): Record<string, string> => (server ? { 'x-statewise-server': server } : {});
 
 /** A fresh Idempotency-Key for one money movement or checkout (a retry reuses it). */
 export const newIdempotencyKey = () => crypto.randomUUID();

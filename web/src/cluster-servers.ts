@@ -3,15 +3,15 @@
  * this visitor may not read it (off loopback without the admin token): then only "any server".
  */
 import { useEffect, useState } from 'preact/hooks';
-import { adminHeaders } from './admin.ts';
+import { adminHeaders, control } from './admin.ts';
 
 export function useServerIds(): string[] {
   const [ids, setIds] = useState<string[]>([]);
   useEffect(() => {
-    fetch('/_cluster', { headers: adminHeaders() })
-      .then((r) => (r.ok ? r.json() : null))
-      .then((view: { servers: Array<{ id: string; status: string }> } | null) => {
-        if (view) setIds(view.servers.filter((s) => s.status !== 'down').map((s) => s.id));
+    control
+      .GET('/_cluster', { headers: adminHeaders() })
+      .then(({ data }) => {
+        if (data) setIds(data.servers.filter((s) => s.status !== 'down').map((s) => s.id));
       })
       .catch(() => undefined);
   }, []);

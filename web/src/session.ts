@@ -1,11 +1,8 @@
 /** Who the page is for: asked once (GET /web/session), changed by sign-in, sign-up and sign-out. */
 import { useEffect, useState } from 'preact/hooks';
-import { api, onServed } from './api.ts';
+import { api, call, onServed, type ResponseOf } from './api.ts';
 
-export interface User {
-  id: string;
-  username: string;
-}
+export type User = ResponseOf<'get', '/api/me'>['user'];
 
 type State = { status: 'loading' } | { status: 'ready'; user: User | null };
 
@@ -18,7 +15,7 @@ function set(next: State): void {
 }
 
 export async function refreshSession(): Promise<void> {
-  const { user } = await api<{ user: User | null }>('GET', '/web/session');
+  const { user } = await call(api.GET('/web/session'));
   set({ status: 'ready', user });
 }
 

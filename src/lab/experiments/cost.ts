@@ -1,3 +1,4 @@
+import { createApiClient, dataOf } from '../../client/api-client.ts';
 import type { ChartSpec } from '../charts.ts';
 import type { Experiment, Section } from '../experiment.ts';
 import { startLabCluster } from '../lab-cluster.ts';
@@ -54,7 +55,7 @@ export const cost: Experiment<CostResult> = {
         const cluster = await startLabCluster(system, ctx.infra, 1);
         stops.push(cluster.stop);
         const url = cluster.supervisor.server('s1')!.url!;
-        const menu = (await (await fetch(`${url}/api/menu`)).json()) as { items: Array<{ id: string }> };
+        const menu = await dataOf(createApiClient({ baseUrl: url }).GET('/api/menu'));
         const cookies: string[] = [];
         ctx.log(`cost: signing ${users} users up on ${system.name}`);
         // One at a time: sign-ups wait for a password hash, and a burst of them is refused (503).

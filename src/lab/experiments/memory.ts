@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { WebSocket } from 'ws';
+import { createApiClient, dataOf } from '../../client/api-client.ts';
 import type { Experiment, Section } from '../experiment.ts';
 import type { LabInfrastructure } from '../infrastructure.ts';
 import { startWithHeapProbe } from '../heap-probe.ts';
@@ -42,17 +43,14 @@ const CONCURRENCY = 16;
 
 /** `count` visitor sessions, each with a one-line cart (a cart write is what makes a visitor's session). */
 async function makeSessions(url: string, itemId: string, count: number): Promise<void> {
+  const api = createApiClient({ baseUrl: url, headers: { 'user-agent': FAULT_LAB_USER_AGENT } });
   let next = 0;
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < count) {
         next++;
-        const response = await fetch(`${url}/api/cart/items`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'user-agent': FAULT_LAB_USER_AGENT },
-          body: JSON.stringify({ itemId, qty: 1 }),
-        });
-        await response.arrayBuffer();
+        // No cookie sent: each request is a new visitor, whose session this cart write makes.
+        const { response } = await api.POST('/api/cart/items', { body: { itemId, qty: 1 } });
         if (response.status !== 200 || response.headers.getSetCookie().length === 0)
           throw new Error(`a visitor's cart: ${response.status}`);
       }
@@ -117,7 +115,7 @@ async function probedCluster(system: LabSystem, infra: LabInfrastructure) {
 export async function sessionBytesOnce(system: LabSystem, infra: LabInfrastructure, count: number) {
   const { cluster, read, stop } = await probedCluster(system, infra);
   try {
-    const menu = (await (await fetch(`${cluster.url}/api/menu`)).json()) as { items: Array<{ id: string }> };
+    const menu = await dataOf(createApiClient({ baseUrl: cluster.url }).GET('/api/menu'));
     const itemId = menu.items[0]!.id;
     await makeSessions(cluster.url, itemId, Math.min(200, count)); // Warm-up: JIT, pools, first pages.
     const store = system.mode === 'stateful' ? null : system.store;

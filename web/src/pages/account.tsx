@@ -1,16 +1,10 @@
 /** Sign up, sign in, and for a signed-in user: their sessions, revoke one, log out (everywhere). */
 import { useEffect, useState } from 'preact/hooks';
-import { api } from '../api.ts';
-import { setUser, useSession, type User } from '../session.ts';
+import { api, call, type ResponseOf } from '../api.ts';
+import { setUser, useSession } from '../session.ts';
 import { Empty, ErrorLine, useAction } from '../ui.tsx';
 
-interface SessionRow {
-  id: string;
-  current: boolean;
-  createdAt: string;
-  lastSeenAt: string;
-  userAgent: string;
-}
+type SessionRow = ResponseOf<'get', '/api/auth/sessions'>['sessions'][number];
 
 function CredentialsForm({ kind }: { kind: 'register' | 'login' }) {
   const { busy, error, run } = useAction();
@@ -19,9 +13,10 @@ function CredentialsForm({ kind }: { kind: 'register' | 'login' }) {
     event.preventDefault();
     const form = new FormData(event.currentTarget as HTMLFormElement);
     void run(async () => {
-      const { user } = await api<{ user: User }>('POST', `/api/auth/${kind}`, {
-        body: { username: form.get('username'), password: form.get('password') },
-      });
+      const body = { username: String(form.get('username') ?? ''), password: String(form.get('password') ?? '') };
+      const { user } = await call(
+        kind === 'register' ? api.POST('/api/auth/register', { body }) : api.POST('/api/auth/login', { body }),
+      );
       setUser(user);
     });
   };
@@ -52,17 +47,16 @@ function CredentialsForm({ kind }: { kind: 'register' | 'login' }) {
 function Sessions() {
   const [sessions, setSessions] = useState<SessionRow[] | null>(null);
   const { busy, error, run } = useAction();
-  const load = () =>
-    run(async () => setSessions((await api<{ sessions: SessionRow[] }>('GET', '/api/auth/sessions')).sessions));
+  const load = () => run(async () => setSessions((await call(api.GET('/api/auth/sessions'))).sessions));
   useEffect(() => void load(), []);
   const revoke = (id: string) =>
     run(async () => {
-      await api('DELETE', `/api/auth/sessions/${encodeURIComponent(id)}`);
+      await call(api.DELETE('/api/auth/sessions/{id}', { params: { path: { id } } }));
       await load();
     });
   const logout = (everywhere: boolean) =>
     run(async () => {
-      await api('POST', everywhere ? '/api/auth/logout-all' : '/api/auth/logout', { body: {} });
+      await call(everywhere ? api.POST('/api/auth/logout-all') : api.POST('/api/auth/logout'));
       setUser(null);
     });
   return (

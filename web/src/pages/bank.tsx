@@ -3,19 +3,13 @@
  * action (the pin header), then ask every ATM for the balance: they all agree.
  */
 import { useEffect, useState } from 'preact/hooks';
-import { api, money, newIdempotencyKey, request } from '../api.ts';
+import { api, call, money, newIdempotencyKey, pinTo, served, type ResponseOf } from '../api.ts';
 import { useServerIds } from '../cluster-servers.ts';
 import { useSession } from '../session.ts';
 import { Empty, ErrorLine, ServedBy, useAction } from '../ui.tsx';
 import { SignInFirst } from './account.tsx';
 
-interface Transaction {
-  id: string;
-  kind: string;
-  amountCents: number;
-  balanceAfterCents: number;
-  createdAt: string;
-}
+type Transaction = ResponseOf<'get', '/api/bank/transactions'>['transactions'][number];
 
 const toCents = (value: FormDataEntryValue | null) => Math.round(Number(value) * 100);
 
@@ -51,15 +45,14 @@ export function BankPage() {
   const { busy, error, run } = useAction();
   const signedIn = session.status === 'ready' && session.user !== null;
 
-  const loadHistory = () =>
-    api<{ transactions: Transaction[] }>('GET', '/api/bank/transactions').then((r) => setHistory(r.transactions));
+  const loadHistory = () => call(api.GET('/api/bank/transactions')).then((r) => setHistory(r.transactions));
   const checkEveryAtm = () =>
     run(async () => {
       const entries = await Promise.all(
         atms.map(async (id) => {
           try {
-            const r = await request<{ balanceCents: number }>('GET', '/api/bank/account', { server: id || undefined });
-            return [id, r.body.balanceCents] as const;
+            const r = await call(api.GET('/api/bank/account', { headers: pinTo(id) }));
+            return [id, r.balanceCents] as const;
           } catch (e) {
             return [id, e instanceof Error ? e.message : 'unavailable'] as const;
           }
@@ -79,14 +72,17 @@ export function BankPage() {
     event.preventDefault();
     const form = event.currentTarget as HTMLFormElement;
     const data = new FormData(form);
-    const body: Record<string, unknown> = { amountCents: toCents(data.get('amount')) };
-    if (kind === 'transfer') body.toUsername = data.get('to');
+    const amountCents = toCents(data.get('amount'));
+    const options = { params: { header: { 'Idempotency-Key': newIdempotencyKey() } }, headers: pinTo(atm) };
     void run(async () => {
-      const r = await request<{ balanceCents: number }>('POST', `/api/bank/${kind}`, {
-        body,
-        server: atm || undefined,
-        headers: { 'idempotency-key': newIdempotencyKey() },
-      });
+      const r = await served(
+        kind === 'transfer'
+          ? api.POST('/api/bank/transfer', {
+              ...options,
+              body: { amountCents, toUsername: String(data.get('to') ?? '') },
+            })
+          : api.POST(`/api/bank/${kind}`, { ...options, body: { amountCents } }),
+      );
       setLast({ text: `${kind} done; balance ${money(r.body.balanceCents)}`, servedBy: r.servedBy });
       form.reset();
       await Promise.all([checkEveryAtm(), loadHistory()]);

@@ -6,16 +6,12 @@
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ChatClient, type ClientStatus, type Message, type SocketLike } from '../../../src/realtime/client.ts';
-import { api } from '../api.ts';
+import { api, call, type ResponseOf } from '../api.ts';
 import { useSession } from '../session.ts';
 import { Empty, ErrorLine, useAction } from '../ui.tsx';
 import { SignInFirst } from './account.tsx';
 
-interface Room {
-  id: string;
-  name: string;
-  lastSeq: number;
-}
+type Room = ResponseOf<'get', '/api/chat/rooms'>['rooms'][number];
 
 /** Typing is announced at most this often while keys are pressed. */
 const TYPING_EVERY_MS = 2_000;
@@ -67,7 +63,7 @@ export function ChatPage() {
     ];
     client.connect();
     void run(async () => {
-      const list = (await api<{ rooms: Room[] }>('GET', '/api/chat/rooms')).rooms;
+      const list = (await call(api.GET('/api/chat/rooms'))).rooms;
       setRooms(list);
       for (const room of list) client.subscribe(room.id, room.lastSeq);
       if (list[0]) setActive((a) => a ?? list[0]!.id);
@@ -84,9 +80,10 @@ export function ChatPage() {
     const room = rooms?.find((r) => r.id === active);
     void run(async () => {
       const after = Math.max(0, (room?.lastSeq ?? 0) - 100);
-      const history = await api<{ messages: Message[] }>(
-        'GET',
-        `/api/chat/rooms/${active}/messages?after=${after}&limit=200`,
+      const history = await call(
+        api.GET('/api/chat/rooms/{id}/messages', {
+          params: { path: { id: active }, query: { after: String(after), limit: '200' } },
+        }),
       );
       setMessages((all) => {
         const merged = new Map(all.get(active));
@@ -105,7 +102,7 @@ export function ChatPage() {
     const form = event.currentTarget as HTMLFormElement;
     const name = String(new FormData(form).get('name'));
     void run(async () => {
-      const { room } = await api<{ room: Room }>('POST', '/api/chat/rooms', { body: { name } });
+      const { room } = await call(api.POST('/api/chat/rooms', { body: { name } }));
       setRooms((list) => [...(list ?? []), room]);
       client?.subscribe(room.id, room.lastSeq);
       setActive(room.id);

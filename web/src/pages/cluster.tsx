@@ -6,24 +6,13 @@
  * it for this tab only (sessionStorage).
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { adminHeaders, rememberAdminToken } from '../admin.ts';
+import { adminHeaders, control, rememberAdminToken } from '../admin.ts';
+import { failureOf, type Answer } from '../../../src/client/api-client.ts';
+import type { ResponseOf } from '../api.ts';
 import { ErrorLine } from '../ui.tsx';
 
-interface ServerRow {
-  id: string;
-  pid: number | null;
-  status: 'starting' | 'up' | 'draining' | 'down';
-  startedAt: string | null;
-  requests: number;
-  connections: number;
-  rssBytes: number | null;
-  sessionsInMemory: number | null;
-}
-interface ClusterView {
-  mode: string;
-  store: string;
-  servers: ServerRow[];
-}
+type ClusterView = ResponseOf<'get', '/_cluster'>;
+/** A `log` event's data (the document describes the stream's events in words only). */
 interface LogEntry {
   at: string;
   text: string;
@@ -34,9 +23,13 @@ const WINDOW = 60;
 
 /** Reads a server-sent event stream with fetch; calls `onEvent` per event until aborted. */
 async function readEvents(signal: AbortSignal, onEvent: (event: string, data: unknown) => void): Promise<number> {
-  const response = await fetch('/_cluster/events', { headers: adminHeaders(), signal });
-  if (!response.ok || !response.body) return response.status;
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  const { data, response } = await control.GET('/_cluster/events', {
+    headers: adminHeaders(),
+    signal,
+    parseAs: 'stream',
+  });
+  if (!response.ok || !data) return response.status;
+  const reader = data.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   for (;;) {
     const { value, done } = await reader.read();
@@ -135,15 +128,19 @@ export function ClusterPage() {
     return () => abort.abort();
   }, [generation]);
 
-  const act = async (method: 'POST' | 'DELETE', path: string) => {
+  const act = async (action: Promise<Answer<unknown>>) => {
     setError(null);
-    const response = await fetch(path, { method, headers: adminHeaders() });
+    const { error, response } = await action;
     if (response.status === 403) return setDenied(true);
     if (!response.ok) {
-      const body = (await response.json().catch(() => null)) as { error?: { message?: string } } | null;
-      setError(new Error(body?.error?.message ?? `The cluster answered ${response.status}.`));
+      const failure = failureOf(error, response).error;
+      setError(
+        new Error(failure.code.startsWith('http_') ? `The cluster answered ${response.status}.` : failure.message),
+      );
     }
   };
+  const admin = () => ({ headers: adminHeaders() });
+  const server = (id: string) => ({ ...admin(), params: { path: { id } } });
 
   if (denied) {
     return (
@@ -204,25 +201,25 @@ export function ClusterPage() {
                 type="button"
                 class="danger"
                 disabled={s.status === 'down'}
-                onClick={() => void act('POST', `/_cluster/servers/${s.id}/kill`)}
+                onClick={() => void act(control.POST('/_cluster/servers/{id}/kill', server(s.id)))}
               >
                 Kill {s.id}
               </button>
               <button
                 type="button"
                 disabled={s.status !== 'up'}
-                onClick={() => void act('POST', `/_cluster/servers/${s.id}/stop`)}
+                onClick={() => void act(control.POST('/_cluster/servers/{id}/stop', server(s.id)))}
               >
                 Stop {s.id}
               </button>
               <button
                 type="button"
                 disabled={s.status !== 'down'}
-                onClick={() => void act('POST', `/_cluster/servers/${s.id}/start`)}
+                onClick={() => void act(control.POST('/_cluster/servers/{id}/start', server(s.id)))}
               >
                 Start {s.id}
               </button>
-              <button type="button" onClick={() => void act('DELETE', `/_cluster/servers/${s.id}`)}>
+              <button type="button" onClick={() => void act(control.DELETE('/_cluster/servers/{id}', server(s.id)))}>
                 Remove {s.id}
               </button>
             </div>
@@ -230,10 +227,10 @@ export function ClusterPage() {
         ))}
       </div>
       <div class="actions">
-        <button type="button" onClick={() => void act('POST', '/_cluster/servers')}>
+        <button type="button" onClick={() => void act(control.POST('/_cluster/servers', admin()))}>
           Add a server
         </button>
-        <button type="button" onClick={() => void act('POST', '/_cluster/rolling-restart')}>
+        <button type="button" onClick={() => void act(control.POST('/_cluster/rolling-restart', admin()))}>
           Rolling restart
         </button>
       </div>

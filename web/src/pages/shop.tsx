@@ -1,26 +1,12 @@
 /** The pizza shop: the menu, the cart (a visitor has one too), checkout, and the orders' status. */
 import { useEffect, useState } from 'preact/hooks';
-import { api, money, newIdempotencyKey, request } from '../api.ts';
+import { api, call, money, newIdempotencyKey, served, type Answer, type ResponseOf } from '../api.ts';
 import { useSession } from '../session.ts';
 import { Empty, ErrorLine, ServedBy, useAction } from '../ui.tsx';
 
-interface MenuItem {
-  id: string;
-  name: string;
-  priceCents: number;
-  stock: number;
-}
-interface Cart {
-  items: Array<{ itemId: string; name: string; qty: number; priceCents: number }>;
-  totalCents: number;
-}
-interface Order {
-  id: string;
-  status: 'pending' | 'confirmed' | 'cancelled';
-  totalCents: number;
-  reason?: string;
-  createdAt?: string;
-}
+type MenuItem = ResponseOf<'get', '/api/menu'>['items'][number];
+type Cart = ResponseOf<'get', '/api/cart'>;
+type Order = ResponseOf<'get', '/api/orders'>['orders'][number];
 
 /** How often pending orders are asked again (the checkout saga runs in the background). */
 const ORDER_POLL_MS = 1_000;
@@ -34,19 +20,17 @@ export function ShopPage() {
   const { busy, error, run } = useAction();
   const signedIn = session.status === 'ready' && session.user !== null;
 
-  const cartCall = (method: string, path: string, body?: unknown) =>
+  /** A change to the cart: every one answers the whole cart. */
+  const cartCall = (change: () => Promise<Answer<Cart>>) =>
     run(async () => {
-      const answer = await request<Cart>(method, path, { body });
+      const answer = await served(change());
       setCart(answer.body);
       setServedBy(answer.servedBy);
     });
 
   useEffect(() => {
     void run(async () => {
-      const [m, c] = await Promise.all([
-        api<{ items: MenuItem[] }>('GET', '/api/menu'),
-        request<Cart>('GET', '/api/cart'),
-      ]);
+      const [m, c] = await Promise.all([call(api.GET('/api/menu')), served(api.GET('/api/cart'))]);
       setMenu(m.items);
       setCart(c.body);
       setServedBy(c.servedBy);
@@ -56,7 +40,7 @@ export function ShopPage() {
   useEffect(() => {
     if (!signedIn) return setOrders([]);
     const load = () =>
-      api<{ orders: Order[] }>('GET', '/api/orders').then(
+      call(api.GET('/api/orders')).then(
         (r) => setOrders(r.orders),
         () => undefined,
       );
@@ -69,12 +53,11 @@ export function ShopPage() {
 
   const checkout = () =>
     run(async () => {
-      const { order } = await api<{ order: Order }>('POST', '/api/orders', {
-        body: {},
-        headers: { 'idempotency-key': newIdempotencyKey() },
-      });
+      const { order } = await call(
+        api.POST('/api/orders', { body: {}, params: { header: { 'Idempotency-Key': newIdempotencyKey() } } }),
+      );
       setOrders((list) => [order, ...list.filter((o) => o.id !== order.id)]);
-      setCart(await api<Cart>('GET', '/api/cart'));
+      setCart(await call(api.GET('/api/cart')));
     });
 
   return (
@@ -93,7 +76,9 @@ export function ShopPage() {
                 <button
                   type="button"
                   disabled={busy || item.stock === 0}
-                  onClick={() => void cartCall('POST', '/api/cart/items', { itemId: item.id, qty: 1 })}
+                  onClick={() =>
+                    void cartCall(() => api.POST('/api/cart/items', { body: { itemId: item.id, qty: 1 } }))
+                  }
                 >
                   Add {item.name}
                 </button>
@@ -121,7 +106,11 @@ export function ShopPage() {
                   <button
                     type="button"
                     disabled={busy}
-                    onClick={() => void cartCall('DELETE', `/api/cart/items/${encodeURIComponent(line.itemId)}`)}
+                    onClick={() =>
+                      void cartCall(() =>
+                        api.DELETE('/api/cart/items/{itemId}', { params: { path: { itemId: line.itemId } } }),
+                      )
+                    }
                   >
                     Remove {line.name}
                   </button>
