@@ -1,6 +1,7 @@
 import { Cluster, type Redis } from 'ioredis';
 import { hashEntry, sessionEntry, withNearCache, type NearCacheOptions } from './near-cache/cached-store.ts';
 import { RedisTracking } from './near-cache/redis-tracking.ts';
+import { ReplicaWait } from './replica-wait.ts';
 import { isRedis7OrNewer, redactRedisUrl, redisFromUrl, redisVersionFromInfo } from './redis-url.ts';
 import type {
   Bus,
@@ -77,6 +78,10 @@ const INDEX_GRACE_MS = 60_000;
 /** Waits until enough replicas have this connection's writes so far (WAIT); a no-op without replicas. */
 type Replicated = () => Promise<void>;
 const notReplicated: Replicated = async () => {};
+const bound =
+  (wait: ReplicaWait): Replicated =>
+  () =>
+    wait.replicated();
 
 class RedisSessions implements SessionStore {
   constructor(
@@ -357,7 +362,7 @@ async function nearCached(store: StateStore, url: string, options: NearCacheOpti
   }
 }
 
-/** After a WAIT that came back short, how long durable writes stop waiting (see createRedisState). */
+/** After a WAIT that came back short, how long durable writes stop waiting (replica-wait.ts). */
 const SHORT_WAIT_PAUSE_MS = 10_000;
 
 export interface RedisStateOptions {
@@ -394,20 +399,17 @@ export async function createRedisState(options: RedisStateOptions): Promise<Stat
     throw error;
   }
   const durable = options.durable;
-  // WAIT blocks the connection it runs on, the one every request shares: while a replica is
-  // missing, each wait would hold every command behind it for the whole timeout. So a wait that
-  // came back short stops the waiting for a while (the write stands on the primary alone, as it
-  // does after a timeout, and onShort says so): one stall per SHORT_WAIT_PAUSE_MS, not per logout.
-  let pausedUntil = 0;
   const replicated: Replicated =
     durable && durable.replicas > 0 && !(redis instanceof Cluster)
-      ? async () => {
-          if (Date.now() < pausedUntil) return durable.onShort?.(-1);
-          const acked = Number(await (redis as Redis).wait(durable.replicas, durable.timeoutMs));
-          if (acked >= durable.replicas) return;
-          pausedUntil = Date.now() + SHORT_WAIT_PAUSE_MS;
-          durable.onShort?.(acked);
-        }
+      ? bound(
+          new ReplicaWait({
+            wait: (replicas, timeoutMs) => (redis as Redis).wait(replicas, timeoutMs).then(Number),
+            replicas: durable.replicas,
+            timeoutMs: durable.timeoutMs,
+            pauseMs: SHORT_WAIT_PAUSE_MS,
+            onShort: durable.onShort,
+          }),
+        )
       : notReplicated;
   const store: StateStore = {
     kind: 'redis',

@@ -27,8 +27,11 @@ describe('redis store under Sentinel', () => {
     [s1, s2] = apps.servers as [TestServer, TestServer];
   });
   after(async () => {
-    await apps?.close();
-    await sentinel?.stop();
+    try {
+      await apps?.close();
+    } finally {
+      await sentinel?.stop();
+    }
   });
 
   it('a client that ioredis ends in the middle of a failover connects again (redis/ioredis#1683)', async () => {
@@ -133,6 +136,28 @@ describe('redis store under Sentinel', () => {
   });
 
   // After the failover: the rejoined node is the replica now.
+  it('a burst of logouts while the replica is away costs one WAIT bound, not one each', async () => {
+    const replica = new Redis({ port: sentinel.primaryPort, host: '127.0.0.1' });
+    await waitFor(async () => /master_link_status:up/.test(String(await replica.info('replication'))), {
+      what: 'the rejoined replica in sync',
+    });
+    // On s2 (s1's waiting is paused by the test after this one, which runs later).
+    const browsers = Array.from({ length: 20 }, () => s2.client());
+    for (const b of browsers) {
+      const registered = await b.post('/api/auth/register', { username: newUsername('burst'), password: PASSWORD });
+      assert.equal(registered.status, 201);
+    }
+    const away = replica.call('DEBUG', 'SLEEP', '3');
+    const started = Date.now();
+    const answers = await Promise.all(browsers.map((b) => b.post('/api/auth/logout')));
+    const tookMs = Date.now() - started;
+    await away;
+    assert.deepEqual(new Set(answers.map((a) => a.status)), new Set([204]));
+    // One WAIT per logout held the shared connection 500 ms each, in turn: 3 s until the replica woke.
+    assert.ok(tookMs < 1_500, `20 logouts took ${tookMs} ms`);
+    replica.disconnect();
+  });
+
   it('stops waiting for a while once a wait came back short (WAIT holds the connection every request shares)', async () => {
     const replica = new Redis({ port: sentinel.primaryPort, host: '127.0.0.1' });
     await waitFor(async () => /master_link_status:up/.test(String(await replica.info('replication'))), {

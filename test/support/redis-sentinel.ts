@@ -28,12 +28,24 @@ export interface SentinelSetup {
    * bring a failed node back: started empty as a primary, a later failover could promote nothing).
    */
   restartAsReplica(port: number): Promise<Redis>;
+  /** The redis-server running (or last started) on this port. */
+  processOn(port: number): ChildProcess;
   stop(): Promise<void>;
 }
+
+/** Every node and sentinel started here and still running. */
+const running = new Set<ChildProcess>();
+// A test that fails before its stop() (or a process that exits without one) must not leave
+// sentinels behind: they would go on reconfiguring whatever later takes their nodes' ports.
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
 
 function redisServer(args: string[]): ChildProcess {
   const child = spawn('redis-server', args, { stdio: 'ignore' });
   child.on('error', () => undefined);
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   return child;
 }
 
@@ -56,7 +68,11 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
       String(of),
     ]);
   const primary = redisServer(['--port', String(primaryPort), ...common]);
-  children.push(primary, replica(replicaPort, primaryPort));
+  const byPort = new Map<number, ChildProcess>([
+    [primaryPort, primary],
+    [replicaPort, replica(replicaPort, primaryPort)],
+  ]);
+  children.push(...byPort.values());
   for (const port of sentinelPorts) {
     const file = join(dir, `sentinel-${port}.conf`);
     await writeFile(
@@ -116,11 +132,14 @@ export async function startSentinelSetup(): Promise<SentinelSetup> {
     replicaPort,
     currentPrimaryPort,
     async restartAsReplica(port) {
-      children.push(replica(port, await currentPrimaryPort()));
-      const node = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50 });
-      node.on('error', () => undefined);
-      return node;
+      const node = replica(port, await currentPrimaryPort());
+      children.push(node);
+      byPort.set(port, node);
+      const client = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50 });
+      client.on('error', () => undefined);
+      return client;
     },
+    processOn: (port) => byPort.get(port)!,
     async stop() {
       await Promise.all(
         children.map(async (child) => {
