@@ -1,32 +1,16 @@
 /**
- * One user of the fault experiments (atm, deploys, chat, memory): its cookies, the headers a
- * request adds (a pin to one server, an Idempotency-Key) and a time bound. A request that gets no
- * answer (connection cut, time bound) is status 0, never a throw: the experiments count those.
+ * One user of the fault experiments (atm, deploys, chat, memory): its cookies and its typed `api`;
+ * `attempt` makes a call time-bounded and a request that gets no answer (connection cut, time
+ * bound) status 0, never a throw: the experiments count those.
  */
-import { createApiClient, dataOf, type ApiClient } from '../client/api-client.ts';
+import { createApiClient, dataOf, type Answer, type ApiClient } from '../client/api-client.ts';
 import { cookieFetch, cookieHeader } from '../client/cookie-fetch.ts';
+import { outcome, type Outcome } from './outcome.ts';
 
 /** Sessions are bound to the User-Agent: every request and socket of a user sends this one. */
 export const FAULT_LAB_USER_AGENT = 'statewise-lab/1.0';
 export const PIN_HEADER = 'x-statewise-server';
 const PASSWORD = 'a long lab password';
-
-export interface Answer {
-  /** 0: no answer (connection cut, refused, timed out). */
-  status: number;
-  body: any;
-  /** X-Served-By. */
-  server: string | null;
-  /** Idempotent-Replayed: true. */
-  replayed: boolean;
-}
-
-export interface RequestOptions {
-  json?: unknown;
-  headers?: Record<string, string>;
-  /** @default 15000 */
-  timeoutMs?: number;
-}
 
 export class SignedInClient {
   readonly #cookies = new Map<string, string>();
@@ -71,30 +55,10 @@ export class SignedInClient {
   }
 
   /**
-   * Any request by method and path, never a throw (the experiments pick the operation at run time
-   * and count the requests that got no answer).
+   * A typed call of this user's `api`, time-bounded (the call puts `signal` in its request), never
+   * a throw: the experiments count the requests that got no answer (status 0).
    */
-  async request(method: string, path: string, options: RequestOptions = {}): Promise<Answer> {
-    const headers: Record<string, string> = { ...options.headers };
-    if (options.json !== undefined) headers['content-type'] = 'application/json';
-    try {
-      const response = await this.#send(
-        new Request(`${this.baseUrl}${path}`, {
-          method,
-          headers,
-          body: options.json === undefined ? undefined : JSON.stringify(options.json),
-          signal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
-        }),
-      );
-      const text = await response.text();
-      return {
-        status: response.status,
-        body: text && /json/.test(response.headers.get('content-type') ?? '') ? JSON.parse(text) : text,
-        server: response.headers.get('x-served-by'),
-        replayed: response.headers.get('idempotent-replayed') === 'true',
-      };
-    } catch (error) {
-      return { status: 0, body: String(error), server: null, replayed: false };
-    }
+  attempt<T>(call: (signal: AbortSignal) => Promise<Answer<T>>, timeoutMs = 15_000): Promise<Outcome<T>> {
+    return outcome(call(AbortSignal.timeout(timeoutMs)));
   }
 }

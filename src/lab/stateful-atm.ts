@@ -37,21 +37,29 @@ export async function statefulAtmDemo(system: LabSystem, infra: LabInfrastructur
     const token = await user.accessToken();
     const at = (server: string) => ({ authorization: `Bearer ${token}`, [PIN_HEADER]: server });
     const shown = async (server: string): Promise<number> => {
-      const answer = await user.request('GET', '/api/bank/account', { headers: at(server) });
-      if (answer.status !== 200) throw new Error(`ATM ${server}: ${answer.status} ${JSON.stringify(answer.body)}`);
-      return answer.body.balanceCents as number;
+      const answer = await user.attempt((signal) => user.api.GET('/api/bank/account', { headers: at(server), signal }));
+      if (answer.status !== 200 || !answer.data)
+        throw new Error(`ATM ${server}: ${answer.status} ${JSON.stringify(answer.failure)}`);
+      return answer.data.balanceCents;
     };
     const ledger = async (): Promise<number> => {
-      const answer = await user.request('GET', '/api/bank/transactions', { headers: at('s1') });
-      const last = (answer.body.transactions as Array<{ balanceAfterCents: number }>)[0];
+      const answer = await user.attempt((signal) =>
+        user.api.GET('/api/bank/transactions', { headers: at('s1'), signal }),
+      );
+      if (!answer.data) throw new Error(`ledger: ${answer.status} ${JSON.stringify(answer.failure)}`);
+      const last = answer.data.transactions[0];
       return last ? last.balanceAfterCents : shown('s1');
     };
     let keys = 0;
     const withdraw = (server: string, amountCents: number) =>
-      user.request('POST', '/api/bank/withdraw', {
-        json: { amountCents },
-        headers: { ...at(server), 'idempotency-key': `demo-${keys++}` },
-      });
+      user.attempt((signal) =>
+        user.api.POST('/api/bank/withdraw', {
+          body: { amountCents },
+          params: { header: { 'Idempotency-Key': `demo-${keys++}` } },
+          headers: at(server),
+          signal,
+        }),
+      );
     const steps: StatefulAtmStep[] = [];
     const note = async (step: string) => {
       // The ledger first: reading it through s1 must not be what s1 shows next.
@@ -79,7 +87,7 @@ export async function statefulAtmDemo(system: LabSystem, infra: LabInfrastructur
       system: system.name,
       steps,
       staleCents,
-      ledgerRefusedShownBalance: refused.status === 409 && refused.body?.error?.code === 'insufficient_funds',
+      ledgerRefusedShownBalance: refused.status === 409 && refused.failure?.error.code === 'insufficient_funds',
       forgotAfterCrash: last.s1 === last.ledger && steps.at(-2)!.s1 !== steps.at(-2)!.ledger,
     };
   } finally {

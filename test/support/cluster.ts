@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshDatabase } from './postgres.ts';
 import { startRedisServer, type RedisServerHandle } from './redis.ts';
-import type { ClusterView } from '../../src/supervisor/control-api.ts';
+import type { ClientPathsWithMethod } from 'openapi-fetch';
+import { createApiClient, dataOf, type ApiClient, type components } from '../../src/client/api-client.ts';
 import { waitFor } from './wait.ts';
 import { TEST_KEY_ENCRYPTION_KEY } from './key-encryption.ts';
 
@@ -21,8 +22,17 @@ export interface ClusterOptions {
   balancer?: 'embedded' | 'haproxy' | 'nginx';
 }
 
-/** GET /_cluster, as the supervisor types it. */
-export type { ClusterView } from '../../src/supervisor/control-api.ts';
+/** GET /_cluster, as the served document types it. */
+export type ClusterView = components['schemas']['ClusterView'];
+
+/** A path with its `{id}` filled in: any string in its place. */
+type Filled<P extends string> = P extends `${infer Head}{${string}}${infer Tail}`
+  ? `${Head}${string}${Filled<Tail>}`
+  : P;
+/** A control route's path as sent, e.g. `/_cluster/servers/s2/stop`: checked against the document. */
+export type ControlPath<M extends 'post' | 'delete'> = Filled<
+  Extract<ClientPathsWithMethod<ApiClient, M>, `/_cluster${string}`>
+>;
 
 export interface Cluster {
   url: string;
@@ -34,7 +44,10 @@ export interface Cluster {
   /** The PostgreSQL database of this system (records, signing keys). */
   databaseUrl: string;
   view(): Promise<ClusterView>;
-  control(method: 'POST' | 'DELETE', path: string): Promise<Response>;
+  /** The typed client of the control API (/_cluster), sending the admin token. */
+  controlApi: ApiClient;
+  /** A control request by method and path, answered as the raw Response (its status, its body). */
+  control<M extends 'POST' | 'DELETE'>(method: M, path: ControlPath<Lowercase<M>>): Promise<Response>;
   /** SIGKILL one app server through /_cluster and wait until the supervisor sees it down. */
   kill(id: string): Promise<void>;
   start(id: string): Promise<void>;
@@ -87,9 +100,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     throw new Error(`${(error as Error).message}\n${output}`, { cause: error });
   });
 
-  const control = (method: 'POST' | 'DELETE', path: string) =>
-    fetch(`${match.url}${path}`, { method, headers: { authorization: `Bearer ${match.token}` } });
-  const view = async (): Promise<ClusterView> => (await (await fetch(`${match.url}/_cluster`)).json()) as ClusterView;
+  const admin = { authorization: `Bearer ${match.token}` };
+  const controlApi = createApiClient({ baseUrl: match.url, headers: admin });
+  // Raw on purpose: its callers read the Response itself (the typed client would consume its body).
+  const control = (method: 'POST' | 'DELETE', path: string) => fetch(`${match.url}${path}`, { method, headers: admin });
+  const view = () => dataOf(controlApi.GET('/_cluster'));
   const statusOf = async (id: string) => (await view()).servers.find((s) => s.id === id)?.status;
   const waitUntilUp = async (id: string) => {
     await waitFor(async () => (await statusOf(id)) === 'up', { timeoutMs: 30_000, what: `${id} to be up` });
@@ -104,15 +119,16 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     databaseUrl: externalDatabase ?? runtime.databaseUrl,
     output: () => output,
     view,
+    controlApi,
     control,
     waitUntilUp,
     async kill(id) {
-      const response = await control('POST', `/_cluster/servers/${id}/kill`);
-      if (response.status !== 202) throw new Error(`kill ${id}: ${response.status} ${await response.text()}`);
+      const { error, response } = await controlApi.POST('/_cluster/servers/{id}/kill', { params: { path: { id } } });
+      if (response.status !== 202) throw new Error(`kill ${id}: ${response.status} ${JSON.stringify(error)}`);
       await waitFor(async () => (await statusOf(id)) === 'down', { what: `${id} to be down` });
     },
     async start(id) {
-      const response = await control('POST', `/_cluster/servers/${id}/start`);
+      const { response } = await controlApi.POST('/_cluster/servers/{id}/start', { params: { path: { id } } });
       if (response.status !== 202) throw new Error(`start ${id}: ${response.status}`);
       await waitUntilUp(id);
     },

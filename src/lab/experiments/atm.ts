@@ -85,10 +85,14 @@ async function withdrawOnce(atm: Atm, amountCents: number): Promise<void> {
   const started = performance.now();
   for (let attempt = 0; ; attempt++) {
     if (atm.client === 'no keys' && attempt > 0) key = randomUUID();
-    const answer = await atm.user.request('POST', '/api/bank/withdraw', {
-      json: { amountCents },
-      headers: { 'idempotency-key': key, ...(atm.home ? { [PIN_HEADER]: atm.home } : {}) },
-    });
+    const answer = await atm.user.attempt((signal) =>
+      atm.user.api.POST('/api/bank/withdraw', {
+        body: { amountCents },
+        params: { header: { 'Idempotency-Key': key } },
+        headers: atm.home ? { [PIN_HEADER]: atm.home } : {},
+        signal,
+      }),
+    );
     if (answer.status === 200) {
       atm.withdrawals++;
       atm.cashCents += amountCents;
@@ -96,9 +100,9 @@ async function withdrawOnce(atm: Atm, amountCents: number): Promise<void> {
       atm.home = answer.server;
       return;
     }
-    const inProgress = answer.status === 409 && answer.body?.error?.code === 'idempotency_in_progress';
+    const inProgress = answer.status === 409 && answer.failure?.error.code === 'idempotency_in_progress';
     if (answer.status !== 0 && answer.status < 500 && !inProgress)
-      throw new Error(`${atm.user.username} withdraw: ${answer.status} ${JSON.stringify(answer.body)}`);
+      throw new Error(`${atm.user.username} withdraw: ${answer.status} ${JSON.stringify(answer.failure)}`);
     atm.failedAttempts++;
     atm.home = null;
     if (performance.now() - started > GIVE_UP_MS) throw new Error(`a withdrawal failing for ${GIVE_UP_MS} ms`);
@@ -198,10 +202,10 @@ export async function atmOnce(system: LabSystem, infra: LabInfrastructure, plan:
       Array.from({ length: 2 * plan.atms }, async (_, i) => {
         const client = CLIENTS[i % 2]!;
         const user = await SignedInClient.register(cluster.url, `atm_${run}_${i}`);
-        const opening = await user.request('GET', '/api/bank/account');
-        if (opening.status !== 200) throw new Error(`account: ${opening.status}`);
+        const opening = await user.attempt((signal) => user.api.GET('/api/bank/account', { signal }));
+        if (opening.status !== 200 || !opening.data) throw new Error(`account: ${opening.status}`);
         const home = `s${(Math.floor(i / 2) % plan.servers) + 1}`;
-        const openingCents = opening.body.balanceCents as number;
+        const openingCents = opening.data.balanceCents;
         return { client, user, home, openingCents, withdrawals: 0, cashCents: 0, failedAttempts: 0, replayed: 0 };
       }),
     );

@@ -62,15 +62,15 @@ const sizes = (quick: boolean) =>
 async function history(owner: SignedInClient, room: string): Promise<Message[]> {
   const all: Message[] = [];
   for (;;) {
-    const page = await owner.request(
-      'GET',
-      `/api/chat/rooms/${room}/messages?after=${all.at(-1)?.seq ?? 0}&limit=200`,
-      {
+    const page = await owner.attempt((signal) =>
+      owner.api.GET('/api/chat/rooms/{id}/messages', {
+        params: { path: { id: room }, query: { after: String(all.at(-1)?.seq ?? 0), limit: '200' } },
         headers: { [PIN_HEADER]: 's1' },
-      },
+        signal,
+      }),
     );
-    if (page.status !== 200) throw new Error(`history: ${page.status} ${JSON.stringify(page.body)}`);
-    const messages = page.body.messages as Message[];
+    if (page.status !== 200 || !page.data) throw new Error(`history: ${page.status} ${JSON.stringify(page.failure)}`);
+    const { messages } = page.data;
     all.push(...messages);
     if (messages.length < 200) return all;
   }
@@ -185,12 +185,16 @@ export async function chatOnce(system: LabSystem, infra: LabInfrastructure, quic
     const owner = await SignedInClient.register(cluster.url, `chat_${run}_owner`, 's1');
     const rooms: string[] = [];
     for (const name of ['calm', 'killed']) {
-      const created = await owner.request('POST', '/api/chat/rooms', {
-        json: { name: `lab ${name} ${run}` },
-        headers: { [PIN_HEADER]: 's1' },
-      });
-      if (created.status !== 201) throw new Error(`room: ${created.status} ${JSON.stringify(created.body)}`);
-      rooms.push(created.body.room.id as string);
+      const created = await owner.attempt((signal) =>
+        owner.api.POST('/api/chat/rooms', {
+          body: { name: `lab ${name} ${run}` },
+          headers: { [PIN_HEADER]: 's1' },
+          signal,
+        }),
+      );
+      if (created.status !== 201 || !created.data)
+        throw new Error(`room: ${created.status} ${JSON.stringify(created.failure)}`);
+      rooms.push(created.data.room.id);
     }
     const count = plan.servers * plan.perServer;
     members.push(

@@ -1,6 +1,8 @@
+import { dataOf, type Answer } from '../../client/api-client.ts';
 import type { Experiment, Section } from '../experiment.ts';
 import type { LabInfrastructure } from '../infrastructure.ts';
 import { startLabCluster, type LabSystem } from '../lab-cluster.ts';
+import { outcome } from '../outcome.ts';
 import { median, spread } from '../stats.ts';
 import { Visitor } from '../visitor.ts';
 
@@ -30,19 +32,18 @@ export async function crashOnce(system: LabSystem, infra: LabInfrastructure, use
   try {
     const run = Date.now().toString(36);
     const visitors = Array.from({ length: users }, () => new Visitor(cluster.url));
-    const menu = (await visitors[0]!.request('GET', '/api/menu')).body.items as Array<{ id: string }>;
+    const menu = (await dataOf(visitors[0]!.api.GET('/api/menu'))).items;
     let cartLinesBefore = 0;
     await Promise.all(
       visitors.map(async (visitor, i) => {
-        const registered = await visitor.request('POST', '/api/auth/register', {
-          username: `lab_${run}_${i}`,
-          password: 'a long lab password',
+        const registered = await visitor.api.POST('/api/auth/register', {
+          body: { username: `lab_${run}_${i}`, password: 'a long lab password' },
         });
-        if (registered.status !== 201)
-          throw new Error(`register: ${registered.status} ${JSON.stringify(registered.body)}`);
+        if (registered.response.status !== 201)
+          throw new Error(`register: ${registered.response.status} ${JSON.stringify(registered.error)}`);
         for (const item of menu.slice(0, 2)) {
-          const added = await visitor.request('POST', '/api/cart/items', { itemId: item.id, qty: 1 });
-          if (added.status !== 200) throw new Error(`cart: ${added.status}`);
+          const added = await visitor.api.POST('/api/cart/items', { body: { itemId: item.id, qty: 1 } });
+          if (added.response.status !== 200) throw new Error(`cart: ${added.response.status}`);
         }
         cartLinesBefore += 2;
       }),
@@ -56,19 +57,19 @@ export async function crashOnce(system: LabSystem, infra: LabInfrastructure, use
     let recoveredAt = killedAt;
     const outcomes = await Promise.all(
       visitors.map(async (visitor) => {
-        const ask = async (path: string) => {
+        const ask = async <T>(path: string, call: () => Promise<Answer<T>>) => {
           for (;;) {
-            const answer = await visitor.request('GET', path).catch(() => ({ status: 0, body: null }));
+            const answer = await outcome(call());
             if (answer.status !== 0 && answer.status < 500) return answer;
             failedRequests++;
             if (performance.now() - killedAt > 30_000) throw new Error(`${path} failing for 30 s`);
             await new Promise((resolve) => setTimeout(resolve, 50));
           }
         };
-        const me = await ask('/api/me');
-        const cart = await ask('/api/cart');
+        const me = await ask('/api/me', () => visitor.api.GET('/api/me'));
+        const cart = await ask('/api/cart', () => visitor.api.GET('/api/cart'));
         recoveredAt = Math.max(recoveredAt, performance.now());
-        return { signedIn: me.status === 200, lines: Array.isArray(cart.body?.items) ? cart.body.items.length : 0 };
+        return { signedIn: me.status === 200, lines: cart.data?.items.length ?? 0 };
       }),
     );
     return {

@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import type { Answer } from '../../client/api-client.ts';
 import type { Experiment, Section } from '../experiment.ts';
 import type { LabInfrastructure } from '../infrastructure.ts';
 import { startLabCluster, type LabSystem } from '../lab-cluster.ts';
@@ -60,13 +61,15 @@ export async function deployOnce(system: LabSystem, infra: LabInfrastructure, qu
         lost: false,
       })),
     );
-    const menu = await users[0]!.client.request('GET', '/api/menu');
-    const itemId = (menu.body.items as Array<{ id: string }>)[0]!.id;
+    const first = users[0]!.client;
+    const menu = await first.attempt((signal) => first.api.GET('/api/menu', { signal }));
+    if (!menu.data) throw new Error(`menu: ${menu.status}`);
+    const itemId = menu.data.items[0]!.id;
     const samples: Sample[] = [];
     let stopping = false;
-    const ask = async (user: LoadUser, method: string, path: string, json?: unknown) => {
+    const ask = async <T>(user: LoadUser, call: (signal: AbortSignal) => Promise<Answer<T>>) => {
       const at = performance.now();
-      const answer = await user.client.request(method, path, { json });
+      const answer = await user.client.attempt(call);
       samples.push({ at, ms: performance.now() - at, status: answer.status });
       user.requests++;
       return answer;
@@ -74,12 +77,18 @@ export async function deployOnce(system: LabSystem, infra: LabInfrastructure, qu
     const load = Promise.all(
       users.map(async (user, i) => {
         while (!stopping) {
-          const me = await ask(user, 'GET', '/api/me');
+          const me = await ask(user, (signal) => user.client.api.GET('/api/me', { signal }));
           if (me.status === 401) {
             user.lost = true;
             return;
           }
-          await ask(user, 'PUT', `/api/cart/items/${encodeURIComponent(itemId)}`, { qty: (i % 5) + 1 });
+          await ask(user, (signal) =>
+            user.client.api.PUT('/api/cart/items/{itemId}', {
+              params: { path: { itemId } },
+              body: { qty: (i % 5) + 1 },
+              signal,
+            }),
+          );
           await delay(pauseMs); // The load's pace, not a synchronisation.
         }
       }),

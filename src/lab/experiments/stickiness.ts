@@ -93,11 +93,10 @@ async function stickinessOnce(
     const visitors = Array.from({ length: USERS }, () => new Visitor(cluster.url, LAB_USER_AGENT));
     await Promise.all(
       visitors.map(async (visitor, i) => {
-        const answer = await visitor.request('POST', '/api/auth/register', {
-          username: `lab_sticky_${runId}_${i}`,
-          password: 'a long lab password',
+        const { error, response } = await visitor.api.POST('/api/auth/register', {
+          body: { username: `lab_sticky_${runId}_${i}`, password: 'a long lab password' },
         });
-        if (answer.status !== 201) throw new Error(`register: ${answer.status} ${JSON.stringify(answer.body)}`);
+        if (response.status !== 201) throw new Error(`register: ${response.status} ${JSON.stringify(error)}`);
       }),
     );
     log(`stickiness: ${USERS} users send their requests to ${system.name}`);
@@ -107,8 +106,8 @@ async function stickinessOnce(
       visitors.map(async (visitor, i) => {
         const requests = heavy.has(i) ? lightRequests * HEAVY_FACTOR : lightRequests;
         for (let n = 0; n < requests; n++) {
-          const answer = await visitor.request('GET', '/api/me');
-          if (answer.status !== 200) throw new Error(`GET /api/me: ${answer.status}`);
+          const { response } = await visitor.api.GET('/api/me');
+          if (response.status !== 200) throw new Error(`GET /api/me: ${response.status}`);
           servedBy.push(visitor.lastServer);
         }
       }),
