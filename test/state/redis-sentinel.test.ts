@@ -182,4 +182,61 @@ describe('redis store under Sentinel', () => {
     assert.ok(secondMs < 200, `the next one did not wait again (${secondMs} ms)`);
     replica.disconnect();
   });
+
+  // Last: the promoted replica hangs (SIGSTOP), the rejoined node is promoted, then the hung one wakes.
+  it('goes on after the primary hangs, and writes nothing to it once it wakes (it is a replica by then)', async () => {
+    const hungPort = await sentinel.currentPrimaryPort();
+    const otherPort = hungPort === sentinel.primaryPort ? sentinel.replicaPort : sentinel.primaryPort;
+    const browser = s1.client();
+    assert.equal(
+      (await browser.post('/api/auth/register', { username: newUsername('hang'), password: PASSWORD })).status,
+      201,
+    );
+    const menu = (await browser.get('/api/menu')).body.items as Array<{ id: string }>;
+    assert.equal((await browser.post('/api/cart/items', { itemId: menu[0]!.id, qty: 2 })).status, 200);
+    const primary = new Redis({ port: hungPort, host: '127.0.0.1' });
+    assert.equal(await primary.call('WAIT', '1', '2000'), 1, 'replicated to one replica');
+    primary.disconnect();
+
+    const hung = sentinel.processOn(hungPort);
+    const hungAt = Date.now();
+    hung.kill('SIGSTOP');
+    try {
+      await waitFor(async () => (await sentinel.currentPrimaryPort()) === otherPort, {
+        timeoutMs: 30_000,
+        what: 'the sentinels to promote the other node',
+      });
+      // Both servers serve again without a restart: their clients left the hung primary when the
+      // sentinels announced the new one (a hung connection never closes by itself).
+      for (const server of [s1, s2]) {
+        await waitFor(
+          async () => {
+            const me = await server.client(browser.userAgent).request('GET', '/api/cart', {
+              headers: { cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+            });
+            return me.status === 200 && me.body.items[0]?.qty === 2;
+          },
+          { timeoutMs: 30_000, intervalMs: 100, what: `${server.id} to serve the cart again` },
+        );
+      }
+      console.log(`hung primary: both servers served again ${Date.now() - hungAt} ms after SIGSTOP`);
+    } finally {
+      hung.kill('SIGCONT');
+    }
+    // Written right as the old primary wakes: it must land on the new primary, not the woken one
+    // (which the sentinels turn into a replica, throwing away whatever it took meanwhile).
+    assert.equal((await browser.post('/api/cart/items', { itemId: menu[0]!.id, qty: 1 })).body.items[0].qty, 3);
+    const woken = new Redis({ port: hungPort, host: '127.0.0.1', retryStrategy: () => 50 });
+    await waitFor(async () => /role:slave[\s\S]*master_link_status:up/.test(String(await woken.info('replication'))), {
+      timeoutMs: 30_000,
+      what: 'the woken node to be a replica in sync',
+    });
+    woken.disconnect();
+    for (const server of [s1, s2]) {
+      const cart = await server.client(browser.userAgent).request('GET', '/api/cart', {
+        headers: { cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+      });
+      assert.equal(cart.body.items[0]?.qty, 3, `the write after the wake-up is kept (${server.id})`);
+    }
+  });
 });

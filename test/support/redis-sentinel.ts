@@ -37,9 +37,17 @@ export interface SentinelSetup {
 const running = new Set<ChildProcess>();
 // A test that fails before its stop() (or a process that exits without one) must not leave
 // sentinels behind: they would go on reconfiguring whatever later takes their nodes' ports.
-process.once('exit', () => {
+const killRunning = () => {
   for (const child of running) child.kill('SIGKILL');
-});
+};
+process.once('exit', killRunning);
+// The test runner ends a file that timed out with SIGTERM, which skips 'exit' handlers.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    killRunning();
+    process.kill(process.pid, signal);
+  });
+}
 
 function redisServer(args: string[]): ChildProcess {
   const child = spawn('redis-server', args, { stdio: 'ignore' });
