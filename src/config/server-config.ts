@@ -3,7 +3,7 @@ import { ConfigError, readEnv } from './read-env.ts';
 import { topologyFor, type Topology } from './topology.ts';
 import { parseAddressList } from './address-list.ts';
 import { storeUrlProblem } from './urls.ts';
-import { KeyEncryption, type KeyEncryptionSource } from '../accounts/tokens/key-encryption.ts';
+import { readKeyEncryptionKeys, type KeyEncryptionSource } from './key-encryption-keys.ts';
 
 /**
  * Everything an app server needs, read once from the environment at start. The supervisor sets
@@ -177,7 +177,7 @@ function keyEncryptionFrom(value: string | undefined, file: string | undefined):
   }
   const source = value ? { value } : { file: file! };
   try {
-    new KeyEncryption(source);
+    readKeyEncryptionKeys(source);
   } catch (error) {
     throw new ConfigError(
       value ? 'SW_KEY_ENCRYPTION_KEY' : 'SW_KEY_ENCRYPTION_KEY_FILE',

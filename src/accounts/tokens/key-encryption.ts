@@ -1,9 +1,8 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { readKeyEncryptionKeys, type KeyEncryptionSource } from '../../config/key-encryption-keys.ts';
 
-/** Where the key-encryption keys come from: the value itself, or a file (re-read on demand). */
-export type KeyEncryptionSource = { value: string } | { file: string };
+export type { KeyEncryptionSource };
 
 const SEALED = 'sealed.v1';
 const IV_BYTES = 12;
@@ -21,25 +20,6 @@ export async function ensureKeyEncryptionKeyFile(file: string): Promise<void> {
       if (error.code !== 'EEXIST') throw error;
     },
   );
-}
-
-/**
- * The keys in a setting or file: one per line (or comma), newest first. The first seals; every
- * one opens, so a new key can be rolled out before `npm run keys -- rewrap` moves the records.
- */
-export function parseKeyEncryptionKeys(text: string, where: string): Buffer[] {
-  const keys = text
-    .split(/[\n,]/)
-    .map((line) => line.trim())
-    .filter((line) => line !== '' && !line.startsWith('#'))
-    .map((line) => Buffer.from(line, /^[0-9a-f]{64}$/i.test(line) ? 'hex' : 'base64url'));
-  if (keys.length === 0) throw new Error(`${where} holds no key-encryption key`);
-  for (const key of keys) {
-    if (key.length !== 32) {
-      throw new Error(`${where}: a key-encryption key is 32 bytes (base64url or hex); one decodes to ${key.length}`);
-    }
-  }
-  return keys;
 }
 
 /** A key's name in a sealed record: which key opens it, without saying anything of the key. */
@@ -108,10 +88,6 @@ export class KeyEncryption {
   }
 
   static #read(source: KeyEncryptionSource): Array<{ id: string; key: Buffer }> {
-    const keys =
-      'file' in source
-        ? parseKeyEncryptionKeys(readFileSync(source.file, 'utf8'), source.file)
-        : parseKeyEncryptionKeys(source.value, 'the setting');
-    return keys.map((key) => ({ id: keyId(key), key }));
+    return readKeyEncryptionKeys(source).map((key) => ({ id: keyId(key), key }));
   }
 }
