@@ -63,6 +63,7 @@ interface OpenApiOperation {
   parameters?: OpenApiParameter[];
   requestBody?: { required?: boolean; content?: Record<string, { schema?: JsonSchema }> };
   responses?: Record<string, unknown>;
+  tags?: string[];
 }
 
 export interface OpenApiDocument {
@@ -98,7 +99,19 @@ export const EXCLUDED_ROUTES = [
   },
 ] as const;
 
-/** Every path and method of the document, with what a request to it may carry. */
+/**
+ * Operations of the document that an app server does not answer, by tag, each with its reason:
+ * the fuzzer drives one app server in process.
+ */
+export const EXCLUDED_TAGS = [
+  {
+    tag: 'cluster',
+    reason:
+      "the supervisor's control API, answered at the balancer's address, not by an app server (test/api/openapi.test.ts checks its real answers against the document)",
+  },
+] as const;
+
+/** Every path and method of the document that an app server answers, with what a request to it may carry. */
 export function operationsOf(doc: OpenApiDocument): Operation[] {
   const operations: Operation[] = [];
   for (const [path, item] of Object.entries(doc.paths)) {
@@ -106,6 +119,7 @@ export function operationsOf(doc: OpenApiDocument): Operation[] {
     for (const [method, raw] of Object.entries(item)) {
       if (!METHODS.includes(method)) continue;
       const op = raw as OpenApiOperation;
+      if (op.tags?.some((tag) => EXCLUDED_TAGS.some((excluded) => excluded.tag === tag))) continue;
       // A shared parameter (the Idempotency-Key) is a $ref to components.parameters.
       const parameters = [...shared, ...(op.parameters ?? [])].map((p) => {
         const ref = (p as { $ref?: string }).$ref;
