@@ -10,6 +10,7 @@ import { createApiClient, dataOf } from '../client/api-client.ts';
 import { cookieFetch, cookieHeader } from '../client/cookie-fetch.ts';
 import { waitForExit, waitForMessage } from '../supervisor/child-process.ts';
 import type { LabCluster } from './lab-cluster.ts';
+import { patiently } from './patiently.ts';
 
 /** Connections kept open by the load generator: enough to saturate one server on a small machine. */
 export const CONNECTIONS = 64;
@@ -117,7 +118,9 @@ export async function startRawHello(): Promise<{ url: string; stop(): Promise<vo
 export async function signUp(baseUrl: string, username: string): Promise<string> {
   const cookies = new Map<string, string>();
   const api = createApiClient({ baseUrl, fetch: cookieFetch({ cookies, userAgent: LAB_USER_AGENT }) });
-  await dataOf(api.POST('/api/auth/register', { body: { username, password: 'a long lab password' } }));
+  await dataOf(
+    patiently(() => api.POST('/api/auth/register', { body: { username, password: 'a long lab password' } })),
+  );
   return cookieHeader(cookies);
 }
 

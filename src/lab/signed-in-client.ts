@@ -6,6 +6,7 @@
 import { createApiClient, dataOf, type Answer, type ApiClient } from '../client/api-client.ts';
 import { cookieFetch, cookieHeader } from '../client/cookie-fetch.ts';
 import { outcome, type Outcome } from './outcome.ts';
+import { patiently } from './patiently.ts';
 
 /** Sessions are bound to the User-Agent: every request and socket of a user sends this one. */
 export const FAULT_LAB_USER_AGENT = 'statewise-lab/1.0';
@@ -29,11 +30,13 @@ export class SignedInClient {
   static async register(baseUrl: string, username: string, server?: string): Promise<SignedInClient> {
     const client = new SignedInClient(baseUrl, username);
     await dataOf(
-      client.api.POST('/api/auth/register', {
-        body: { username, password: PASSWORD },
-        headers: server ? { [PIN_HEADER]: server } : {},
-        signal: AbortSignal.timeout(60_000),
-      }),
+      patiently(() =>
+        client.api.POST('/api/auth/register', {
+          body: { username, password: PASSWORD },
+          headers: server ? { [PIN_HEADER]: server } : {},
+          signal: AbortSignal.timeout(60_000),
+        }),
+      ),
     );
     return client;
   }

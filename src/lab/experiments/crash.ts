@@ -5,6 +5,7 @@ import { startLabCluster, type LabSystem } from '../lab-cluster.ts';
 import { outcome } from '../outcome.ts';
 import { median, spread } from '../stats.ts';
 import { Visitor } from '../visitor.ts';
+import { patiently } from '../patiently.ts';
 
 export interface CrashResult {
   system: string;
@@ -36,9 +37,11 @@ export async function crashOnce(system: LabSystem, infra: LabInfrastructure, use
     let cartLinesBefore = 0;
     await Promise.all(
       visitors.map(async (visitor, i) => {
-        const registered = await visitor.api.POST('/api/auth/register', {
-          body: { username: `lab_${run}_${i}`, password: 'a long lab password' },
-        });
+        const registered = await patiently(() =>
+          visitor.api.POST('/api/auth/register', {
+            body: { username: `lab_${run}_${i}`, password: 'a long lab password' },
+          }),
+        );
         if (registered.response.status !== 201)
           throw new Error(`register: ${registered.response.status} ${JSON.stringify(registered.error)}`);
         for (const item of menu.slice(0, 2)) {

@@ -3,6 +3,7 @@ import { startLabCluster, type LabSystem } from '../lab-cluster.ts';
 import { LAB_USER_AGENT, stopAtOnce } from '../load.ts';
 import { median, spread } from '../stats.ts';
 import { Visitor } from '../visitor.ts';
+import { patiently } from '../patiently.ts';
 
 type Policy = NonNullable<LabSystem['balancer']>;
 
@@ -93,9 +94,11 @@ async function stickinessOnce(
     const visitors = Array.from({ length: USERS }, () => new Visitor(cluster.url, LAB_USER_AGENT));
     await Promise.all(
       visitors.map(async (visitor, i) => {
-        const { error, response } = await visitor.api.POST('/api/auth/register', {
-          body: { username: `lab_sticky_${runId}_${i}`, password: 'a long lab password' },
-        });
+        const { error, response } = await patiently(() =>
+          visitor.api.POST('/api/auth/register', {
+            body: { username: `lab_sticky_${runId}_${i}`, password: 'a long lab password' },
+          }),
+        );
         if (response.status !== 201) throw new Error(`register: ${response.status} ${JSON.stringify(error)}`);
       }),
     );
