@@ -47,6 +47,8 @@ export interface SupervisorOptions {
   keyEncryptionKey?: string;
   /** Who balances: the embedded one, or HAProxy / nginx run as a child. @default 'embedded' */
   balancer?: BalancerKind;
+  /** More settings for every server (SW_*), over the environment's: e.g. the lab's rate limits. */
+  serverSettings?: NodeJS.ProcessEnv;
   log: (line: string) => void;
 }
 
@@ -281,6 +283,7 @@ export class Supervisor {
       // must still find its keep-alive connection open: idle ones are closed only after this pause
       // (else a POST meets a reset, and the balancer may not send it elsewhere: a 502).
       SW_DRAIN_DELAY_MS: process.env.SW_DRAIN_DELAY_MS ?? '200',
+      ...this.options.serverSettings,
     };
   }
 
