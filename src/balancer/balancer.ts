@@ -58,6 +58,9 @@ const PROXY_POOL = {
   pipelining: 1,
   // On one machine a connect answers at once or is refused; a slow one means the server is stuck.
   connect: { timeout: 2000 },
+  // A server cut off by the network answers nothing and closes nothing: without a bound a request
+  // already sent to it would wait undici's default 300 s (seen in the network-partition test).
+  headersTimeout: 30_000,
 } as const;
 
 function loggerFrom(option: FastifyBaseLogger | false | undefined): FastifyBaseLogger {

@@ -9,11 +9,14 @@ export interface CookieFetchOptions {
 
 export function cookieFetch(options: CookieFetchOptions): (request: Request) => Promise<Response> {
   return async (request) => {
-    const headers = new Headers(request.headers);
+    // The headers are set on the request itself (each is made for one call), not on a copy: the
+    // abort signal of a Request copied from another can be collected on Node 20, and a call whose
+    // time limit was lost that way hangs for good (seen in the network-partition test).
+    const { headers } = request;
     // A request may pose as another browser (a test of sessions bound to the User-Agent).
     if (!headers.has('user-agent')) headers.set('user-agent', options.userAgent);
     if (options.cookies.size > 0) headers.set('cookie', cookieHeader(options.cookies));
-    const response = await fetch(new Request(request, { headers }));
+    const response = await fetch(request);
     keepCookies(options.cookies, response);
     return response;
   };
