@@ -184,8 +184,8 @@ for (const store of ['postgres', 'redis'] as const) {
     }
 
     it("takes a dead server's users offline within 15 s, and never the ones who reconnected elsewhere", async () => {
-      const start = await cluster.control('POST', '/_cluster/servers/s2/start');
-      assert.equal(start.status, 202);
+      const start = await cluster.controlApi.POST('/_cluster/servers/{id}/start', { params: { path: { id: 's2' } } });
+      assert.equal(start.response.status, 202);
       await cluster.waitUntilUp('s2');
       const owner = await newUser('pres');
       const created = await new Browser(cluster.url)

@@ -45,8 +45,8 @@ describe('graceful stop of one server under load', () => {
 
     await waitFor(() => completed >= 300, { timeoutMs: 30_000, what: '300 requests before the stop' });
     assert.ok((servedBy.get('s2') ?? 0) > 0, 's2 served traffic before the stop');
-    const stop = await cluster.control('POST', '/_cluster/servers/s2/stop');
-    assert.equal(stop.status, 202);
+    const stop = await cluster.controlApi.POST('/_cluster/servers/{id}/stop', { params: { path: { id: 's2' } } });
+    assert.equal(stop.response.status, 202);
     await waitFor(async () => (await cluster.view()).servers.find((s) => s.id === 's2')?.status === 'down', {
       timeoutMs: 20_000,
       what: 's2 to finish draining',

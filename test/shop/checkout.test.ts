@@ -298,8 +298,8 @@ describe('checkout', () => {
       },
       { timeoutMs: 15_000, what: 'a server to be in the middle of the saga' },
     );
-    const stopped = await cluster.control('POST', `/_cluster/servers/${runner}/stop`);
-    assert.equal(stopped.status, 202);
+    const stopped = await cluster.controlApi.POST('/_cluster/servers/{id}/stop', { params: { path: { id: runner } } });
+    assert.equal(stopped.response.status, 202);
     await waitFor(async () => (await cluster.view()).servers.find((s) => s.id === runner)?.status === 'down', {
       timeoutMs: 20_000,
       what: `${runner} to stop`,

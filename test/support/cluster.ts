@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshDatabase } from './postgres.ts';
 import { startRedisServer, type RedisServerHandle } from './redis.ts';
-import type { ClientPathsWithMethod } from 'openapi-fetch';
 import { createApiClient, dataOf, type ApiClient, type components } from '../../src/client/api-client.ts';
 import { waitFor } from './wait.ts';
 import { TEST_KEY_ENCRYPTION_KEY } from './key-encryption.ts';
@@ -25,15 +24,6 @@ export interface ClusterOptions {
 /** GET /_cluster, as the served document types it. */
 export type ClusterView = components['schemas']['ClusterView'];
 
-/** A path with its `{id}` filled in: any string in its place. */
-type Filled<P extends string> = P extends `${infer Head}{${string}}${infer Tail}`
-  ? `${Head}${string}${Filled<Tail>}`
-  : P;
-/** A control route's path as sent, e.g. `/_cluster/servers/s2/stop`: checked against the document. */
-export type ControlPath<M extends 'post' | 'delete'> = Filled<
-  Extract<ClientPathsWithMethod<ApiClient, M>, `/_cluster${string}`>
->;
-
 export interface Cluster {
   url: string;
   adminToken: string;
@@ -46,8 +36,6 @@ export interface Cluster {
   view(): Promise<ClusterView>;
   /** The typed client of the control API (/_cluster), sending the admin token. */
   controlApi: ApiClient;
-  /** A control request by method and path, answered as the raw Response (its status, its body). */
-  control<M extends 'POST' | 'DELETE'>(method: M, path: ControlPath<Lowercase<M>>): Promise<Response>;
   /** SIGKILL one app server through /_cluster and wait until the supervisor sees it down. */
   kill(id: string): Promise<void>;
   start(id: string): Promise<void>;
@@ -103,7 +91,6 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const admin = { authorization: `Bearer ${match.token}` };
   const controlApi = createApiClient({ baseUrl: match.url, headers: admin });
   // Raw on purpose: its callers read the Response itself (the typed client would consume its body).
-  const control = (method: 'POST' | 'DELETE', path: string) => fetch(`${match.url}${path}`, { method, headers: admin });
   const view = () => dataOf(controlApi.GET('/_cluster'));
   const statusOf = async (id: string) => (await view()).servers.find((s) => s.id === id)?.status;
   const waitUntilUp = async (id: string) => {
@@ -120,7 +107,6 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     output: () => output,
     view,
     controlApi,
-    control,
     waitUntilUp,
     async kill(id) {
       const { error, response } = await controlApi.POST('/_cluster/servers/{id}/kill', { params: { path: { id } } });
