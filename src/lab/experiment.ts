@@ -42,3 +42,35 @@ export interface Experiment<Result = unknown> {
   run(ctx: ExperimentContext): Promise<Result>;
   report(result: Result, ctx: { quick: boolean }): Section[];
 }
+
+/** One system's runs of an experiment, as results.json keeps them. */
+export interface SystemRuns<Run> {
+  system: string;
+  runs: Run[];
+}
+
+/**
+ * Runs `once` ctx.repeat times on each system, in turn, each run a step of the progress bar
+ * ("<experiment>: <system> (run i of n)").
+ */
+export async function repeatEach<S extends { name: string }, Run>(
+  ctx: Pick<ExperimentContext, 'repeat' | 'step'>,
+  experiment: string,
+  systems: readonly S[],
+  once: (system: S) => Promise<Run>,
+): Promise<SystemRuns<Run>[]> {
+  const results: SystemRuns<Run>[] = [];
+  for (const system of systems) {
+    const runs: Run[] = [];
+    for (let run = 1; run <= ctx.repeat; run++) {
+      ctx.step(`${experiment}: ${system.name} (run ${run} of ${ctx.repeat})`);
+      runs.push(await once(system));
+    }
+    results.push({ system: system.name, runs });
+  }
+  return results;
+}
+
+/** Every run of the systems whose name starts with `prefix` (e.g. 'stateless'). */
+export const runsOf = <Run>(all: readonly SystemRuns<Run>[], prefix: string): Run[] =>
+  all.filter((r) => r.system.startsWith(prefix)).flatMap((r) => r.runs);

@@ -78,10 +78,6 @@ const INDEX_GRACE_MS = 60_000;
 /** Waits until enough replicas have this connection's writes so far (WAIT); a no-op without replicas. */
 type Replicated = () => Promise<void>;
 const notReplicated: Replicated = async () => {};
-const bound =
-  (wait: ReplicaWait): Replicated =>
-  () =>
-    wait.replicated();
 
 class RedisSessions implements SessionStore {
   constructor(
@@ -399,18 +395,17 @@ export async function createRedisState(options: RedisStateOptions): Promise<Stat
     throw error;
   }
   const durable = options.durable;
-  const replicated: Replicated =
+  const replicaWait =
     durable && durable.replicas > 0 && !(redis instanceof Cluster)
-      ? bound(
-          new ReplicaWait({
-            wait: (replicas, timeoutMs) => (redis as Redis).wait(replicas, timeoutMs).then(Number),
-            replicas: durable.replicas,
-            timeoutMs: durable.timeoutMs,
-            pauseMs: SHORT_WAIT_PAUSE_MS,
-            onShort: durable.onShort,
-          }),
-        )
-      : notReplicated;
+      ? new ReplicaWait({
+          wait: (replicas, timeoutMs) => (redis as Redis).wait(replicas, timeoutMs).then(Number),
+          replicas: durable.replicas,
+          timeoutMs: durable.timeoutMs,
+          pauseMs: SHORT_WAIT_PAUSE_MS,
+          onShort: durable.onShort,
+        })
+      : undefined;
+  const replicated: Replicated = replicaWait ? () => replicaWait.replicated() : notReplicated;
   const store: StateStore = {
     kind: 'redis',
     sessions: new RedisSessions(redis, replicated),

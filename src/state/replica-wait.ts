@@ -26,14 +26,16 @@ export class ReplicaWait {
   #inFlight: Promise<number> | null = null;
   #next: Promise<number> | null = null;
   #pausedUntil = 0;
+  readonly #now: () => number;
 
-  constructor(private readonly options: ReplicaWaitOptions) {}
+  constructor(private readonly options: ReplicaWaitOptions) {
+    this.#now = options.now ?? Date.now;
+  }
 
   /** Resolves once the writes this connection sent so far are on enough replicas, or were let stand. */
   async replicated(): Promise<void> {
     const { replicas, onShort } = this.options;
-    const now = this.options.now ?? Date.now;
-    if (now() < this.#pausedUntil) return onShort?.(-1);
+    if (this.#now() < this.#pausedUntil) return onShort?.(-1);
     const acked = await this.#shared();
     if (acked >= replicas) return;
     onShort?.(acked);
@@ -51,17 +53,15 @@ export class ReplicaWait {
 
   #afterInFlight(): Promise<number> {
     this.#next = null;
-    const now = this.options.now ?? Date.now;
     // The WAIT just back came back short: those who waited for the next one are let go too.
-    if (now() < this.#pausedUntil) return Promise.resolve(-1);
+    if (this.#now() < this.#pausedUntil) return Promise.resolve(-1);
     return this.#send();
   }
 
   #send(): Promise<number> {
     const { replicas, timeoutMs, pauseMs } = this.options;
-    const now = this.options.now ?? Date.now;
     const sent = this.options.wait(replicas, timeoutMs).then((acked) => {
-      if (acked < replicas) this.#pausedUntil = now() + pauseMs;
+      if (acked < replicas) this.#pausedUntil = this.#now() + pauseMs;
       return acked;
     });
     this.#inFlight = sent;

@@ -17,6 +17,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { atExit } from './at-exit.ts';
 
 const exec = promisify(execFile);
 const PREFIX = 'swp';
@@ -147,22 +148,10 @@ function sweepStale(): void {
 }
 
 const live = new Set<number>();
-let hooked = false;
 /** Teardown when the test never reaches destroy(): exit, or the runner's SIGTERM on a timeout. */
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  const all = () => {
-    for (const run of live) teardownSync(run);
-    live.clear();
-  };
-  process.once('exit', all);
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      all();
-      process.kill(process.pid, signal);
-    });
-  }
+function teardownLive(): void {
+  for (const run of live) teardownSync(run);
+  live.clear();
 }
 
 const toNumber = (address: string) => address.split('.').reduce((n, part) => n * 256 + Number(part), 0);
@@ -203,7 +192,7 @@ async function claimRun(): Promise<number> {
 }
 
 export async function createNetwork(): Promise<Network> {
-  hookExit();
+  atExit(teardownLive);
   sweepStale();
   const run = await claimRun();
   const bridge = `${PREFIX}${run}br`;

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from '../../src/kernel/free-port.ts';
+import { atExit } from './at-exit.ts';
 import { waitFor } from './wait.ts';
 
 export const MASTER_NAME = 'mymaster';
@@ -37,17 +38,9 @@ export interface SentinelSetup {
 const running = new Set<ChildProcess>();
 // A test that fails before its stop() (or a process that exits without one) must not leave
 // sentinels behind: they would go on reconfiguring whatever later takes their nodes' ports.
-const killRunning = () => {
+atExit(() => {
   for (const child of running) child.kill('SIGKILL');
-};
-process.once('exit', killRunning);
-// The test runner ends a file that timed out with SIGTERM, which skips 'exit' handlers.
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    killRunning();
-    process.kill(process.pid, signal);
-  });
-}
+});
 
 function redisServer(args: string[]): ChildProcess {
   const child = spawn('redis-server', args, { stdio: 'ignore' });

@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Message } from '../../realtime/client.ts';
-import type { Experiment, Section } from '../experiment.ts';
+import { repeatEach, runsOf, type SystemRuns, type Experiment, type Section } from '../experiment.ts';
 import type { LabInfrastructure } from '../infrastructure.ts';
 import { startLabCluster, type LabSystem } from '../lab-cluster.ts';
 import { systemsToRun } from '../quick-systems.ts';
@@ -231,7 +231,7 @@ export async function chatOnce(system: LabSystem, infra: LabInfrastructure, quic
   }
 }
 
-export type ChatResults = Array<{ system: string; runs: ChatRun[] }>;
+export type ChatResults = SystemRuns<ChatRun>[];
 
 const pct = (part: number, whole: number) => (whole === 0 ? 100 : (100 * part) / whole);
 const ms = (values: Array<number | null>) => {
@@ -242,20 +242,9 @@ const ms = (values: Array<number | null>) => {
 export const chat: Experiment<ChatResults> = {
   name: 'chat',
   steps: (ctx) => systemsToRun(ctx).length * ctx.repeat,
-  async run(ctx) {
-    const results: ChatResults = [];
-    for (const system of systemsToRun(ctx)) {
-      const runs: ChatRun[] = [];
-      for (let run = 1; run <= ctx.repeat; run++) {
-        ctx.step(`chat: ${system.name} (run ${run} of ${ctx.repeat})`);
-        runs.push(await chatOnce(system, ctx.infra, ctx.quick));
-      }
-      results.push({ system: system.name, runs });
-    }
-    return results;
-  },
+  run: (ctx) => repeatEach(ctx, 'chat', systemsToRun(ctx), (system) => chatOnce(system, ctx.infra, ctx.quick)),
   report(all): Section[] {
-    const of = (prefix: string) => all.filter((r) => r.system.startsWith(prefix)).flatMap((r) => r.runs);
+    const of = (prefix: string) => runsOf(all, prefix);
     const stateless = of('stateless');
     const stateful = of('stateful');
     const crossPct = (runs: ChatRun[]) =>

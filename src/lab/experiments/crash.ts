@@ -1,5 +1,5 @@
 import { dataOf, type Answer } from '../../client/api-client.ts';
-import type { Experiment, Section } from '../experiment.ts';
+import { repeatEach, runsOf, type Experiment, type Section, type SystemRuns } from '../experiment.ts';
 import type { LabInfrastructure } from '../infrastructure.ts';
 import { startLabCluster, type LabSystem } from '../lab-cluster.ts';
 import { outcome } from '../outcome.ts';
@@ -127,7 +127,7 @@ export async function crashOnce(
   }
 }
 
-export type CrashResults = Array<{ system: string; runs: CrashResult[] }>;
+export type CrashResults = SystemRuns<CrashResult>[];
 
 /** What the API-token runs add: the identity survives where the session would not; server memory does not. */
 function tokensVerdict(runs: CrashResult[]): string {
@@ -140,8 +140,7 @@ function tokensVerdict(runs: CrashResult[]): string {
 export const crash: Experiment<CrashResults> = {
   name: 'crash',
   steps: ({ systems, repeat }) => (systems.length + systems.filter((s) => s.mode === 'stateful').length) * repeat,
-  async run(ctx) {
-    const results: CrashResults = [];
+  run(ctx) {
     // Every system with session cookies; then the stateful one again with API tokens.
     const variants = [
       ...ctx.systems.map((system) => ({ system, auth: 'session' as const, name: system.name })),
@@ -149,20 +148,15 @@ export const crash: Experiment<CrashResults> = {
         .filter((system) => system.mode === 'stateful')
         .map((system) => ({ system, auth: 'token' as const, name: `${TOKENS_PREFIX}${system.name}` })),
     ];
-    for (const { system, auth, name } of variants) {
-      const runs: CrashResult[] = [];
-      for (let run = 1; run <= ctx.repeat; run++) {
-        ctx.step(`crash: ${name} (run ${run} of ${ctx.repeat})`);
-        runs.push({ ...(await crashOnce(system, ctx.infra, ctx.quick ? 30 : 300, auth)), system: name });
-      }
-      results.push({ system: name, runs });
-    }
-    return results;
+    return repeatEach(ctx, 'crash', variants, async ({ system, auth, name }) => ({
+      ...(await crashOnce(system, ctx.infra, ctx.quick ? 30 : 300, auth)),
+      system: name,
+    }));
   },
   report(all): Section[] {
-    const runsOf = (prefix: string) => all.filter((r) => r.system.startsWith(prefix)).flatMap((r) => r.runs);
-    const statelessKept = runsOf('stateless').every((r) => r.sessionsLost === 0 && r.cartLinesLost === 0);
-    const statefulLost = runsOf('stateful').every((r) => r.sessionsLost > 0);
+    const of = (prefix: string) => runsOf(all, prefix);
+    const statelessKept = of('stateless').every((r) => r.sessionsLost === 0 && r.cartLinesLost === 0);
+    const statefulLost = of('stateful').every((r) => r.sessionsLost > 0);
     return [
       {
         title: 'Crash: one of three servers SIGKILLed',
@@ -171,11 +165,11 @@ export const crash: Experiment<CrashResults> = {
         verdict:
           (statelessKept && statefulLost
             ? 'Confirmed: the stateless systems lost no session and no cart line in any run; the stateful one lost the killed server\u2019s share.'
-            : `Not as claimed here: stateless lost ${runsOf('stateless')
+            : `Not as claimed here: stateless lost ${of('stateless')
                 .map((r) => r.sessionsLost)
-                .join('/')} sessions, stateful ${runsOf('stateful')
+                .join('/')} sessions, stateful ${of('stateful')
                 .map((r) => r.sessionsLost)
-                .join('/')}.`) + tokensVerdict(runsOf(TOKENS_PREFIX)),
+                .join('/')}.`) + tokensVerdict(of(TOKENS_PREFIX)),
         header: [
           'system',
           'runs',

@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Answer } from '../../client/api-client.ts';
-import type { Experiment, Section } from '../experiment.ts';
+import { repeatEach, runsOf, type SystemRuns, type Experiment, type Section } from '../experiment.ts';
 import type { LabInfrastructure } from '../infrastructure.ts';
 import { startLabCluster, type LabSystem } from '../lab-cluster.ts';
 import { systemsToRun } from '../quick-systems.ts';
@@ -140,27 +140,16 @@ export async function deployOnce(system: LabSystem, infra: LabInfrastructure, qu
   }
 }
 
-export type DeployResults = Array<{ system: string; runs: DeployRun[] }>;
+export type DeployResults = SystemRuns<DeployRun>[];
 
 export const deploys: Experiment<DeployResults> = {
   name: 'deploys',
   steps: (ctx) => systemsToRun(ctx).length * ctx.repeat,
-  async run(ctx) {
-    const results: DeployResults = [];
-    for (const system of systemsToRun(ctx)) {
-      const runs: DeployRun[] = [];
-      for (let run = 1; run <= ctx.repeat; run++) {
-        ctx.step(`deploys: ${system.name} (run ${run} of ${ctx.repeat})`);
-        runs.push(await deployOnce(system, ctx.infra, ctx.quick));
-      }
-      results.push({ system: system.name, runs });
-    }
-    return results;
-  },
+  run: (ctx) => repeatEach(ctx, 'deploys', systemsToRun(ctx), (system) => deployOnce(system, ctx.infra, ctx.quick)),
   report(all): Section[] {
-    const runsOf = (prefix: string) => all.filter((r) => r.system.startsWith(prefix)).flatMap((r) => r.runs);
-    const stateless = runsOf('stateless');
-    const stateful = runsOf('stateful');
+    const of = (prefix: string) => runsOf(all, prefix);
+    const stateless = of('stateless');
+    const stateful = of('stateful');
     const statelessClean = stateless.every((r) => r.sessionsLost === 0 && r.failedRequests === 0);
     const statelessKept = stateless.every((r) => r.sessionsLost === 0);
     const statefulLost = stateful.length > 0 && stateful.every((r) => r.sessionsLost > 0);
