@@ -94,9 +94,18 @@ function underPrefix(url: string, prefixes: readonly string[]): boolean {
 export async function createBalancer(options: BalancerOptions): Promise<Balancer> {
   const log = loggerFrom(options.logger);
   const bodyLimit = options.bodyLimit ?? 1024 * 1024;
-  const upstreams = new UpstreamSet(log);
+  // A silent server's waiting requests move on (or get their 504) and its tunnels close at once,
+  // rather than each waiting for its own timeout.
+  const upstreams = new UpstreamSet(log, (upstream) => {
+    const requests = proxy.abandon(upstream);
+    const sockets = tunnels.closeTo(upstream);
+    if (requests + sockets > 0)
+      log.warn(
+        { server: upstream.id, requests, sockets },
+        `${upstream.id} went silent: ${requests} waiting requests moved or answered 504, ${sockets} WebSockets closed`,
+      );
+  });
   const agent = new Agent(PROXY_POOL);
-  const checks = new HealthChecks(upstreams, options.healthIntervalMs ?? 500);
   const tunnels = new UpgradeProxy(upstreams, options.policy);
   const proxy = createHttpProxy({
     upstreams,
@@ -105,12 +114,13 @@ export async function createBalancer(options: BalancerOptions): Promise<Balancer
     bodyLimit,
     onError: (error, server) => log.error({ err: error, server }, 'server failed to answer'),
   });
+  const checks = new HealthChecks(upstreams, options.healthIntervalMs ?? 500);
   const prefixes = options.control?.prefixes ?? [];
   const app = Fastify({
     // Every request reaches the proxy unless it is for the control routes; Fastify sees only those.
     serverFactory: (control: RequestListener) =>
       createServer((req: IncomingMessage, res: ServerResponse) =>
-        prefixes.length > 0 && underPrefix(req.url ?? '', prefixes) ? control(req, res) : proxy(req, res),
+        prefixes.length > 0 && underPrefix(req.url ?? '', prefixes) ? control(req, res) : proxy.handle(req, res),
       ),
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),

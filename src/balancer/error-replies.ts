@@ -31,6 +31,13 @@ export const upstreamFailed = (id: string, code: string) =>
     `server "${id}" failed while answering (${code})`,
   );
 
+/** The server stopped answering with this request in hand; it may have acted on it, or may yet. */
+export const upstreamSilent = (id: string) =>
+  new AppError(
+    'gateway_timeout',
+    `server "${id}" stopped answering before it answered this request, which may or may not have taken effect; retry with an Idempotency-Key to make it safe`,
+  );
+
 export const methodNotAllowed = (allowed: readonly string[]) =>
   new AppError('method_not_allowed', `the load balancer forwards only ${allowed.join(', ')}`);
 

@@ -1,5 +1,5 @@
 import { Agent } from 'undici';
-import { errorCode, refusedConnection } from './retry-rules.ts';
+import { errorCode, refusedConnection, timedOut } from './retry-rules.ts';
 import type { UpstreamSet, UpstreamState } from './upstreams.ts';
 
 /** A check that takes longer than this counts as failed: a ready server answers in milliseconds. */
@@ -58,10 +58,13 @@ export class HealthChecks {
       if (statusCode >= 200 && statusCode < 300) {
         upstream.sessionsInMemory = sessionsInMemoryOf(text);
         this.upstreams.passed(upstream);
-      } else this.upstreams.failed(upstream, `/readyz answered ${statusCode}`, false);
+      } else this.upstreams.failed(upstream, `/readyz answered ${statusCode}`, { atOnce: false, silent: false });
     } catch (error) {
       if (this.#stopped) return;
-      this.upstreams.failed(upstream, `/readyz failed (${errorCode(error)})`, refusedConnection(error));
+      this.upstreams.failed(upstream, `/readyz failed (${errorCode(error)})`, {
+        atOnce: refusedConnection(error),
+        silent: timedOut(error),
+      });
     } finally {
       upstream.checking = false;
     }

@@ -49,6 +49,12 @@ export function refusedConnection(error: unknown): boolean {
   return false;
 }
 
+/** No answer in time (a connect, a response head or a body): silence rather than a refusal. */
+export function timedOut(error: unknown): boolean {
+  for (const code of codes(error)) if (code.includes('TIMEOUT') || code === 'ETIMEDOUT') return true;
+  return false;
+}
+
 /** The most specific code, for logs and messages (undici wraps the socket's error as its cause). */
 export function errorCode(error: unknown): string {
   let last = 'error';

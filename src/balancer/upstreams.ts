@@ -59,7 +59,14 @@ export class UpstreamSet {
   #healthy: UpstreamState[] = [];
   #cursor = 0;
 
-  constructor(private readonly log: FastifyBaseLogger) {}
+  constructor(
+    private readonly log: FastifyBaseLogger,
+    /**
+     * A server taken out because it went silent (a connect or an answer timed out: hung, or cut
+     * off by the network): what was sent to it will not be answered either.
+     */
+    private readonly onSilent: (upstream: UpstreamState) => void = () => {},
+  ) {}
 
   /** Replaces the set; an id that stays at the same URL keeps its state. Returns the new ones. */
   replace(list: readonly Upstream[]): UpstreamState[] {
@@ -106,15 +113,19 @@ export class UpstreamSet {
     this.#rebuild();
   }
 
-  /** A check or a connection failed; `atOnce` for failures that leave no doubt (refused, dead). */
-  failed(upstream: UpstreamState, reason: string, atOnce: boolean): void {
+  /**
+   * A check or a connection failed: `atOnce` for failures that leave no doubt (refused, dead),
+   * `silent` for a timeout (see onSilent).
+   */
+  failed(upstream: UpstreamState, reason: string, how: { atOnce: boolean; silent: boolean }): void {
     if (!this.#current(upstream)) return;
     upstream.failures++;
-    if (upstream.status === 'unhealthy' || (!atOnce && upstream.failures < FALL)) return;
+    if (upstream.status === 'unhealthy' || (!how.atOnce && upstream.failures < FALL)) return;
     upstream.failures = Math.max(upstream.failures, FALL);
     upstream.status = 'unhealthy';
     this.log.warn({ server: upstream.id, reason }, `${upstream.id} is down: ${reason}`);
     this.#rebuild();
+    if (how.silent) this.onSilent(upstream);
   }
 
   /** The supervisor knows the server is gone or draining: stop routing to it now. */

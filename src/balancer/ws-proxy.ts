@@ -2,9 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { noServerUp, pinnedFailed, pinnedUnavailable, upstreamFailed, writeUpgradeError } from './error-replies.ts';
-import { addForwardedHeaders } from './forwarded-headers.ts';
+import { forwardedHeaders } from './forwarded-headers.ts';
 import { chooseUpstream, needsStickyCookie, type BalancePolicy, type UpstreamRoute } from './policies.ts';
-import { errorCode, failedBeforeAnswer } from './retry-rules.ts';
+import { errorCode, failedBeforeAnswer, timedOut } from './retry-rules.ts';
 import { stickySetCookie } from './sticky-cookie.ts';
 import type { UpstreamSet, UpstreamState } from './upstreams.ts';
 
@@ -18,10 +18,10 @@ function handshake(req: IncomingMessage, upstream: UpstreamState): string {
   for (let i = 0; i < raw.length; i += 2) {
     if (!REPLACED.has(raw[i]!.toLowerCase())) text += `${raw[i]}: ${raw[i + 1]}\r\n`;
   }
-  const forwarded: Record<string, string> = {};
+  const forwarded: string[] = [];
   const encrypted = (req.socket as Socket & { encrypted?: boolean }).encrypted === true;
-  addForwardedHeaders(forwarded, req.headers, req.socket.remoteAddress, encrypted ? 'https' : 'http');
-  for (const [name, value] of Object.entries(forwarded)) text += `${name}: ${value}\r\n`;
+  forwardedHeaders(forwarded, req.headers, req.socket.remoteAddress, encrypted ? 'https' : 'http');
+  for (let i = 0; i < forwarded.length; i += 2) text += `${forwarded[i]}: ${forwarded[i + 1]}\r\n`;
   return `${text}\r\n`;
 }
 
@@ -42,8 +42,8 @@ function withCookie(chunk: Buffer, cookie: string): Buffer {
  * Frames are never parsed, so a message costs the balancer nothing but the copy.
  */
 export class UpgradeProxy {
-  /** Open client sockets, destroyed on close (the HTTP server no longer tracks upgraded ones). */
-  readonly #open = new Set<Duplex>();
+  /** Open client sockets and their servers (the HTTP server no longer tracks upgraded ones). */
+  readonly #open = new Map<Duplex, UpstreamState>();
 
   constructor(
     private readonly upstreams: UpstreamSet,
@@ -61,8 +61,22 @@ export class UpgradeProxy {
   };
 
   closeAll(): void {
-    for (const socket of this.#open) socket.destroy();
+    for (const socket of this.#open.keys()) socket.destroy();
     this.#open.clear();
+  }
+
+  /**
+   * Cuts the tunnels to a server that went silent: their clients would otherwise wait for their
+   * own heartbeats to notice, and reconnect (elsewhere) only then. Returns how many were cut.
+   */
+  closeTo(upstream: UpstreamState): number {
+    let closed = 0;
+    for (const [socket, server] of this.#open) {
+      if (server !== upstream) continue;
+      socket.destroy();
+      closed++;
+    }
+    return closed;
   }
 
   /** Connects to one server; a refused connection moves the upgrade to the next (a GET is safe). */
@@ -78,7 +92,10 @@ export class UpgradeProxy {
       backend.destroy();
       if (socket.destroyed) return;
       if (!failedBeforeAnswer(error)) return writeUpgradeError(socket, upstreamFailed(upstream.id, errorCode(error)));
-      this.upstreams.failed(upstream, `connection failed (${errorCode(error)})`, true);
+      this.upstreams.failed(upstream, `connection failed (${errorCode(error)})`, {
+        atOnce: true,
+        silent: timedOut(error),
+      });
       if (route.pinned) return writeUpgradeError(socket, pinnedFailed(upstream.id));
       const next = this.upstreams.next(tried);
       if (!next) return writeUpgradeError(socket, noServerUp());
@@ -94,7 +111,7 @@ export class UpgradeProxy {
 
   #tunnel({ req, socket, head, route, early }: Upgrade, upstream: UpstreamState, backend: Socket): void {
     upstream.connections++;
-    this.#open.add(socket);
+    this.#open.set(socket, upstream);
     let closed = false;
     const close = () => {
       if (closed) return;

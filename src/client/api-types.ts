@@ -346,7 +346,7 @@ export interface components {
      * | `unavailable` | 503 | A store (PostgreSQL, Redis) cannot be reached, too many sign-ins are hashing at once, or no app server is up. | Retry after `Retry-After` seconds; (IK) requests with the same key. |
      * | `shutting_down` | 503 | This app server is draining before it stops (from /readyz, for the balancer). | Send the request again: the balancer routes it to another server. |
      * | `server_unavailable` | 503 | From the load balancer: the server named in `X-Statewise-Server` is not up. | Pick another server (GET /_cluster lists them) or drop the header. |
-     * | `gateway_timeout` | 504 | From the load balancer: the app server took the request and did not answer in time; the outcome is unknown. | As for `bad_gateway`: retry only what is safe or idempotent by key. |
+     * | `gateway_timeout` | 504 | From the load balancer: the app server took the request and did not answer in time, or went silent while holding it (its health checks timed out); the outcome is unknown. | As for `bad_gateway`: retry only what is safe or idempotent by key. |
      */
     Error: {
       error: {

@@ -29,13 +29,18 @@ export class Lifecycle {
       this.#draining = true;
       options.log('draining: readiness is now false');
       if (options.drainDelayMs > 0) await delay(options.drainDelayMs);
+      let running = '';
       const force = setTimeout(() => {
-        options.log(`grace period of ${options.graceMs} ms is over; exiting with work in flight`);
+        // Which step held the exit up: the one to look at when stops take the whole grace period.
+        options.log(
+          `grace period of ${options.graceMs} ms is over while "${running}" ran; exiting with work in flight`,
+        );
         process.exit(1);
       }, options.graceMs);
       force.unref();
       for (const phase of ['drain', 'close'] as const) {
         for (const step of this.#steps.filter((s) => s.phase === phase)) {
+          running = step.name;
           await step.run().catch((error: unknown) => options.log(`${step.name} failed to close: ${String(error)}`));
         }
       }

@@ -26,7 +26,9 @@ export function clusterMetrics(view: () => { servers: ServerFigures[] }): Regist
     registers: [registry],
     collect() {
       for (const s of view().servers) {
-        const delta = s.requests - (sent.get(s.id) ?? 0);
+        const before = sent.get(s.id) ?? 0;
+        // Fewer than last time: the server was restarted and its count began again from zero.
+        const delta = s.requests >= before ? s.requests - before : s.requests;
         if (delta > 0) requests.inc({ server: s.id }, delta);
         sent.set(s.id, s.requests);
       }

@@ -200,6 +200,62 @@ describe('load balancer', () => {
     assert.equal(healthy('s2'), false, 'the failed connection marked s2 down at once');
   });
 
+  it('a server that goes silent: what waits on it moves on when the checks take it out, not after the 30 s timeout', async () => {
+    const { request, servers, balancer, healthy } = await setup();
+    const silent = servers[1]!;
+    const pinned = { 'x-statewise-server': 's2' };
+    const tunnel = await openSocket(balancer.url, pinned);
+    cleanups.push(async () => void tunnel.ws.terminate());
+    const tunnelClosed = new Promise<void>((resolve) => tunnel.ws.once('close', () => resolve()));
+
+    silent.silent = true;
+    const started = Date.now();
+    const gets = Promise.all(Array.from({ length: 6 }, (_, i) => request(`/api/menu?n=${i}`)));
+    const keyed = request('/api/orders', { method: 'POST', headers: { 'idempotency-key': 'k-1', ...pinned } });
+    const unkeyed = request('/api/orders', { method: 'POST', headers: pinned, body: '{}' });
+    await waitFor(() => silent.received.length === 4, { what: 's2 holding two GETs and two POSTs' });
+
+    const answers = await gets;
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      Array(6).fill(200),
+    );
+    assert.ok(
+      answers.every((a) => a.servedBy === 's1' || a.servedBy === 's3'),
+      'the GETs s2 held were sent again to s1 or s3',
+    );
+    // Pinned: never moved. A keyed one is safe to repeat but only on s2; the other may have acted.
+    assertError(await keyed, 503, 'server_unavailable');
+    assertError(await unkeyed, 504, 'gateway_timeout');
+    await tunnelClosed;
+    const elapsed = Date.now() - started;
+    assert.equal(healthy('s2'), false);
+    // Two checks of 1 s each, 50 ms apart: about 2.1 s; the pool's own timeout would be 30 s.
+    assert.ok(elapsed < 5000, `answered ${elapsed} ms after s2 went silent`);
+    assert.deepEqual(posts([servers[0]!, servers[2]!]), [], 'no POST reached another server');
+  });
+
+  it('a large answer reaches a slow client whole; a client that leaves mid-answer frees the server', async () => {
+    const { balancer, servers } = await setup({ servers: 1 });
+    const bytes = 8 * 1024 * 1024;
+    const slow = await undiciRequest(`${balancer.url}/big?bytes=${bytes}`);
+    assert.equal(slow.statusCode, 200);
+    let received = 0;
+    let wrong = -1;
+    for await (const chunk of slow.body as AsyncIterable<Buffer>) {
+      for (let i = 0; i < chunk.length && wrong < 0; i++) if (chunk[i] !== (received + i) % 256) wrong = received + i;
+      received += chunk.length;
+      // A reader slower than the server: the balancer must hold the server back, not buffer it all.
+      if (received % (1024 * 1024) < chunk.length) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(received, bytes);
+    assert.equal(wrong, -1, 'every byte in its place');
+
+    const leaving = await undiciRequest(`${balancer.url}/big?bytes=${256 * 1024 * 1024}`);
+    for await (const _ of leaving.body as AsyncIterable<Buffer>) break; // one chunk, then gone
+    await waitFor(() => servers[0]!.cutShort === 1, { what: 'the server told the client left' });
+  });
+
   it('a WebSocket upgrade that meets a dead server is moved to a live one', async () => {
     const { servers, healthy, balancer } = await setup({ healthIntervalMs: 60_000 });
     await servers[1]!.kill();

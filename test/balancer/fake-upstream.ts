@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 
@@ -23,10 +23,17 @@ export interface FakeUpstream {
   url: string;
   /** /readyz answers 200 while true, 503 while false. */
   ready: boolean;
+  /**
+   * While true it takes every request (and /readyz) and answers nothing, as a hung process or a
+   * server cut off by the network does. kill() ends what it holds.
+   */
+  silent: boolean;
   /** Every request except /readyz, in order. */
   received: Received[];
   /** The headers of each WebSocket handshake it accepted. */
   upgrades: IncomingHttpHeaders[];
+  /** Answers to /big whose client went away before the last byte. */
+  cutShort: number;
   /** Dies without a goodbye: the listener and every connection (WebSockets too) are closed. */
   kill(): Promise<void>;
 }
@@ -40,6 +47,16 @@ export async function startFakeUpstream(id: string): Promise<FakeUpstream> {
   const wss = new WebSocketServer({ noServer: true });
   wss.on('connection', (ws) => ws.on('message', (data) => ws.send(`${id}:${String(data)}`)));
   const server = createServer((req, res) => {
+    if (upstream.silent) {
+      if (req.url !== '/readyz')
+        upstream.received.push({
+          method: req.method ?? '',
+          url: req.url ?? '',
+          headers: req.headers,
+          body: Buffer.alloc(0),
+        });
+      return;
+    }
     if (req.url === '/readyz') {
       res.writeHead(upstream.ready ? 200 : 503, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ status: upstream.ready ? 'ready' : 'draining', server: id }));
@@ -60,6 +77,7 @@ export async function startFakeUpstream(id: string): Promise<FakeUpstream> {
         'x-served-by': id,
       };
       if (req.url === '/broken') return void req.socket.end('HTTP/1.1 two hundred\r\n\r\n');
+      if (req.url?.startsWith('/big?bytes=')) return void sendBig(res, Number(req.url.slice('/big?bytes='.length)));
       if (req.url === '/set-cookie') headers['set-cookie'] = 'app=1; Path=/';
       const answer: EchoBody = {
         server: id,
@@ -71,6 +89,24 @@ export async function startFakeUpstream(id: string): Promise<FakeUpstream> {
       res.end(req.method === 'HEAD' ? undefined : JSON.stringify(answer));
     });
   });
+  /** Bytes 0, 1, ... 255, 0, 1... as fast as the connection takes them, honouring backpressure. */
+  const sendBig = (res: ServerResponse, bytes: number) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes, 'x-served-by': id });
+    const chunk = Buffer.from(Array.from({ length: 64 * 1024 }, (_, i) => i % 256));
+    let sent = 0;
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.cutShort++;
+    });
+    const more = () => {
+      while (sent < bytes) {
+        const part = chunk.subarray(0, Math.min(chunk.length, bytes - sent));
+        sent += part.length;
+        if (!res.write(part)) return void res.once('drain', more);
+      }
+      res.end();
+    };
+    more();
+  };
   server.on('upgrade', (req, socket, head) => {
     upstream.upgrades.push(req.headers);
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
@@ -83,6 +119,8 @@ export async function startFakeUpstream(id: string): Promise<FakeUpstream> {
     id,
     url: `http://127.0.0.1:${port}`,
     ready: true,
+    silent: false,
+    cutShort: 0,
     received: [],
     upgrades: [],
     async kill() {

@@ -59,12 +59,17 @@ describe('rolling restart, stateless', () => {
     assert.equal(again.response.status, 409, 'one rolling restart at a time');
 
     await restartedSince(cluster, ['s1', 's2', 's3'], since);
-    // The balancer's own metrics saw it all (asked from loopback, as the cluster API allows).
-    const metrics = await (await fetch(`${cluster.url}/metrics`)).text();
-    for (const id of ['s1', 's2', 's3']) {
-      assert.match(metrics, new RegExp(`^statewise_server_up\\{server="${id}"\\} 1$`, 'm'));
-      assert.match(metrics, new RegExp(`^statewise_balancer_requests_total\\{server="${id}"\\} [1-9]\\d*$`, 'm'));
-    }
+    // The balancer's own metrics see it all (asked from loopback, as the cluster API allows); the
+    // server restarted last may not have had a request yet when the restart ends.
+    const seen = (metrics: string) =>
+      ['s1', 's2', 's3'].every(
+        (id) =>
+          new RegExp(`^statewise_server_up\\{server="${id}"\\} 1$`, 'm').test(metrics) &&
+          new RegExp(`^statewise_balancer_requests_total\\{server="${id}"\\} [1-9]\\d*$`, 'm').test(metrics),
+      );
+    await waitFor(async () => seen(await (await fetch(`${cluster.url}/metrics`)).text()), {
+      what: 'every server up and sent requests, in the balancer metrics',
+    });
     const atEnd = completed;
     await waitFor(() => completed >= atEnd + 100, { what: '100 requests after' });
     running = false;

@@ -122,7 +122,7 @@ export const ERROR_CODE_DOCS: Record<ErrorCode, { meaning: string; action: strin
   },
   gateway_timeout: {
     meaning:
-      'From the load balancer: the app server took the request and did not answer in time; the outcome is unknown.',
+      'From the load balancer: the app server took the request and did not answer in time, or went silent while holding it (its health checks timed out); the outcome is unknown.',
     action: 'As for `bad_gateway`: retry only what is safe or idempotent by key.',
   },
 };
