@@ -18,6 +18,13 @@ export const pinnedUnavailable = (id: string) =>
     `server "${id}" is not up; send the request without X-Statewise-Server to reach any server`,
   );
 
+/** The same, for a balancer that cannot put the id in its answer (HAProxy's and nginx's static pages). */
+export const pinNotUp = () =>
+  new AppError(
+    'server_unavailable',
+    'the server named in X-Statewise-Server is not up; send the request without it to reach any server',
+  );
+
 export const pinnedFailed = (id: string) =>
   new AppError(
     'server_unavailable',
@@ -30,6 +37,10 @@ export const upstreamFailed = (id: string, code: string) =>
     code.includes('TIMEOUT') ? 'gateway_timeout' : 'bad_gateway',
     `server "${id}" failed while answering (${code})`,
   );
+
+/** A server took the request and did not answer in time (HAProxy's and nginx's static page). */
+export const upstreamTimedOut = () =>
+  new AppError('gateway_timeout', 'a server did not answer in time; the request may or may not have taken effect');
 
 /** The server stopped answering with this request in hand; it may have acted on it, or may yet. */
 export const upstreamSilent = (id: string) =>

@@ -28,6 +28,11 @@ const toTransaction = (row: LedgerRow): Transaction => ({
 });
 
 const insufficient = () => new AppError('insufficient_funds', 'The balance is too low for this amount.');
+/** The answer bank_move_once stores for a refused withdrawal: made once (an Error per call costs a stack trace). */
+const REFUSAL = (() => {
+  const error = insufficient();
+  return { status: error.status, body: error.toBody() };
+})();
 
 /**
  * The central ledger: the one place balances change. Every movement is the guarded UPDATE
@@ -60,7 +65,6 @@ export class Ledger implements Payments {
     delta: number,
     shown: number | null,
   ): Promise<IdempotentResult<MovementBody | ErrorBody>> {
-    const refusal = insufficient();
     return idempotency.runStatement(operation, (inProgressWait) =>
       q.moveOnce({
         ...operation,
@@ -68,7 +72,7 @@ export class Ledger implements Payments {
         kind: delta > 0 ? 'deposit' : 'withdrawal',
         delta,
         openingCents: OPENING_BALANCE_CENTS,
-        refusal: { status: refusal.status, body: refusal.toBody() },
+        refusal: REFUSAL,
         shown,
       }),
     );

@@ -146,7 +146,8 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     sagaStepDelayMs: read.int('SW_SAGA_STEP_DELAY_MS', 0, { min: 0, max: 10_000 }),
     trustedProxies: parseAddressList('SW_TRUSTED_PROXIES', read.optionalString('SW_TRUSTED_PROXIES')),
     metricsFrom: parseAddressList('SW_METRICS_FROM', read.optionalString('SW_METRICS_FROM')),
-    wsFramesPerSecond: read.int('SW_WS_FRAMES_PER_SECOND', 20, { min: 1 }),
+    // The contract promises every client at least 20 frames a second (API.md).
+    wsFramesPerSecond: read.int('SW_WS_FRAMES_PER_SECOND', 20, { min: 20 }),
     wsMaxBufferedBytes: read.int('SW_WS_MAX_BUFFERED_BYTES', 1_048_576, { min: 16_384 }),
     wsRecheckMs: read.int('SW_WS_RECHECK_MS', 30_000, { min: 100 }),
     presenceTtlMs: read.int('SW_PRESENCE_TTL_MS', 10_000, { min: 1_000, max: 60_000 }),

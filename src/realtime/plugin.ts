@@ -57,6 +57,8 @@ export const realtimePlugin = fp<RealtimeDeps>(
         await new Promise<void>((resolve) => app.websocketServer.close(() => resolve()));
       },
     });
+    // The 101 is written by ws, not by a Fastify reply: it says who served it here (API.md).
+    app.websocketServer.on('headers', (headers: string[]) => headers.push(`X-Served-By: ${config.serverId}`));
 
     app.route({
       method: 'GET',

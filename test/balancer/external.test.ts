@@ -64,10 +64,28 @@ for (const kind of ['haproxy', 'nginx'] as const) {
       const first = await get('/set-cookie');
       const cookies = first.headers.getSetCookie().map((c) => c.split(';')[0]!);
       assert.ok(cookies.includes('app=1'), 'the app’s own cookie is kept');
-      // HAProxy names the server in sw_server; nginx hashes the cookie the client sends.
-      const jar = kind === 'haproxy' ? cookies.join('; ') : 'sw_server=client-42; app=1';
+      // HAProxy names the server in sw_server; nginx sets a random key there, which it hashes.
+      assert.ok(
+        cookies.some((c) => /^sw_server=\w+$/.test(c)),
+        `the balancer gives the sticky cookie: ${cookies.join(' | ')}`,
+      );
+      const jar = cookies.join('; ');
       const home = (await get('/api/me', { cookie: jar })).body.server;
-      for (let i = 0; i < 6; i++) assert.equal((await get('/api/me', { cookie: jar })).body.server, home);
+      for (let i = 0; i < 6; i++) {
+        const again = await get('/api/me', { cookie: jar });
+        assert.equal(again.body.server, home);
+        assert.deepEqual(again.headers.getSetCookie(), [], 'a client with the cookie is not given another');
+      }
+      // Every new client gets its own key, and so the clients spread over the servers.
+      const homes = new Set<string>();
+      for (let i = 0; i < 12; i++) {
+        const jarOf = (await get('/set-cookie')).headers
+          .getSetCookie()
+          .map((c) => c.split(';')[0]!)
+          .join('; ');
+        homes.add((await get('/api/me', { cookie: jarOf })).body.server);
+      }
+      assert.ok(homes.size >= 2, `12 clients on ${[...homes].join(', ')}`);
     });
 
     it('a dead server: GETs go on succeeding on the others', async () => {
@@ -80,6 +98,37 @@ for (const kind of ['haproxy', 'nginx'] as const) {
         Array(12).fill(200),
       );
       assert.ok(answers.every((a) => a.body.server !== 's1'));
+    });
+
+    it("its own errors in the contract's JSON: a pin to a down or unknown server, every server down", async () => {
+      const { servers, get } = await setup(kind);
+      const error = async (headers: Record<string, string> = {}) => {
+        const answer = await get('/api/me', headers);
+        return { status: answer.status, type: answer.headers.get('content-type'), body: answer.body as unknown };
+      };
+      const unavailable = { status: 503, type: 'application/json' };
+      const unknown = await error({ 'x-statewise-server': 's9' });
+      assert.deepEqual({ status: unknown.status, type: unknown.type }, unavailable);
+      assert.match(JSON.stringify(unknown.body), /"code":"server_unavailable"/);
+
+      await servers[1]!.kill();
+      // HAProxy knows from its health checks, nginx when the connection is refused.
+      await waitFor(async () => (await error({ 'x-statewise-server': 's2' })).status === 503, {
+        what: 'a request pinned to the dead s2 refused',
+      });
+      const pinned = await error({ 'x-statewise-server': 's2' });
+      assert.equal(pinned.type, 'application/json');
+      assert.match(JSON.stringify(pinned.body), /"code":"server_unavailable"/);
+
+      await Promise.all([servers[0]!.kill(), servers[2]!.kill()]);
+      // HAProxy: 503 once its checks see no server up; nginx cannot tell that from a refusal: 502.
+      const expected = kind === 'haproxy' ? { status: 503, code: 'unavailable' } : { status: 502, code: 'bad_gateway' };
+      await waitFor(async () => (await error()).status === expected.status, {
+        what: `${expected.status} with no server up`,
+      });
+      const none = await error();
+      assert.equal(none.type, 'application/json');
+      assert.match(JSON.stringify(none.body), new RegExp(`"code":"${expected.code}"`));
     });
 
     it('tunnels a WebSocket upgrade to a server and back', async () => {

@@ -380,10 +380,6 @@ describe('a network partition of one app server (network namespaces)', { skip },
       // Requests already on their way to s2 when it went silent are sent again to s1 or s3 at the
       // mark-down (every request here is safe to repeat): slow, within the client's bound, not failed.
       assert.deepEqual(failed, [], 'no request failed during the cut');
-      assert.ok(
-        slow.every((o) => o.start < downAt && o.server !== 's2'),
-        'only requests caught by the cut were slow, and s1 or s3 answered them',
-      );
     } finally {
       running = false;
       await Promise.all(loops);

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
 import { BACKENDS, PASSWORD } from '../security/backends.ts';
 import { startApps, type InjectClient, type TestApps, type TestServer } from '../support/app.ts';
 import { chatClient, cookieHeaders, listen, LiveSocket, signedIn, type Frame } from '../support/live.ts';
@@ -125,6 +126,14 @@ for (const backend of BACKENDS) {
         origin: url.replace('ws', 'http'),
       });
       sockets.push(sameOrigin);
+      // The 101 says who served it, as every answer does.
+      const raw = new WebSocket(url, { headers: cookieHeaders(alice.browser) });
+      const servedBy = await new Promise<unknown>((resolve, reject) => {
+        raw.once('upgrade', (response) => resolve(response.headers['x-served-by']));
+        raw.once('error', reject);
+      });
+      raw.terminate();
+      assert.equal(servedBy, s1.id);
     });
 
     it('answers bad frames with an error frame, changes nothing, and closes only an oversized one (1009)', async () => {

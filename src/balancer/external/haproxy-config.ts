@@ -1,4 +1,9 @@
+import type { AppError } from '../../kernel/errors.ts';
+import { noServerUp, pinNotUp, pinnedUnavailable, unsafeToRepeat, upstreamTimedOut } from '../error-replies.ts';
 import type { ExternalBalancerConfig } from './config-types.ts';
+
+/** An answer's JSON, single-quoted for HAProxy (nothing inside is interpreted; ids and messages hold no quote). */
+const body = (error: AppError) => `'${JSON.stringify(error.toBody())}'`;
 
 /**
  * An HAProxy 2.6 configuration for the app servers: the same routing as the embedded balancer
@@ -11,7 +16,15 @@ export function haproxyConfig(config: ExternalBalancerConfig): string {
     (s) =>
       `  server ${s.id} ${s.address} check inter ${config.healthIntervalMs} fall 2 rise 1${sticky ? ` cookie ${s.id}` : ''}`,
   );
-  const pins = config.servers.map((s) => `  use-server ${s.id} if { req.hdr(x-statewise-server) -m str ${s.id} }`);
+  const pin = 'req.hdr(x-statewise-server)';
+  // HAProxy would send a request pinned to a down server to another one: the contract says 503.
+  const pinsDown = config.servers.map(
+    (s) =>
+      `  http-request return status 503 content-type application/json string ${body(pinnedUnavailable(s.id))} if { ${pin} -m str ${s.id} } !{ srv_is_up(app/${s.id}) }`,
+  );
+  const pins = config.servers.map((s) => `  use-server ${s.id} if { ${pin} -m str ${s.id} }`);
+  const ids = config.servers.map((s) => s.id).join(' ');
+  const unknownPin = `  http-request return status 503 content-type application/json string ${body(pinNotUp())} if { ${pin} -m found } !{ ${pin} -m len 0 }${ids ? ` !{ ${pin} -m str ${ids} }` : ''}`;
   const control = config.control;
   // A prefix itself, or below it: /_cluster and /_cluster/servers, not /_clusterish.
   const controlPaths = control?.prefixes.map((p) => `^${p.replace(/[^A-Za-z0-9/_-]/g, '')}(/|$)`).join(' ');
@@ -36,6 +49,10 @@ export function haproxyConfig(config: ExternalBalancerConfig): string {
     '  retries 1',
     '  option redispatch 1',
     '  retry-on conn-failure empty-response',
+    // HAProxy's own answers in the contract's JSON shape, as the embedded balancer gives them.
+    `  http-error status 503 content-type application/json hdr retry-after 1 string ${body(noServerUp())}`,
+    `  http-error status 502 content-type application/json string ${body(unsafeToRepeat())}`,
+    `  http-error status 504 content-type application/json string ${body(upstreamTimedOut())}`,
     '',
     'frontend statewise',
     `  bind ${config.listen}`,
@@ -51,6 +68,8 @@ export function haproxyConfig(config: ExternalBalancerConfig): string {
     '  option httpchk GET /readyz',
     '  http-check expect status 200',
     ...(sticky ? ['  cookie sw_server insert indirect nocache httponly attr SameSite=Lax'] : []),
+    unknownPin,
+    ...pinsDown,
     ...pins,
     ...servers,
     '',
