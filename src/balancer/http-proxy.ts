@@ -181,8 +181,11 @@ class Attempt implements Dispatcher.DispatchHandler {
  */
 export function createHttpProxy(options: HttpProxyOptions): HttpProxy {
   const { upstreams, policy, agent, bodyLimit } = options;
-  /** Attempts sent to each server and not answered yet (no response head), for abandon(). */
-  const waiting = new Map<UpstreamState, Set<Attempt>>();
+  /**
+   * Attempts sent to each server and not answered yet (no response head), for abandon(). Weak: a
+   * restarted server is a new UpstreamState, and the old one's entry must not outlive it.
+   */
+  const waiting = new WeakMap<UpstreamState, Set<Attempt>>();
 
   const events: AttemptEvents = {
     settled: (attempt) => waiting.get(attempt.upstream)?.delete(attempt),
