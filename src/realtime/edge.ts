@@ -9,7 +9,7 @@ import type { UserId } from '../kernel/ids.ts';
 import { everyInterval } from '../kernel/periodic.ts';
 import type { StateStore } from '../state/types.ts';
 import { CLOSE, type ClientFrame } from './frames.ts';
-import type { Connection } from './connection.ts';
+import { SHUTDOWN_CLOSE_TIMEOUT_MS, type Connection } from './connection.ts';
 import { PresenceBoard } from './presence-board.ts';
 import { RoomHub } from './room-hub.ts';
 
@@ -138,7 +138,8 @@ export class ChatEdge {
   /** Graceful stop: every socket is told to go elsewhere (1001) and this server's presence is taken off. */
   async stop(): Promise<void> {
     for (const stop of this.#stoppers) await stop();
-    for (const set of this.#byUser.values()) for (const c of set) c.close(1001, 'server shutting down; reconnect');
+    for (const set of this.#byUser.values())
+      for (const c of set) c.close(1001, 'server shutting down; reconnect', SHUTDOWN_CLOSE_TIMEOUT_MS);
     await this.#presence.clear();
     for (const pending of this.#hubs.values()) (await pending.catch(() => undefined))?.close();
     this.#hubs.clear();
