@@ -3,7 +3,8 @@
  * of their own (test/support/netns.ts), the embedded balancer in the root namespace in front. One
  * app server's link goes down: no refusal, no reset, just silence, as in a real partition. The
  * balancer must route around it within its health-check bound, send the requests it was holding to
- * the others, lose no session, and take it back once the link is up again.
+ * the others, cut its WebSocket tunnels (a chat client there reconnects elsewhere and replays what
+ * it missed), lose no session, and take it back once the link is up again.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -12,9 +13,12 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
+import WebSocket from 'ws';
 import { createBalancer, type Balancer } from '../../src/balancer/balancer.ts';
 import { migrate } from '../../src/records/migrate.ts';
 import { createPool } from '../../src/records/pool.ts';
+import { cookieHeader } from '../../src/client/cookie-fetch.ts';
+import { ChatClient, type Message, type SocketLike } from '../../src/realtime/client.ts';
 import { ensurePostgresStateSchema } from '../../src/state/postgres.ts';
 import { Browser, servedBy } from '../support/http.ts';
 import { TEST_KEY_ENCRYPTION_KEY } from '../support/key-encryption.ts';
@@ -154,6 +158,34 @@ interface User {
   browser: Browser;
   /** itemId -> qty, what the cart must hold. */
   lines: Map<string, number>;
+}
+
+/**
+ * A chat client of `user` through the balancer, as a browser's: its first socket pinned to `first`
+ * (X-Statewise-Server), every reconnect wherever the balancer sends it. Records the server of each
+ * connect (the `hello` frame) and every message it gets.
+ */
+function chatThrough(balancerUrl: string, user: User, first: string) {
+  let pin: string | undefined = first;
+  const client = new ChatClient({
+    url: `${balancerUrl.replace(/^http/, 'ws')}/ws`,
+    open: (url) => {
+      const headers: Record<string, string> = {
+        cookie: cookieHeader(user.browser.cookies),
+        'user-agent': user.browser.userAgent,
+      };
+      if (pin) headers['x-statewise-server'] = pin;
+      pin = undefined;
+      return new WebSocket(url, { headers }) as unknown as SocketLike;
+    },
+    minDelayMs: 50,
+    maxDelayMs: 500,
+  });
+  const servers: string[] = [];
+  const received: Message[] = [];
+  client.on('hello', (server) => servers.push(server));
+  client.on('message', (_room, message) => received.push(message));
+  return { client: client.connect(), servers, received };
 }
 
 /** One request of the load: when it started and ended, and how it went. */
@@ -324,6 +356,29 @@ describe('a network partition of one app server (network namespaces)', { skip },
     });
     const all = () => outcomes.flat();
 
+    // A chat listener whose socket is on s2, and a speaker on s1 who goes on talking through the cut.
+    const created = await users[0]!.browser.api.POST('/api/chat/rooms', {
+      body: { name: `partition-${Date.now()}` },
+    });
+    assert.equal(created.response.status, 201);
+    const room = created.data!.room.id;
+    const listener = chatThrough(balancer!.url, users[0]!, 's2');
+    const speaker = chatThrough(balancer!.url, users[1]!, 's1');
+    await waitFor(() => listener.servers.length === 1 && speaker.servers.length === 1, {
+      what: 'both chat sockets open',
+    });
+    assert.deepEqual([listener.servers[0], speaker.servers[0]], ['s2', 's1']);
+    listener.client.subscribe(room, 0);
+    speaker.client.subscribe(room, 0);
+    const acknowledged: Message[] = [];
+    let speaking = true;
+    const speech = (async () => {
+      for (let i = 0; speaking; i++) {
+        acknowledged.push(await speaker.client.send(room, `line ${i}`));
+        await new Promise((resolve) => setTimeout(resolve, 100)); // the pace of a conversation
+      }
+    })();
+
     try {
       // Traffic on every server before the cut.
       await waitFor(() => ['s1', 's2', 's3'].every((id) => all().some((o) => o.server === id && o.result === 'ok')), {
@@ -344,6 +399,28 @@ describe('a network partition of one app server (network namespaces)', { skip },
       );
       running = false;
       await Promise.all(loops);
+
+      // The balancer cut the listener's tunnel to the silent s2: it reconnected elsewhere and
+      // replayed from its last seq what was said meanwhile, once each, in order.
+      await waitFor(() => listener.servers.length >= 2, {
+        timeoutMs: CLIENT_TIMEOUT_MS,
+        what: 'the chat listener on s2 to reconnect elsewhere',
+      });
+      assert.notEqual(listener.servers.at(-1), 's2');
+      const saidAfter = acknowledged.length;
+      await waitFor(() => acknowledged.length >= saidAfter + 3, { what: 'three more lines said after the move' });
+      speaking = false;
+      await speech;
+      const lastSeq = acknowledged.at(-1)!.seq;
+      await waitFor(() => listener.received.at(-1)?.seq === lastSeq, { what: `the listener to hear seq ${lastSeq}` });
+      assert.deepEqual(
+        listener.received.map((m) => m.seq),
+        Array.from({ length: lastSeq }, (_, i) => i + 1),
+        'every line, once, in order',
+      );
+      t.diagnostic(
+        `chat: the listener on s2 moved to ${listener.servers.at(-1)}; ${lastSeq} lines said, all heard once, in order`,
+      );
 
       const during = all().filter((o) => o.end >= cutAt);
       const failed = during.filter((o) => o.result !== 'ok');
@@ -382,7 +459,11 @@ describe('a network partition of one app server (network namespaces)', { skip },
       assert.deepEqual(failed, [], 'no request failed during the cut');
     } finally {
       running = false;
+      speaking = false;
       await Promise.all(loops);
+      await speech.catch(() => undefined);
+      listener.client.close();
+      speaker.client.close();
     }
 
     // Every session and every cart, read again through the balancer.
