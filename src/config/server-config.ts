@@ -76,6 +76,11 @@ export interface ServerConfig {
   wsMaxBufferedBytes: number;
   /** How often every socket's session or token is checked again (revocations arrive at once by the bus). @default 30000 */
   wsRecheckMs: number;
+  /**
+   * How often every socket is pinged; one that has not answered the previous ping is cut, so a
+   * client gone without a goodbye (power, network, a NAT that forgot it) goes offline. @default 15000
+   */
+  wsPingMs: number;
   /** How long a presence mark lives without a heartbeat: the bound on "online" after a server dies. @default 10000 */
   presenceTtlMs: number;
   /**
@@ -150,6 +155,7 @@ export function loadServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     wsFramesPerSecond: read.int('SW_WS_FRAMES_PER_SECOND', 20, { min: 20 }),
     wsMaxBufferedBytes: read.int('SW_WS_MAX_BUFFERED_BYTES', 1_048_576, { min: 16_384 }),
     wsRecheckMs: read.int('SW_WS_RECHECK_MS', 30_000, { min: 100 }),
+    wsPingMs: read.int('SW_WS_PING_MS', 15_000, { min: 100 }),
     presenceTtlMs: read.int('SW_PRESENCE_TTL_MS', 10_000, { min: 1_000, max: 60_000 }),
     nearCacheEntries: read.int('SW_NEAR_CACHE_ENTRIES', 100_000, { min: 0, max: 10_000_000 }),
     redisWaitReplicas: read.int('SW_REDIS_WAIT_REPLICAS', redisUrl?.startsWith('redis+sentinel://') ? 1 : 0, {

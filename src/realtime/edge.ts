@@ -18,6 +18,8 @@ export interface EdgeSettings {
   presenceTtlMs: number;
   /** How often every socket's credential is checked again. */
   recheckMs: number;
+  /** How often every socket is pinged (Connection.checkAlive). */
+  pingMs: number;
 }
 
 export interface EdgeDeps {
@@ -158,6 +160,7 @@ export class ChatEdge {
       everyInterval('presence heartbeat', this.#presence.heartbeatMs, () => this.#presence.heartbeat(), log),
       everyInterval('presence refresh', PRESENCE_REFRESH_MS, () => this.#refreshPresence(), log),
       everyInterval('socket recheck', settings.recheckMs, () => this.#recheck(this.#all()), log),
+      everyInterval('socket ping', settings.pingMs, async () => this.#checkAlive(), log),
     );
     // The stateful design has no shared truth to sweep against: its live chat stops at this server.
     if (this.#crossServer) this.#stoppers.push(everyInterval('chat sweep', SWEEP_MS, () => this.#sweep(chat), log));
@@ -254,6 +257,10 @@ export class ChatEdge {
         if (!valid) connection.close(CLOSE.revoked, 'signed out');
       }),
     );
+  }
+
+  #checkAlive(): void {
+    for (const connection of this.#all()) connection.checkAlive();
   }
 
   #all(): Connection[] {

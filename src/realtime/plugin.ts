@@ -36,7 +36,12 @@ export const realtimePlugin = fp<RealtimeDeps>(
       chat: app.chat,
       state,
       revocations: app.accounts.revocations,
-      settings: { serverId: config.serverId, presenceTtlMs: config.presenceTtlMs, recheckMs: config.wsRecheckMs },
+      settings: {
+        serverId: config.serverId,
+        presenceTtlMs: config.presenceTtlMs,
+        recheckMs: config.wsRecheckMs,
+        pingMs: config.wsPingMs,
+      },
       log,
     });
     const limits = { framesPerSecond: config.wsFramesPerSecond, maxBufferedBytes: config.wsMaxBufferedBytes };
