@@ -73,7 +73,7 @@ export const realtimePlugin = fp<RealtimeDeps>(
         tags: ['chat'],
         summary: "The chat's live traffic (WebSocket)",
         security: Security.signedIn,
-        description: wsDescription(limits.framesPerSecond),
+        description: wsDescription(limits.framesPerSecond, config.wsPingMs / 1000),
         querystring: Type.Object({
           access_token: Type.Optional(
             Type.String({ description: 'an access token, for clients that cannot send headers' }),
@@ -144,13 +144,14 @@ export const realtimePlugin = fp<RealtimeDeps>(
 
 const wsDescription = (
   framesPerSecond: number,
+  pingSeconds: number,
 ) => `Opens the chat's live socket (authenticated by the session cookie, \`?access_token=\` or a bearer header; refused from another Origin). Frames are JSON objects with a \`type\`.
 
 Client to server: \`{type:"subscribe", room, after?}\` (every message with seq > after, then \`subscribed\`, then live ones; without after: live ones only), \`{type:"unsubscribe", room}\` (answered \`unsubscribed\`), \`{type:"send", room, text, clientMsgId}\` (answered \`ack\`; the same clientMsgId again is the same message), \`{type:"typing", room}\` (in a subscribed room; shown to the others for about 5 s), \`{type:"read", room, seq}\`.
 
 Server to client: \`hello {server}\` (first: the server that holds the socket), \`message\`, \`subscribed {room, lastSeq}\`, \`unsubscribed {room}\`, \`ack {clientMsgId, message}\`, \`presence {room, online}\`, \`typing {room, users}\` (the typer included), \`unread {rooms}\` (at connect, and when the user reads on any device), \`error {code, message, room?, clientMsgId?}\` with a code of the error table.
 
-A socket may send ${framesPerSecond} frames a second (bursts of twice that) before \`rate_limited\`, and have 32 frames waiting for their answers (a \`send\` refused for that carries its clientMsgId: send it again). Close codes: 1001 the server is stopping (reconnect), 1009 a frame over ${MAX_FRAME_BYTES} bytes, 4001 the session or token ended, 4008 the socket did not read what it was sent (resume with the last seq), 4029 it kept sending far over its rate.`;
+A socket may send ${framesPerSecond} frames a second (bursts of twice that) before \`rate_limited\`, and have 32 frames waiting for their answers (a \`send\` refused for that carries its clientMsgId: send it again). Close codes: 1001 the server is stopping (reconnect), 1009 a frame over ${MAX_FRAME_BYTES} bytes, 4001 the session or token ended, 4008 the socket did not read what it was sent (resume with the last seq), 4029 it kept sending far over its rate. The server pings every socket every ${pingSeconds} s and cuts one that has not answered the previous ping (browsers and WebSocket libraries answer by themselves), so a client gone without a goodbye goes offline.`;
 
 /** What the live edge tells about itself (the cluster view, metrics, tests). */
 export interface RealtimeStats {
