@@ -10,6 +10,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { entry } from '../src/supervisor/child-process.ts';
 import { bareHincrbyCeiling, bareUpdateCeiling, bareUpsertCeiling } from './lib/ceilings.ts';
 import {
+  BENCH_JSON,
+  registerSession,
   CONNECTIONS,
   load,
   ratio,
@@ -101,19 +103,12 @@ try {
 
 /** Registers `count` users and funds each for the whole run; returns their session cookies. */
 async function registerUsers(url: string, prefix: string, count: number): Promise<string[]> {
-  const headers = { 'content-type': 'application/json', 'user-agent': 'bench' };
   const cookies: string[] = [];
   for (let i = 0; i < count; i++) {
-    const registered = await fetch(`${url}/api/auth/register`, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({ username: `${prefix}_${i}`, password: 'a long bench password' }),
-    });
-    if (registered.status !== 201) throw new Error(`register: ${registered.status}`);
-    const cookie = registered.headers.getSetCookie()[0]!.split(';')[0]!;
+    const cookie = await registerSession(url, `${prefix}_${i}`);
     const funded = await fetch(`${url}/api/bank/deposit`, {
       method: 'POST',
-      headers: { ...headers, cookie, 'idempotency-key': `fund-${prefix}-${i}` },
+      headers: { ...BENCH_JSON, cookie, 'idempotency-key': `fund-${prefix}-${i}` },
       body: JSON.stringify({ amountCents: 100_000_000 }),
     });
     if (funded.status !== 200) throw new Error(`deposit: ${funded.status}`);

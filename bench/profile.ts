@@ -11,7 +11,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleServer } from '../src/supervisor/server-bundle.ts';
-import { load, SECONDS, startInfrastructure, startProcess } from './lib/harness.ts';
+import { load, registerSession, SECONDS, startInfrastructure, startProcess } from './lib/harness.ts';
 
 interface ProfileNode {
   id: number;
@@ -146,12 +146,7 @@ try {
         await bundleServer(),
         { SW_STORE: store, SW_DATABASE_URL: infra.databaseUrl, SW_REDIS_URL: infra.redisUrl },
         async (url) => {
-          const registered = await fetch(`${url}/api/auth/register`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', 'user-agent': 'bench' },
-            body: JSON.stringify({ username: `prof_${store}`, password: 'a long bench password' }),
-          });
-          const cookie = registered.headers.getSetCookie()[0]!.split(';')[0]!;
+          const cookie = await registerSession(url, `prof_${store}`);
           return measured(() =>
             load(`session GET /api/me (${store})`, `${url}/api/me`, { cookie, 'user-agent': 'bench' }),
           );

@@ -14,6 +14,7 @@ import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { bundleServer } from '../src/supervisor/server-bundle.ts';
 import {
+  registerSession,
   CONNECTIONS,
   load,
   median,
@@ -25,7 +26,6 @@ import {
 } from './lib/harness.ts';
 
 const DELAY_MS = Number(process.env.BENCH_REDIS_DELAY_MS ?? 5);
-const json = { 'content-type': 'application/json', 'user-agent': 'bench' };
 
 interface Target {
   name: string;
@@ -111,16 +111,11 @@ try {
       SW_LOG_LEVEL: 'warn',
     });
     stops.push(server.stop);
-    const registered = await fetch(`${server.url}/api/auth/register`, {
-      method: 'POST',
-      headers: json,
-      body: JSON.stringify({ username: `bench_latency_${i}`, password: 'a long bench password' }),
-    });
-    if (registered.status !== 201) throw new Error(`register: ${registered.status} ${await registered.text()}`);
+    const cookie = await registerSession(server.url, `bench_latency_${i}`);
     targets.push({
       name: `session GET /api/me, redis ${c.redis}, near cache ${c.nearCache ? 'on' : 'off'}`,
       url: `${server.url}/api/me`,
-      headers: { cookie: registered.headers.getSetCookie()[0]!.split(';')[0]!, 'user-agent': 'bench' },
+      headers: { cookie, 'user-agent': 'bench' },
     });
   }
 

@@ -8,6 +8,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { bundleServer } from '../src/supervisor/server-bundle.ts';
 import {
+  BENCH_JSON,
+  BENCH_PASSWORD,
+  registerSession,
   CONNECTIONS,
   load,
   median,
@@ -30,8 +33,6 @@ const infra = await startInfrastructure();
 const serverEntry = await bundleServer();
 const stops: Array<() => Promise<void>> = [];
 const targets: Target[] = [];
-const credentials = (username: string) => JSON.stringify({ username, password: 'a long bench password' });
-const json = { 'content-type': 'application/json', 'user-agent': 'bench' };
 
 try {
   const raw = await startProcess(new URL('./peers/raw-hello.ts', import.meta.url).pathname, {});
@@ -51,14 +52,7 @@ try {
       SW_LOG_LEVEL: 'warn',
     });
     stops.push(server.stop);
-    const registered = await fetch(`${server.url}/api/auth/register`, {
-      method: 'POST',
-      headers: json,
-      body: credentials(`bench_${store}`),
-    });
-    if (registered.status !== 201)
-      throw new Error(`register on ${store}: ${registered.status} ${await registered.text()}`);
-    const cookie = registered.headers.getSetCookie()[0]!.split(';')[0]!;
+    const cookie = await registerSession(server.url, `bench_${store}`);
     targets.push({
       name: `statewise session GET /api/me (${store})`,
       url: `${server.url}/api/me`,
@@ -66,8 +60,8 @@ try {
     });
     const token = await fetch(`${server.url}/api/auth/token`, {
       method: 'POST',
-      headers: json,
-      body: credentials(`bench_${store}`),
+      headers: BENCH_JSON,
+      body: JSON.stringify({ username: `bench_${store}`, password: BENCH_PASSWORD }),
     });
     const { accessToken } = (await token.json()) as { accessToken: string };
     targets.push({

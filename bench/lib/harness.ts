@@ -95,6 +95,23 @@ export async function startInfrastructure() {
   };
 }
 
+/** The password the benches register their users with. */
+export const BENCH_PASSWORD = 'a long bench password';
+/** JSON requests from the benches' own User-Agent (sessions are bound to it). */
+export const BENCH_JSON = { 'content-type': 'application/json', 'user-agent': 'bench' };
+
+/** Registers `username` on an app server; returns its session cookie (`name=value`). */
+export async function registerSession(serverUrl: string, username: string): Promise<string> {
+  const registered = await fetch(`${serverUrl}/api/auth/register`, {
+    method: 'POST',
+    headers: BENCH_JSON,
+    body: JSON.stringify({ username, password: BENCH_PASSWORD }),
+  });
+  if (registered.status !== 201)
+    throw new Error(`register ${username}: ${registered.status} ${await registered.text()}`);
+  return registered.headers.getSetCookie()[0]!.split(';')[0]!;
+}
+
 export function ratio(a: number, b: number): string {
   return b === 0 ? 'n/a' : (a / b).toFixed(2);
 }

@@ -245,7 +245,7 @@ describe('load balancer', () => {
     for await (const chunk of slow.body as AsyncIterable<Buffer>) {
       for (let i = 0; i < chunk.length && wrong < 0; i++) if (chunk[i] !== (received + i) % 256) wrong = received + i;
       received += chunk.length;
-      // A reader slower than the server: the balancer must hold the server back, not buffer it all.
+      // A reader slower than the server: the relay pauses and resumes, and no byte is lost or moved.
       if (received % (1024 * 1024) < chunk.length) await new Promise((resolve) => setTimeout(resolve, 20));
     }
     assert.equal(received, bytes);
