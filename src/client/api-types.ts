@@ -210,9 +210,9 @@ export interface paths {
      * The chat's live traffic (WebSocket)
      * @description Opens the chat's live socket (authenticated by the session cookie, `?access_token=` or a bearer header; refused from another Origin). Frames are JSON objects with a `type`.
      *
-     * Client to server: `{type:"subscribe", room, after?}` (every message with seq > after, then `subscribed`, then live ones; without after: live ones only), `{type:"unsubscribe", room}` (answered `unsubscribed`), `{type:"send", room, text, clientMsgId}` (answered `ack`; the same clientMsgId again is the same message), `{type:"typing", room}` (in a subscribed room; shown to the others for about 5 s), `{type:"read", room, seq}`.
+     * Client to server: `{type:"subscribe", room, after?}` (every message with seq > after, then `subscribed`, then live ones; without after: live ones only), `{type:"unsubscribe", room}` (answered `unsubscribed`), `{type:"send", room, text, clientMsgId}` (answered `ack`; the same clientMsgId again is the same message), `{type:"typing", room}` (in a subscribed room; shown to the others for about 5 s), `{type:"read", room, seq}`, `{type:"ping"}` (answered `pong`: how a client, a browser above all, which can neither send nor see WebSocket pings, finds out that a quiet socket's path still works; the shipped client pings after 10 s of quiet and reconnects when 10 s more bring nothing).
      *
-     * Server to client: `hello {server}` (first: the server that holds the socket), `message`, `subscribed {room, lastSeq}`, `unsubscribed {room}`, `ack {clientMsgId, message}`, `presence {room, online}`, `typing {room, users}` (the typer included), `unread {rooms}` (at connect, and when the user reads on any device), `error {code, message, room?, clientMsgId?}` with a code of the error table.
+     * Server to client: `hello {server}` (first: the server that holds the socket), `message`, `subscribed {room, lastSeq}`, `unsubscribed {room}`, `ack {clientMsgId, message}`, `presence {room, online}`, `typing {room, users}` (the typer included), `unread {rooms}` (at connect, and when the user reads on any device), `pong`, `error {code, message, room?, clientMsgId?}` with a code of the error table.
      *
      * A socket may send 20 frames a second (bursts of twice that) before `rate_limited`, and have 32 frames waiting for their answers (a `send` refused for that carries its clientMsgId: send it again). Close codes: 1001 the server is stopping (reconnect), 1009 a frame over 32768 bytes, 4001 the session or token ended, 4008 the socket did not read what it was sent (resume with the last seq), 4029 it kept sending far over its rate. The server pings every socket every 15 s and cuts one that has not answered the previous ping (browsers and WebSocket libraries answer by themselves), so a client gone without a goodbye goes offline.
      *
@@ -483,13 +483,18 @@ export interface components {
       room: string;
       seq: number;
     };
+    ClientFrame_ping: {
+      /** @enum {string} */
+      type: 'ping';
+    };
     /** @description A frame a client sends on /ws (JSON text), by `type`. */
     ClientFrame:
       | components['schemas']['ClientFrame_subscribe']
       | components['schemas']['ClientFrame_unsubscribe']
       | components['schemas']['ClientFrame_send']
       | components['schemas']['ClientFrame_typing']
-      | components['schemas']['ClientFrame_read'];
+      | components['schemas']['ClientFrame_read']
+      | components['schemas']['ClientFrame_ping'];
     ServerFrame_hello: {
       /** @enum {string} */
       type: 'hello';
@@ -584,6 +589,10 @@ export interface components {
         [key: string]: number;
       };
     };
+    ServerFrame_pong: {
+      /** @enum {string} */
+      type: 'pong';
+    };
     ServerFrame_error: {
       /** @enum {string} */
       type: 'error';
@@ -637,6 +646,7 @@ export interface components {
       | components['schemas']['ServerFrame_presence']
       | components['schemas']['ServerFrame_typing']
       | components['schemas']['ServerFrame_unread']
+      | components['schemas']['ServerFrame_pong']
       | components['schemas']['ServerFrame_error'];
   };
   responses: {
@@ -1874,9 +1884,9 @@ export interface operations {
    * The chat's live traffic (WebSocket)
    * @description Opens the chat's live socket (authenticated by the session cookie, `?access_token=` or a bearer header; refused from another Origin). Frames are JSON objects with a `type`.
    *
-   * Client to server: `{type:"subscribe", room, after?}` (every message with seq > after, then `subscribed`, then live ones; without after: live ones only), `{type:"unsubscribe", room}` (answered `unsubscribed`), `{type:"send", room, text, clientMsgId}` (answered `ack`; the same clientMsgId again is the same message), `{type:"typing", room}` (in a subscribed room; shown to the others for about 5 s), `{type:"read", room, seq}`.
+   * Client to server: `{type:"subscribe", room, after?}` (every message with seq > after, then `subscribed`, then live ones; without after: live ones only), `{type:"unsubscribe", room}` (answered `unsubscribed`), `{type:"send", room, text, clientMsgId}` (answered `ack`; the same clientMsgId again is the same message), `{type:"typing", room}` (in a subscribed room; shown to the others for about 5 s), `{type:"read", room, seq}`, `{type:"ping"}` (answered `pong`: how a client, a browser above all, which can neither send nor see WebSocket pings, finds out that a quiet socket's path still works; the shipped client pings after 10 s of quiet and reconnects when 10 s more bring nothing).
    *
-   * Server to client: `hello {server}` (first: the server that holds the socket), `message`, `subscribed {room, lastSeq}`, `unsubscribed {room}`, `ack {clientMsgId, message}`, `presence {room, online}`, `typing {room, users}` (the typer included), `unread {rooms}` (at connect, and when the user reads on any device), `error {code, message, room?, clientMsgId?}` with a code of the error table.
+   * Server to client: `hello {server}` (first: the server that holds the socket), `message`, `subscribed {room, lastSeq}`, `unsubscribed {room}`, `ack {clientMsgId, message}`, `presence {room, online}`, `typing {room, users}` (the typer included), `unread {rooms}` (at connect, and when the user reads on any device), `pong`, `error {code, message, room?, clientMsgId?}` with a code of the error table.
    *
    * A socket may send 20 frames a second (bursts of twice that) before `rate_limited`, and have 32 frames waiting for their answers (a `send` refused for that carries its clientMsgId: send it again). Close codes: 1001 the server is stopping (reconnect), 1009 a frame over 32768 bytes, 4001 the session or token ended, 4008 the socket did not read what it was sent (resume with the last seq), 4029 it kept sending far over its rate. The server pings every socket every 15 s and cuts one that has not answered the previous ping (browsers and WebSocket libraries answer by themselves), so a client gone without a goodbye goes offline.
    *

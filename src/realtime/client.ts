@@ -2,7 +2,9 @@
  * A small chat client for `/ws`, in the browser (the web app) and in Node (tests, lab): reconnects
  * with exponential backoff and full jitter, subscribes again with the last seq it has, drops
  * duplicates by seq, and sends again what was not acknowledged (the same clientMsgId: the server
- * stores it once). It imports types only, so the web app bundles it as is.
+ * stores it once). When the socket has been quiet for a while it sends a `ping`; no frame back in
+ * time means the path is dead even though no close came, so it reconnects (browsers neither send
+ * nor show WebSocket pings). It imports types only, so the web app bundles it as is.
  */
 
 import type { ChatMessage } from '../chat/types.ts';
@@ -34,6 +36,11 @@ export interface ChatClientOptions {
   maxDelayMs?: number;
   /** Close codes after which the client does not reconnect. @default [4001] (signed out) */
   finalCodes?: number[];
+  /**
+   * Quiet this long, it sends a `ping`; quiet this long again, it gives the socket up and
+   * reconnects: a silent path is found within two to three of these. 0: never. @default 10000
+   */
+  heartbeatMs?: number;
 }
 
 export interface ChatClientEvents {
@@ -74,6 +81,11 @@ export class ChatClient {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #status: ClientStatus = 'closed';
   #stopped = false;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** A frame came since the last heartbeat tick. */
+  #heard = false;
+  /** A ping went out at the last tick and nothing has come since. */
+  #pinged = false;
 
   constructor(private readonly options: ChatClientOptions) {}
 
@@ -130,6 +142,7 @@ export class ChatClient {
   close(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#heartbeat);
     this.#socket?.close(1000, 'bye');
     this.#socket = undefined;
     this.#setStatus('closed');
@@ -145,32 +158,62 @@ export class ChatClient {
     socket.onopen = () => {
       this.#attempt = 0;
       this.#setStatus('open');
+      this.#startHeartbeat(socket);
       for (const room of this.#rooms.keys()) this.#sendFrame(this.#subscribeFrame(room));
       for (const [clientMsgId, p] of this.#pending)
         this.#sendFrame({ type: 'send', room: p.room, text: p.text, clientMsgId });
     };
-    socket.onmessage = (event) => this.#receive(String(event.data));
-    socket.onerror = () => {}; // A close follows; it decides.
-    socket.onclose = (event) => {
-      if (this.#socket !== socket) return;
-      this.#socket = undefined;
-      if (this.#stopped) return;
-      if ((this.options.finalCodes ?? [4001]).includes(event.code)) {
-        this.#stopped = true;
-        this.#setStatus('closed', event);
-        for (const pending of this.#pending.values())
-          pending.reject(new Error(`closed: ${event.reason || event.code}`));
-        this.#pending.clear();
-        return;
-      }
-      this.#setStatus('reconnecting', event);
-      // Full jitter: clients of a dead server do not all come back in the same millisecond.
-      const ceiling = Math.min(
-        this.options.maxDelayMs ?? 5_000,
-        (this.options.minDelayMs ?? 100) * 2 ** this.#attempt++,
-      );
-      this.#timer = setTimeout(() => this.#open(), Math.random() * ceiling);
+    socket.onmessage = (event) => {
+      if (this.#socket !== socket) return; // A socket given up as silent, heard again: too late.
+      this.#heard = true;
+      this.#receive(String(event.data));
     };
+    socket.onerror = () => {}; // A close follows; it decides.
+    socket.onclose = (event) => this.#closed(socket, event);
+  }
+
+  /** The socket ended (closed, or given up as silent): reconnect after a backoff, unless that was final. */
+  #closed(socket: SocketLike, event: { code: number; reason: string }): void {
+    if (this.#socket !== socket) return;
+    this.#socket = undefined;
+    clearInterval(this.#heartbeat);
+    if (this.#stopped) return;
+    if ((this.options.finalCodes ?? [4001]).includes(event.code)) {
+      this.#stopped = true;
+      this.#setStatus('closed', event);
+      for (const pending of this.#pending.values()) pending.reject(new Error(`closed: ${event.reason || event.code}`));
+      this.#pending.clear();
+      return;
+    }
+    this.#setStatus('reconnecting', event);
+    // Full jitter: clients of a dead server do not all come back in the same millisecond.
+    const ceiling = Math.min(this.options.maxDelayMs ?? 5_000, (this.options.minDelayMs ?? 100) * 2 ** this.#attempt++);
+    this.#timer = setTimeout(() => this.#open(), Math.random() * ceiling);
+  }
+
+  /**
+   * Each tick: a socket that heard something is fine; a quiet one is pinged; one still quiet a
+   * tick after its ping is given up (its close handshake could wait on the dead path for good, so
+   * the client does not wait for it) and replaced.
+   */
+  #startHeartbeat(socket: SocketLike): void {
+    clearInterval(this.#heartbeat);
+    const every = this.options.heartbeatMs ?? 10_000;
+    if (every <= 0) return;
+    this.#heard = false;
+    this.#pinged = false;
+    this.#heartbeat = setInterval(() => {
+      if (this.#heard) {
+        this.#heard = false;
+        this.#pinged = false;
+      } else if (!this.#pinged) {
+        this.#pinged = true;
+        this.#sendFrame({ type: 'ping' });
+      } else {
+        socket.close(4000, 'no answer to ping');
+        this.#closed(socket, { code: 1006, reason: 'no answer to ping' });
+      }
+    }, every);
   }
 
   #subscribeFrame(room: string) {

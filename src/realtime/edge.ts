@@ -122,13 +122,16 @@ export class ChatEdge {
           return this.#typing(connection, frame.room);
         case 'read':
           return await this.deps.chat.markRead(connection.userId, frame.room, frame.seq);
+        case 'ping':
+          return connection.send({ type: 'pong' });
       }
     } catch (error) {
       const appError = toAppError(error);
       if (appError.code === 'internal_error')
         this.deps.log.error({ err: error, frame: frame.type }, 'chat frame failed');
       const about = 'clientMsgId' in frame ? { clientMsgId: frame.clientMsgId } : {};
-      connection.send({ type: 'error', code: appError.code, message: appError.message, room: frame.room, ...about });
+      const room = 'room' in frame ? { room: frame.room } : {};
+      connection.send({ type: 'error', code: appError.code, message: appError.message, ...room, ...about });
     }
   }
 

@@ -47,6 +47,12 @@ export const clientFrames = {
   ),
   typing: Type.Object({ type: Type.Literal('typing'), room: RoomId }, { additionalProperties: false }),
   read: Type.Object({ type: Type.Literal('read'), room: RoomId, seq: Seq }, { additionalProperties: false }),
+  /**
+   * Answered `pong`: how a client learns its path to the server still works. Browsers cannot send
+   * a WebSocket ping, nor see the server's, so a silent path (a NAT that forgot it, a hung hop)
+   * would otherwise look like a quiet room for as long as TCP holds on.
+   */
+  ping: Type.Object({ type: Type.Literal('ping') }, { additionalProperties: false }),
 };
 
 /** Any client frame. */
@@ -111,6 +117,8 @@ export const serverFrames = {
   }),
   /** At connect, and whenever the user reads on any device. */
   unread: Type.Object({ type: Type.Literal('unread'), rooms: UnreadReply.properties.rooms }),
+  /** The answer to a client's `ping`. */
+  pong: Type.Object({ type: Type.Literal('pong') }),
   /** A frame refused; `room` and `clientMsgId` say which one when it was about a room or a send. */
   error: Type.Object({
     type: Type.Literal('error'),

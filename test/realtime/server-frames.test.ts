@@ -59,6 +59,8 @@ describe('the frames /ws sends', () => {
     await b.next((f) => f.type === 'unread' && f.rooms[room] === 0, 'unread after reading');
     a.send({ type: 'unsubscribe', room });
     await a.next((f) => f.type === 'unsubscribed', 'unsubscribed');
+    a.send({ type: 'ping' });
+    await a.next((f) => f.type === 'pong', 'pong');
     a.send({ type: 'nope' });
     await a.next((f) => f.type === 'error' && f.code === 'invalid_input', 'a bad frame refused');
     a.send({ type: 'send', room: randomUUID(), text: 'anyone?', clientMsgId: randomUUID() });

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { ChatClient, type SocketLike } from '../../src/realtime/client.ts';
+import { ChatClient, type ChatClientOptions, type SocketLike } from '../../src/realtime/client.ts';
 import { newUsername, PASSWORD } from '../security/backends.ts';
 import type { InjectClient, TestServer } from './app.ts';
 import { waitFor } from './wait.ts';
@@ -92,11 +92,16 @@ export class LiveSocket {
 }
 
 /** The shipped client over `ws`, with the browser's cookie and User-Agent. */
-export function chatClient(url: string | (() => string), headers: Record<string, string>): ChatClient {
+export function chatClient(
+  url: string | (() => string),
+  headers: Record<string, string>,
+  options: Partial<ChatClientOptions> = {},
+): ChatClient {
   return new ChatClient({
     url,
     open: (u) => new WebSocket(u, { headers }) as unknown as SocketLike,
     minDelayMs: 20,
     maxDelayMs: 500,
+    ...options,
   });
 }
