@@ -3,7 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyPluginAsync
 import { pino } from 'pino';
 import { Agent } from 'undici';
 import { AppError } from '../kernel/errors.ts';
-import { frameworkErrorReply, sendAppError } from '../kernel/http-errors.ts';
+import { frameworkErrorReply, sendAppError, STRICT_VALIDATION } from '../kernel/http-errors.ts';
 import { HealthChecks } from './health-checks.ts';
 import { createHttpProxy } from './http-proxy.ts';
 import type { BalancePolicy } from './policies.ts';
@@ -39,6 +39,8 @@ export interface Balancer {
   url: string;
   /** Replaces the set; ids that stay (at the same URL) keep their health state. */
   setUpstreams(list: readonly Upstream[]): void;
+  /** Routes by `policy` from the next request on (the supervisor switching the cluster's mode). */
+  setPolicy(policy: BalancePolicy): void;
   /** The supervisor knows a server died (SIGKILL) or is draining: stop routing to it at once. */
   markDown(id: string): void;
   /** `requests` and `connections` (open WebSocket tunnels) feed GET /_cluster. */
@@ -106,10 +108,12 @@ export async function createBalancer(options: BalancerOptions): Promise<Balancer
       );
   });
   const agent = new Agent(PROXY_POOL);
-  const tunnels = new UpgradeProxy(upstreams, options.policy);
+  let policy = options.policy;
+  const currentPolicy = () => policy;
+  const tunnels = new UpgradeProxy(upstreams, currentPolicy);
   const proxy = createHttpProxy({
     upstreams,
-    policy: options.policy,
+    policy: currentPolicy,
     agent,
     bodyLimit,
     onError: (error, server) => log.error({ err: error, server }, 'server failed to answer'),
@@ -130,6 +134,7 @@ export async function createBalancer(options: BalancerOptions): Promise<Balancer
     forceCloseConnections: true,
     // The router's own errors (a malformed percent-encoding) are answered in the contract's shape.
     frameworkErrors: frameworkErrorReply(),
+    ajv: STRICT_VALIDATION,
   });
 
   try {
@@ -154,6 +159,7 @@ export async function createBalancer(options: BalancerOptions): Promise<Balancer
       // New servers are checked at once: they get traffic as soon as they are ready.
       for (const added of upstreams.replace(list)) void checks.check(added);
     },
+    setPolicy: (next) => void (policy = next),
     markDown: (id) => upstreams.markDown(id),
     health: () =>
       upstreams.all().map(({ id, status, requests, connections, sessionsInMemory }) => ({

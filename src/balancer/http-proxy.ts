@@ -48,7 +48,8 @@ const NOT_FORWARDED = new Set([
 
 export interface HttpProxyOptions {
   upstreams: UpstreamSet;
-  policy: BalancePolicy;
+  /** Read per request: the cluster's mode may be switched while it runs. */
+  policy: () => BalancePolicy;
   /** One shared keep-alive pool for every upstream (never one per request). */
   agent: Agent;
   /** Largest request body forwarded; a larger one is answered 413 by the balancer. */
@@ -274,7 +275,7 @@ export function createHttpProxy(options: HttpProxyOptions): HttpProxy {
     }
     // Only origin-form targets ("/path?query"): an absolute URL or "*" is not ours to forward.
     if (req.url?.charCodeAt(0) !== 47 /* '/' */) return reply({ req, res }, invalidTarget());
-    const route = chooseUpstream(upstreams, policy, req.headers);
+    const route = chooseUpstream(upstreams, policy(), req.headers);
     if (route.kind === 'none') return reply({ req, res }, noServerUp());
     if (route.kind === 'pinned-unavailable') return reply({ req, res }, pinnedUnavailable(route.id));
     if (!hasBody(req)) return forward(req, res, route, undefined);

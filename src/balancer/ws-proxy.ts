@@ -47,14 +47,15 @@ export class UpgradeProxy {
 
   constructor(
     private readonly upstreams: UpstreamSet,
-    private readonly policy: BalancePolicy,
+    /** Read per upgrade: the cluster's mode may be switched while it runs. */
+    private readonly policy: () => BalancePolicy,
   ) {}
 
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // Until the tunnel exists, a client reset must only end this socket (never crash the process).
     const early = () => socket.destroy();
     socket.on('error', early);
-    const route = chooseUpstream(this.upstreams, this.policy, req.headers);
+    const route = chooseUpstream(this.upstreams, this.policy(), req.headers);
     if (route.kind === 'none') return writeUpgradeError(socket, noServerUp());
     if (route.kind === 'pinned-unavailable') return writeUpgradeError(socket, pinnedUnavailable(route.id));
     this.#attempt({ req, socket, head, route, early, tried: new Set() }, route.upstream);

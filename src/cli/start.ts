@@ -75,6 +75,7 @@ function parseOptions(argv: string[]): SupervisorOptions & { verbose: boolean } 
   return {
     servers,
     topology: topologyFor(v.mode, v.store),
+    sharedStore: v.store,
     port,
     host: v.host,
     databaseUrl: v['database-url'],

@@ -304,6 +304,13 @@ export interface paths {
      */
     post: operations['rollingRestart'];
   };
+  '/_cluster/mode': {
+    /**
+     * Switch the cluster between stateless and stateful
+     * @description Drains every server that is not down and restarts them all at once in the other mode (a short pause: the balancer answers 503 until they are ready), and switches the balancer's policy (round robin or sticky cookie). Leaving stateful mode loses the sessions and carts the servers held in memory; entering it, the sessions in the shared store are not read (sign in again) but stay there for when the cluster comes back. Orders and the ledger live in PostgreSQL in both. 409 `conflict` when the cluster is in that mode already, or while a switch or a rolling restart runs. Answers at once.
+     */
+    post: operations['setMode'];
+  };
 }
 
 export type webhooks = Record<string, never>;
@@ -388,7 +395,10 @@ export interface components {
       };
     };
     ClusterView: {
-      /** @enum {string} */
+      /**
+       * @description `stateless`: session state in the shared store, any server answers any request (round robin); `stateful`: each server keeps its sessions in its own memory, a sticky cookie keeps a visitor on one
+       * @enum {string}
+       */
       mode: 'stateless' | 'stateful';
       /**
        * @description where sessions live
@@ -2177,6 +2187,56 @@ export interface operations {
             servers: string[];
             /** @description stateful mode: sessions those servers hold, lost as each restarts; null when sessions are shared */
             sessionsAtRisk: number | null;
+          };
+        };
+      };
+      400: components['responses']['BadRequest'];
+      403: components['responses']['Forbidden'];
+      409: components['responses']['Conflict'];
+      413: components['responses']['ContentTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
+    };
+  };
+  /**
+   * Switch the cluster between stateless and stateful
+   * @description Drains every server that is not down and restarts them all at once in the other mode (a short pause: the balancer answers 503 until they are ready), and switches the balancer's policy (round robin or sticky cookie). Leaving stateful mode loses the sessions and carts the servers held in memory; entering it, the sessions in the shared store are not read (sign in again) but stay there for when the cluster comes back. Orders and the ledger live in PostgreSQL in both. 409 `conflict` when the cluster is in that mode already, or while a switch or a rolling restart runs. Answers at once.
+   */
+  setMode: {
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *   "mode": "stateful"
+         * }
+         */
+        'application/json': {
+          /**
+           * @description `stateless`: session state in the shared store, any server answers any request (round robin); `stateful`: each server keeps its sessions in its own memory, a sticky cookie keeps a visitor on one
+           * @enum {string}
+           */
+          mode: 'stateless' | 'stateful';
+        };
+      };
+    };
+    responses: {
+      /** @description Started: every server drains and restarts in the new mode; GET /_cluster shows them up again. */
+      202: {
+        content: {
+          'application/json': {
+            /**
+             * @description `stateless`: session state in the shared store, any server answers any request (round robin); `stateful`: each server keeps its sessions in its own memory, a sticky cookie keeps a visitor on one
+             * @enum {string}
+             */
+            mode: 'stateless' | 'stateful';
+            /**
+             * @description where sessions live
+             * @enum {string}
+             */
+            store: 'memory' | 'postgres' | 'redis';
+            /** @description the servers that restart in the new mode (those not down) */
+            servers: string[];
+            /** @description leaving stateful mode: the sessions those servers held, lost with their memory; null when sessions were shared (they stay in the store, and count again once the cluster is back in stateless mode) */
+            sessionsLost: number | null;
           };
         };
       };

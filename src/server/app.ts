@@ -6,7 +6,7 @@ import { accountsPlugin } from '../accounts/plugin.ts';
 import { bankPlugin } from '../bank/plugin.ts';
 import { chatPlugin } from '../chat/plugin.ts';
 import type { App } from '../kernel/app-type.ts';
-import { frameworkErrorReply, installErrorHandling } from '../kernel/http-errors.ts';
+import { frameworkErrorReply, installErrorHandling, STRICT_VALIDATION } from '../kernel/http-errors.ts';
 import { documentCommonErrors, ErrorSchema } from '../kernel/responses.ts';
 import { realtimePlugin } from '../realtime/plugin.ts';
 import { shopPlugin } from '../shop/plugin.ts';
@@ -39,7 +39,7 @@ export async function buildApp(services: Services): Promise<App> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && given.length <= 128 ? given : randomUUID();
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    ajv: STRICT_VALIDATION,
     // The longest path parameter a route documents is 200 characters (an asset's name).
     routerOptions: { maxParamLength: 256 },
     frameworkErrors: frameworkErrorReply(config.serverId),

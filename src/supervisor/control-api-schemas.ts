@@ -41,10 +41,17 @@ export const ClusterServerSchema = Type.Object({
   ),
 });
 
+const ModeSchema = Type.Enum(['stateless', 'stateful'], {
+  type: 'string',
+  description:
+    '`stateless`: session state in the shared store, any server answers any request (round robin); `stateful`: each server keeps its sessions in its own memory, a sticky cookie keeps a visitor on one',
+});
+const StoreSchema = Type.Enum(['memory', 'postgres', 'redis'], { type: 'string', description: 'where sessions live' });
+
 /** GET /_cluster: the mode, the store, and every server as the balancer sees it. */
 export const ClusterViewSchema = Type.Object({
-  mode: Type.Enum(['stateless', 'stateful'], { type: 'string' }),
-  store: Type.Enum(['memory', 'postgres', 'redis'], { type: 'string', description: 'where sessions live' }),
+  mode: ModeSchema,
+  store: StoreSchema,
   servers: Type.Array(ClusterServerSchema, {
     description: 'every server the supervisor manages, in the order they were added',
   }),
@@ -78,7 +85,26 @@ const RollingRestartReply = Type.Object(
   { description: 'Started: the servers restart one at a time, each drained first.' },
 );
 
+export const SwitchModeBody = Type.Object(
+  { mode: ModeSchema },
+  { additionalProperties: false, examples: [{ mode: 'stateful' }] },
+);
+export type SwitchModeBody = Static<typeof SwitchModeBody>;
+
+const SwitchModeReply = Type.Object(
+  {
+    mode: ModeSchema,
+    store: StoreSchema,
+    servers: Type.Array(ServerId, { description: 'the servers that restart in the new mode (those not down)' }),
+    sessionsLost: NullableCount(
+      'leaving stateful mode: the sessions those servers held, lost with their memory; null when sessions were shared (they stay in the store, and count again once the cluster is back in stateless mode)',
+    ),
+  },
+  { description: 'Started: every server drains and restarts in the new mode; GET /_cluster shows them up again.' },
+);
+
 export type ClusterView = Static<typeof ClusterViewSchema>;
+export type SwitchModeAnswer = Static<typeof SwitchModeReply>;
 export type ManagedServerView = Static<typeof ManagedServerSchema>;
 export type RollingRestartAnswer = Static<typeof RollingRestartReply>;
 
@@ -89,7 +115,7 @@ export type ServerParams = Static<typeof ServerParams>;
 const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, Type.Ref('Error')]));
 /** What any control route may refuse: a malformed path (400), a caller without access (403). */
 const REFUSED = [400, 403];
-/** Unsafe routes also refuse a body too large (413) or not JSON (415); the routes take no body. */
+/** Unsafe routes also refuse a body too large (413) or not JSON (415). */
 const UNSAFE_REFUSED = [...REFUSED, 413, 415];
 /** Routes on one server: an id too long for the router (414) or that names no server (404). */
 const BY_ID_REFUSED = [...UNSAFE_REFUSED, 404, 414];
@@ -114,6 +140,7 @@ interface ControlRoute {
     tags: string[];
     security: Array<Record<string, string[]>>;
     params?: TSchema;
+    body?: TSchema;
     response: Record<number, unknown>;
   };
 }
@@ -209,5 +236,13 @@ export const CONTROL_ROUTES = {
     description:
       'Drains and restarts the servers that are up, one at a time: the next stops only once the restarted one is ready, so in stateless mode no request fails. 409 `conflict` while one runs. Answers at once.',
     response: { 202: RollingRestartReply, ...errors(...UNSAFE_REFUSED, 409) },
+  }),
+  switchMode: route('POST', '/_cluster/mode', {
+    operationId: 'setMode',
+    summary: 'Switch the cluster between stateless and stateful',
+    description:
+      "Drains every server that is not down and restarts them all at once in the other mode (a short pause: the balancer answers 503 until they are ready), and switches the balancer's policy (round robin or sticky cookie). Leaving stateful mode loses the sessions and carts the servers held in memory; entering it, the sessions in the shared store are not read (sign in again) but stay there for when the cluster comes back. Orders and the ledger live in PostgreSQL in both. 409 `conflict` when the cluster is in that mode already, or while a switch or a rolling restart runs. Answers at once.",
+    body: SwitchModeBody,
+    response: { 202: SwitchModeReply, ...errors(...UNSAFE_REFUSED, 409) },
   }),
 } satisfies Record<string, ControlRoute>;

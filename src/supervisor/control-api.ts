@@ -10,6 +10,8 @@ import {
   type ManagedServerView,
   type RollingRestartAnswer,
   type ServerParams,
+  type SwitchModeAnswer,
+  type SwitchModeBody,
 } from './control-api-schemas.ts';
 import type { ManagedServer } from './managed-server.ts';
 import type { ClusterEvents } from './cluster-events.ts';
@@ -32,6 +34,8 @@ export interface ClusterControl {
   /** Starts a rolling restart (409 `conflict` while one runs); `done` settles when it ends. */
   rollingRestart(): { servers: string[]; sessionsAtRisk: number | null; done: Promise<void> };
   remove(id: string): Promise<boolean>;
+  /** Restarts every server in `mode` (409 `conflict` when in it already, or busy); `done` settles when they are up. */
+  switchMode(mode: SwitchModeBody['mode']): { answer: SwitchModeAnswer; done: Promise<void> };
 }
 
 export interface ControlApiOptions extends ControlAccessOptions {
@@ -53,6 +57,8 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
     requireRouteDocs(app);
     // The error answers' schema (`$ref: 'Error'`), as on the app server.
     app.addSchema(ErrorSchema);
+    // JSON only, as on the app server: any other body is a 415, not a string that fails validation.
+    app.removeContentTypeParser('text/plain');
     app.addHook('onRequest', async (request) => checkControlAccess(request, options));
     app.setErrorHandler((error, request, reply) => {
       const appError = toAppError(error);
@@ -71,7 +77,7 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
     const inBackground = (what: string, work: Promise<unknown>) =>
       void work.catch((error: unknown) => options.log(`cluster control: ${what} failed: ${String(error)}`));
     const { getCluster, getClusterMetrics, streamClusterEvents, killServer, stopServer, startServer } = CONTROL_ROUTES;
-    const { addServer, removeServer, rollingRestart } = CONTROL_ROUTES;
+    const { addServer, removeServer, rollingRestart, switchMode } = CONTROL_ROUTES;
 
     app.route({ ...getCluster, handler: async () => cluster.view() satisfies ClusterView });
 
@@ -154,6 +160,15 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
         const { servers, sessionsAtRisk, done } = cluster.rollingRestart();
         inBackground('rolling restart', done);
         return reply.code(202).send({ servers, sessionsAtRisk } satisfies RollingRestartAnswer);
+      },
+    });
+
+    app.route<{ Body: SwitchModeBody }>({
+      ...switchMode,
+      handler: async (request, reply) => {
+        const { answer, done } = cluster.switchMode(request.body.mode);
+        inBackground('mode switch', done);
+        return reply.code(202).send(answer);
       },
     });
 

@@ -9,13 +9,14 @@ import {
   type ExternalKind,
   type RunningBalancer,
 } from '../balancer/external/run.ts';
-import type { Topology } from '../config/topology.ts';
+import { topologyFor, type Mode, type SharedStore, type Topology } from '../config/topology.ts';
 import { migrate } from '../records/migrate.ts';
 import { createPool } from '../records/pool.ts';
 import { ensurePostgresStateSchema } from '../state/postgres.ts';
 import type { StoreKind } from '../state/types.ts';
 import { entry, forkTs, waitForExit, waitForMessage } from './child-process.ts';
 import { CONTROL_PREFIXES, controlApi, type ClusterView } from './control-api.ts';
+import type { SwitchModeAnswer } from './control-api-schemas.ts';
 
 export type { ClusterView } from './control-api.ts';
 import { AppError } from '../kernel/errors.ts';
@@ -29,8 +30,13 @@ import { startRedisProcess, type RedisProcess } from './redis-process.ts';
 
 export interface SupervisorOptions {
   servers: number;
-  /** Where state lives (decided once by topologyFor): the servers' store, the balancer's policy. */
+  /** Where state lives at start (topologyFor): the servers' store, the balancer's policy. */
   topology: Topology;
+  /**
+   * The shared store of stateless mode (the CLI's --store), known also while the cluster runs
+   * stateful, for a switch to stateless. @default the topology's store, or postgres when that is memory
+   */
+  sharedStore?: SharedStore;
   port: number;
   host: string;
   /** External PostgreSQL; when absent the embedded one is started with `dataDir`. */
@@ -75,10 +81,18 @@ export class Supervisor {
   #stopping: Promise<void> | undefined;
   #wroteRuntime = false;
   #rolling: Promise<void> | undefined;
+  #switching: Promise<void> | undefined;
+  /** Where state lives now: the options' topology until a mode switch. */
+  #topology: Topology;
+  readonly #sharedStore: SharedStore;
   #serverEntry = entry('server/main.ts');
   #keyEncryption: NodeJS.ProcessEnv = {};
 
-  constructor(private readonly options: SupervisorOptions) {}
+  constructor(private readonly options: SupervisorOptions) {
+    this.#topology = options.topology;
+    this.#sharedStore =
+      options.sharedStore ?? (options.topology.store === 'memory' ? 'postgres' : options.topology.store);
+  }
 
   get url(): string {
     if (!this.#balancer) throw new Error('not started');
@@ -86,7 +100,7 @@ export class Supervisor {
   }
 
   get storeKind(): StoreKind {
-    return this.options.topology.store;
+    return this.#topology.store;
   }
 
   async start(): Promise<void> {
@@ -102,13 +116,7 @@ export class Supervisor {
     this.#keyEncryption = await this.#keyEncryptionSetting();
     if (bundle) this.#serverEntry = bundle;
     await this.#migrate();
-    if (this.storeKind === 'redis') {
-      if (this.options.redisUrl) this.#redisUrl = this.options.redisUrl;
-      else {
-        this.#redis = await startRedisProcess(`${this.options.dataDir}/redis`);
-        this.#redisUrl = this.#redis.url;
-      }
-    }
+    if (this.storeKind === 'redis') await this.#ensureRedis();
     const external = this.options.balancer === 'embedded' ? undefined : this.options.balancer;
     const binary = external && findBinary(external);
     if (external && !binary)
@@ -118,7 +126,7 @@ export class Supervisor {
       // Behind HAProxy or nginx, the embedded balancer only serves /_cluster, on loopback.
       port: external ? 0 : publicPort,
       host: external ? '127.0.0.1' : this.options.host,
-      policy: this.options.topology.balancer,
+      policy: this.#topology.balancer,
       control: {
         plugin: controlApi(this, {
           adminToken: this.options.adminToken,
@@ -139,7 +147,7 @@ export class Supervisor {
       const servers = this.#homeAddresses();
       this.#externalConfig = JSON.stringify(servers);
       this.#external = await startExternalBalancer(external, binary, servers, {
-        policy: this.options.topology.balancer,
+        policy: this.#topology.balancer,
         host: this.options.host,
         port: publicPort,
         control: { address: new URL(this.#balancer.url).host, prefixes: CONTROL_PREFIXES },
@@ -173,7 +181,7 @@ export class Supervisor {
   view(): ClusterView {
     const health = new Map(this.#balancer?.health().map((h) => [h.id, h]) ?? []);
     return {
-      mode: this.options.topology.mode,
+      mode: this.#topology.mode,
       store: this.storeKind,
       servers: [...this.#servers.values()].map((server) => {
         const v = server.view();
@@ -215,6 +223,8 @@ export class Supervisor {
    */
   rollingRestart(): { servers: string[]; sessionsAtRisk: number | null; done: Promise<void> } {
     if (this.#rolling) throw new AppError('conflict', 'A rolling restart is running already; GET /_cluster shows it.');
+    if (this.#switching)
+      throw new AppError('conflict', 'The mode is being switched; GET /_cluster shows when it is done.');
     const targets = this.view().servers.filter((s) => s.status === 'up');
     const held = targets.map((s) => s.sessionsInMemory);
     const sessionsAtRisk = held.every((n) => n === null) ? null : held.reduce<number>((sum, n) => sum + (n ?? 0), 0);
@@ -234,6 +244,41 @@ export class Supervisor {
     this.#rolling = done;
     this.events.emit(`rolling restart of ${targets.map((s) => s.id).join(', ')}`);
     return { servers: targets.map((s) => s.id), sessionsAtRisk, done };
+  }
+
+  /**
+   * Restarts every server that is not down in `mode`, all at once: drained first, then started
+   * with the new topology while the balancer switches policy. Not one at a time: a cluster half
+   * stateless and half stateful would sign a visitor in on one server and not know them on the
+   * next. Leaving stateful mode loses what the servers held in memory (counted in the answer).
+   */
+  switchMode(mode: Mode): { answer: SwitchModeAnswer; done: Promise<void> } {
+    if (this.#topology.mode === mode) throw new AppError('conflict', `The cluster is ${mode} already.`);
+    if (this.#switching) throw new AppError('conflict', 'The mode is being switched already; GET /_cluster shows it.');
+    if (this.#rolling) throw new AppError('conflict', 'A rolling restart is running; switch when it is done.');
+    const next = topologyFor(mode, this.#sharedStore);
+    const targets = [...this.#servers.values()].filter((s) => s.status !== 'down');
+    const ids = new Set(targets.map((s) => s.id));
+    const held = this.view()
+      .servers.filter((s) => ids.has(s.id))
+      .map((s) => s.sessionsInMemory);
+    const sessionsLost = this.#topology.store === 'memory' ? held.reduce<number>((sum, n) => sum + (n ?? 0), 0) : null;
+    const done = (async () => {
+      if (next.store === 'redis') await this.#ensureRedis();
+      await Promise.all(targets.map((s) => s.stop()));
+      this.#topology = next;
+      this.#balancer?.setPolicy(next.balancer);
+      await this.#external?.update(this.#homeAddresses(), next.balancer);
+      await Promise.all(targets.map((s) => s.start()));
+      await Promise.all(targets.map((s) => this.#untilUp(30_000, s.id)));
+      this.events.emit(`now ${mode}: session state in ${next.store}, ${next.balancer} balancing`);
+    })().finally(() => (this.#switching = undefined));
+    this.#switching = done;
+    this.events.emit(
+      `switching to ${mode}: ${[...ids].join(', ')} drain and restart` +
+        (sessionsLost === null ? '' : `; ${sessionsLost} sessions lost with their memory`),
+    );
+    return { answer: { mode, store: next.store, servers: [...ids], sessionsLost }, done };
   }
 
   async remove(id: string): Promise<boolean> {
@@ -274,7 +319,7 @@ export class Supervisor {
 
   #serverEnv(): NodeJS.ProcessEnv {
     return {
-      SW_MODE: this.options.topology.mode,
+      SW_MODE: this.#topology.mode,
       SW_STORE: this.storeKind,
       SW_DATABASE_URL: this.#databaseUrl,
       SW_REDIS_URL: this.#redisUrl ?? '',
@@ -331,6 +376,16 @@ export class Supervisor {
     this.#external
       .update(servers)
       .catch((error: unknown) => this.options.log(`the balancer's config could not be updated: ${String(error)}`));
+  }
+
+  /** The given Redis, or a local redis-server started the first time one is needed. */
+  async #ensureRedis(): Promise<void> {
+    if (this.#redisUrl) return;
+    if (this.options.redisUrl) this.#redisUrl = this.options.redisUrl;
+    else {
+      this.#redis = await startRedisProcess(`${this.options.dataDir}/redis`);
+      this.#redisUrl = this.#redis.url;
+    }
   }
 
   async #startPostgres(): Promise<string> {

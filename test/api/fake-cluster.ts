@@ -91,6 +91,19 @@ export function fakeCluster(ids: string[]): ClusterControl {
       };
     },
     remove: async (id) => servers.delete(id),
+    switchMode: (mode) => {
+      if (mode === 'stateful') throw new AppError('conflict', 'The cluster is stateful already.');
+      const running = control.view().servers.filter((s) => s.status !== 'down');
+      return {
+        answer: {
+          mode,
+          store: 'postgres',
+          servers: running.map((s) => s.id),
+          sessionsLost: running.reduce((sum, s) => sum + (s.sessionsInMemory ?? 0), 0),
+        },
+        done: Promise.resolve(),
+      };
+    },
   };
   return control;
 }

@@ -185,6 +185,7 @@ describe('the OpenAPI document', () => {
       'POST /_cluster/servers',
       'DELETE /_cluster/servers/{id}',
       'POST /_cluster/rolling-restart',
+      'POST /_cluster/mode',
       'GET /metrics',
     ];
     assert.deepEqual([...controlRoutes].sort(), [...expected].sort(), 'the control API registers these routes');
@@ -220,6 +221,9 @@ describe('the OpenAPI document', () => {
     assert.equal(ids.get('GET /_cluster/events'), 'streamClusterEvents');
     assert.equal(ids.get('POST /_cluster/servers/{id}/kill'), 'killServer');
     assert.equal(ids.get('POST /_cluster/rolling-restart'), 'rollingRestart');
+    assert.equal(ids.get('POST /_cluster/mode'), 'setMode');
+    const switchBody = doc.paths['/_cluster/mode'].post.requestBody.content['application/json'].schema;
+    assert.deepEqual(switchBody.properties.mode.enum, ['stateless', 'stateful'], 'the switch documents its body');
     const events = resolveResponse(doc.paths['/_cluster/events'].get.responses['200']);
     assert.ok(events.content['text/event-stream'], 'the event stream is text/event-stream');
     const view = doc.components.schemas.ClusterServer as Json;
@@ -391,10 +395,20 @@ describe('the OpenAPI document', () => {
 
   it("answers the control API's requests as documented (status, and JSON bodies by their schemas)", async () => {
     const base = balancer.url;
-    const call = async (method: 'GET' | 'POST' | 'DELETE', url: string, headers: Record<string, string> = {}) => {
+    const call = async (
+      method: 'GET' | 'POST' | 'DELETE',
+      url: string,
+      headers: Record<string, string> = {},
+      payload?: string,
+    ) => {
       const response = await request(`${base}${url}`, {
         method,
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...headers },
+        headers: {
+          authorization: `Bearer ${ADMIN_TOKEN}`,
+          ...(payload ? { 'content-type': 'application/json' } : {}),
+          ...headers,
+        },
+        body: payload,
       });
       const type = String(response.headers['content-type'] ?? '');
       const text = await response.body.text();
@@ -427,6 +441,18 @@ describe('the OpenAPI document', () => {
     const restart = await call('POST', '/_cluster/rolling-restart');
     assert.equal(restart.status, 202);
     assert.equal((await call('POST', '/_cluster/rolling-restart')).status, 409);
+    const switched = await call('POST', '/_cluster/mode', {}, JSON.stringify({ mode: 'stateless' }));
+    assert.equal(switched.status, 202);
+    assert.deepEqual(switched.body, { mode: 'stateless', store: 'postgres', servers: ['s1', 's3'], sessionsLost: 6 });
+    assert.equal((await call('POST', '/_cluster/mode', {}, JSON.stringify({ mode: 'stateful' }))).status, 409);
+    for (const bad of ['{"mode":"chaotic"}', '{}', '{"mode":"stateless","extra":1}', '[]', '{'])
+      assert.equal((await call('POST', '/_cluster/mode', {}, bad)).status, 400, bad);
+    assert.equal((await call('POST', '/_cluster/mode')).status, 400, 'no body');
+    assert.equal(
+      (await call('POST', '/_cluster/mode', { 'content-type': 'text/plain' }, 'stateless')).status,
+      415,
+      'not JSON',
+    );
     assert.equal((await call('POST', '/_cluster/servers/s9/kill')).status, 404);
     assert.equal((await call('DELETE', '/_cluster/servers/s9')).status, 404);
     assert.equal((await call('POST', `/_cluster/servers/${'x'.repeat(80)}/stop`)).status, 400);

@@ -81,5 +81,32 @@ for (const balancer of ['haproxy', 'nginx'] as const) {
       assert.equal(await view({ host: 'rebound.example', 'x-forwarded-for': '127.0.0.1' }), 403);
       assert.equal(await view({ host: 'rebound.example', authorization: `Bearer ${cluster.adminToken}` }), 200);
     });
+
+    it(`a switch to stateful mode reloads ${balancer} with its sticky cookie`, async () => {
+      const since = Date.now();
+      const switched = await cluster.controlApi.POST('/_cluster/mode', { body: { mode: 'stateful' } });
+      assert.equal(switched.response.status, 202);
+      await waitFor(
+        async () => {
+          const view = await cluster.view();
+          return (
+            view.mode === 'stateful' &&
+            view.servers.every((s) => s.status === 'up' && Date.parse(s.startedAt ?? '') > since)
+          );
+        },
+        { what: 'every server restarted stateful', timeoutMs: 60_000 },
+      );
+      const browser = new Browser(cluster.url);
+      const registered = await browser.api.POST('/api/auth/register', {
+        body: { username: `sticky_${balancer}`, password: 'correct horse battery' },
+      });
+      assert.equal(registered.response.status, 201);
+      const answers = await servedBy(12, browser);
+      assert.deepEqual(
+        new Set(answers.map((a) => `${a.status} ${a.servedBy}`)),
+        new Set([`200 ${serverOf(registered)}`]),
+        'every request back on the server that holds the session in its memory',
+      );
+    });
   });
 }

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../support/chromium.ts';
 import { startCluster, type Cluster } from '../support/cluster.ts';
+import { waitFor } from '../support/wait.ts';
 
 const TIMEOUT_MS = 15_000;
 
@@ -95,6 +96,13 @@ for (const mode of ['stateless', 'stateful'] as const) {
           await signUp(page, cluster.url, `cart-${mode}`);
           const server = await fillCart(page, cluster.url);
           assert.match(server, /^s[123]$/);
+          if (mode === 'stateful') {
+            // The count comes from the server's readiness checks (every 500 ms): wait for this sign-in's.
+            await waitFor(
+              async () => ((await cluster.view()).servers.find((s) => s.id === server)?.sessionsInMemory ?? 0) >= 1,
+              { what: `the session counted on ${server}` },
+            );
+          }
           const logged = await killFromDashboard(page, cluster.url, server);
           // The event log counts what the kill cost: the sessions only that server held.
           if (mode === 'stateless') assert.match(logged, /: 0 sessions lost \(they live in postgres\)/);
@@ -116,5 +124,38 @@ for (const mode of ['stateless', 'stateful'] as const) {
         }
       },
     );
+
+    const other = mode === 'stateless' ? 'stateful' : 'stateless';
+    it(`switches the cluster to ${other} from the dashboard, after saying what it costs`, async () => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      page.setDefaultTimeout(TIMEOUT_MS);
+      try {
+        const asked: string[] = [];
+        page.on('dialog', (dialog) => {
+          asked.push(dialog.message());
+          void dialog.accept();
+        });
+        await page.goto(`${cluster.url}/#/cluster`);
+        await page.getByTestId('mode').filter({ hasText: mode }).waitFor();
+        await page.getByRole('button', { name: `Switch to ${other}` }).click();
+        await page
+          .getByRole('listitem')
+          .filter({ hasText: `now ${other}` })
+          .waitFor({ timeout: 60_000 });
+        await page.getByTestId('mode').filter({ hasText: other }).waitFor();
+        await page
+          .getByTestId('store')
+          .filter({ hasText: other === 'stateful' ? 'memory' : 'postgres' })
+          .waitFor();
+        assert.match(
+          asked.join(),
+          other === 'stateless' ? /carts the servers hold in memory are lost/ : /sign in again/,
+        );
+        await page.getByRole('button', { name: `Switch to ${mode}` }).waitFor();
+      } finally {
+        await context.close();
+      }
+    });
   });
 }

@@ -12,8 +12,11 @@ import { nginxConfig } from './nginx-config.ts';
 
 export interface RunningBalancer {
   url: string;
-  /** Rewrites the config for this server list and reloads (HAProxy SIGUSR2 in master-worker mode, nginx SIGHUP). */
-  update(servers: ReadonlyArray<{ id: string; address: string }>): Promise<void>;
+  /**
+   * Rewrites the config for this server list (and this policy, when given: a mode switch) and
+   * reloads (HAProxy SIGUSR2 in master-worker mode, nginx SIGHUP).
+   */
+  update(servers: ReadonlyArray<{ id: string; address: string }>, policy?: BalancePolicy): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -51,7 +54,7 @@ export async function startExternalBalancer(
   const dir = await mkdtemp(join(tmpdir(), `statewise-${kind}-`));
   const host = options.host ?? '127.0.0.1';
   const port = options.port || (await freePort());
-  const base: ExternalBalancerConfig = {
+  let base: ExternalBalancerConfig = {
     listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
     control: options.control,
     policy: options.policy ?? 'round-robin',
@@ -116,7 +119,8 @@ export async function startExternalBalancer(
   };
   return {
     url: `http://${reachable}`,
-    update(next) {
+    update(next, policy) {
+      if (policy) base = { ...base, policy };
       wanted = next;
       reloading ??= reloadAll();
       return reloading;

@@ -42,6 +42,12 @@ function response(status: string, schema: Json): Json {
   return { description, content: { 'application/json': { schema: schemaOf(schema) } } };
 }
 
+/** A JSON body, with its schema's example as the media type's example. */
+function requestBody(body: TSchema): Json {
+  const { example, ...schema } = schemaOf(body);
+  return { required: true, content: { 'application/json': { schema, ...(example ? { example } : {}) } } };
+}
+
 function pathParameters(params: TSchema | undefined): Json[] {
   const properties = (params as { properties?: Record<string, Json> } | undefined)?.properties ?? {};
   return Object.entries(properties).map(([name, schema]) => {
@@ -54,12 +60,13 @@ function pathParameters(params: TSchema | undefined): Json[] {
 export function clusterControl(): { paths: Record<string, Record<string, Json>>; schemas: Record<string, Json> } {
   const paths: Record<string, Record<string, Json>> = {};
   for (const { method, url, schema } of Object.values(CONTROL_ROUTES)) {
-    const { params, response: answers, ...doc } = schema as typeof schema & { params?: TSchema };
+    const { params, body, response: answers, ...doc } = schema as typeof schema & { params?: TSchema; body?: TSchema };
     const path = url.replace(/:(\w+)/g, '{$1}');
     const parameters = pathParameters(params);
     (paths[path] ??= {})[method.toLowerCase()] = {
       ...doc,
       ...(parameters.length > 0 ? { parameters } : {}),
+      ...(body ? { requestBody: requestBody(body) } : {}),
       responses: Object.fromEntries(
         Object.entries(answers as Record<string, Json>).map(([status, s]) => [status, response(status, s)]),
       ),

@@ -1,6 +1,6 @@
 /**
  * The live cluster dashboard: a card per server (status, requests per second, connections, memory)
- * with kill, stop, start and remove; add a server; mode and store; a chart of requests per second
+ * with kill, stop, start and remove; add a server; mode and store, and a switch to the other mode; a chart of requests per second
  * per server; the event log. Fed by the supervisor's event stream (/_cluster/events), read with
  * fetch so the admin token can ride in a header. Off loopback the page asks for that token and keeps
  * it for this tab only (sessionStorage).
@@ -17,6 +17,14 @@ interface LogEntry {
   at: string;
   text: string;
 }
+
+/** What a switch costs, said before it is made (every server restarts in the other mode). */
+const SWITCH_WARNING = {
+  stateful:
+    'Every server restarts with its sessions in its own memory: signed-in visitors must sign in again (their shared sessions wait in the store for a switch back).',
+  stateless:
+    'Every server restarts with its sessions in the shared store: the sessions and carts the servers hold in memory are lost.',
+} as const;
 
 /** Seconds of history in the chart. */
 const WINDOW = 60;
@@ -166,6 +174,7 @@ export function ClusterPage() {
   if (!view) return <p aria-busy="true">Connecting to the cluster…</p>;
 
   const rps = (id: string) => rates.get(id)?.at(-1) ?? 0;
+  const other = view.mode === 'stateful' ? 'stateless' : 'stateful';
   return (
     <div>
       <p class="summary">
@@ -173,6 +182,16 @@ export function ClusterPage() {
         {view.mode === 'stateful'
           ? 'Each server keeps its sessions in its own memory; a sticky cookie keeps you on one.'
           : 'Any server answers any request; state lives in the shared store.'}
+        <button
+          type="button"
+          title={SWITCH_WARNING[other]}
+          onClick={() => {
+            if (!confirm(`Switch to ${other}? ${SWITCH_WARNING[other]}`)) return;
+            void act(control.POST('/_cluster/mode', { ...admin(), body: { mode: other } }));
+          }}
+        >
+          Switch to {other}
+        </button>
       </p>
       <div class="servers">
         {view.servers.map((s) => (
