@@ -272,7 +272,12 @@ export class Supervisor {
       await Promise.all(targets.map((s) => s.start()));
       await Promise.all(targets.map((s) => this.#untilUp(30_000, s.id)));
       this.events.emit(`now ${mode}: session state in ${next.store}, ${next.balancer} balancing`);
-    })().finally(() => (this.#switching = undefined));
+    })()
+      .catch((error: unknown) => {
+        this.events.emit(`the switch to ${mode} failed: ${String(error)}`);
+        throw error;
+      })
+      .finally(() => (this.#switching = undefined));
     this.#switching = done;
     this.events.emit(
       `switching to ${mode}: ${[...ids].join(', ')} drain and restart` +
