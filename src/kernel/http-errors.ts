@@ -101,10 +101,6 @@ export function sendAppError<R extends ReplyLike>(reply: R, error: AppError): R 
 }
 
 /**
- * Fastify's `frameworkErrors` option: errors of the router itself (a malformed percent-encoding, a
- * path segment over the limit) that skip the error handler and every hook. Answered like any other.
- */
-/**
  * How every Fastify instance here validates (the app server's, the balancer's control API): a
  * property the schema does not know is refused (400), never silently dropped, and nothing is coerced.
  */
@@ -112,6 +108,10 @@ export const STRICT_VALIDATION = {
   customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false },
 } as const;
 
+/**
+ * Fastify's `frameworkErrors` option: errors of the router itself (a malformed percent-encoding, a
+ * path segment over the limit) that skip the error handler and every hook. Answered like any other.
+ */
 export function frameworkErrorReply(servedBy?: string) {
   return (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
     if (servedBy) reply.header('x-served-by', servedBy);

@@ -222,12 +222,9 @@ export class Supervisor {
    * from the servers' last readiness checks, and the event log says it per server.
    */
   rollingRestart(): { servers: string[]; sessionsAtRisk: number | null; done: Promise<void> } {
-    if (this.#rolling) throw new AppError('conflict', 'A rolling restart is running already; GET /_cluster shows it.');
-    if (this.#switching)
-      throw new AppError('conflict', 'The mode is being switched; GET /_cluster shows when it is done.');
+    this.#refuseWhileBusy();
     const targets = this.view().servers.filter((s) => s.status === 'up');
-    const held = targets.map((s) => s.sessionsInMemory);
-    const sessionsAtRisk = held.every((n) => n === null) ? null : held.reduce<number>((sum, n) => sum + (n ?? 0), 0);
+    const sessionsAtRisk = this.#sessionsHeldBy(new Set(targets.map((s) => s.id)));
     const done = (async () => {
       for (const target of targets) {
         const server = this.#servers.get(target.id);
@@ -254,15 +251,11 @@ export class Supervisor {
    */
   switchMode(mode: Mode): { answer: SwitchModeAnswer; done: Promise<void> } {
     if (this.#topology.mode === mode) throw new AppError('conflict', `The cluster is ${mode} already.`);
-    if (this.#switching) throw new AppError('conflict', 'The mode is being switched already; GET /_cluster shows it.');
-    if (this.#rolling) throw new AppError('conflict', 'A rolling restart is running; switch when it is done.');
+    this.#refuseWhileBusy();
     const next = topologyFor(mode, this.#sharedStore);
     const targets = [...this.#servers.values()].filter((s) => s.status !== 'down');
     const ids = new Set(targets.map((s) => s.id));
-    const held = this.view()
-      .servers.filter((s) => ids.has(s.id))
-      .map((s) => s.sessionsInMemory);
-    const sessionsLost = this.#topology.store === 'memory' ? held.reduce<number>((sum, n) => sum + (n ?? 0), 0) : null;
+    const sessionsLost = this.#sessionsHeldBy(ids);
     const done = (async () => {
       if (next.store === 'redis') await this.#ensureRedis();
       await Promise.all(targets.map((s) => s.stop()));
@@ -284,6 +277,23 @@ export class Supervisor {
         (sessionsLost === null ? '' : `; ${sessionsLost} sessions lost with their memory`),
     );
     return { answer: { mode, store: next.store, servers: [...ids], sessionsLost }, done };
+  }
+
+  /** One restart of many servers at a time: a rolling restart and a mode switch exclude each other. */
+  #refuseWhileBusy(): void {
+    if (this.#rolling) throw new AppError('conflict', 'A rolling restart is running; GET /_cluster shows it.');
+    if (this.#switching) throw new AppError('conflict', 'The mode is being switched; GET /_cluster shows it.');
+  }
+
+  /**
+   * The sessions only these servers hold, as of their last readiness checks (stateful mode: lost
+   * when they restart); null when sessions live in a shared store.
+   */
+  #sessionsHeldBy(ids: ReadonlySet<string>): number | null {
+    if (this.#topology.store !== 'memory') return null;
+    return this.view()
+      .servers.filter((s) => ids.has(s.id))
+      .reduce((sum, s) => sum + (s.sessionsInMemory ?? 0), 0);
   }
 
   async remove(id: string): Promise<boolean> {

@@ -27,12 +27,18 @@ for (const balancer of ['haproxy', 'nginx'] as const) {
       return answers;
     };
 
-    it('spreads requests over every server, and one session is known to all', async () => {
+    /** A new browser with a session of a new user; `registered` is the sign-up's answer. */
+    const signedUp = async (username: string) => {
       const browser = new Browser(cluster.url);
       const registered = await browser.api.POST('/api/auth/register', {
-        body: { username: `ext_${balancer}`, password: 'correct horse battery' },
+        body: { username, password: 'correct horse battery' },
       });
       assert.equal(registered.response.status, 201);
+      return { browser, registered };
+    };
+
+    it('spreads requests over every server, and one session is known to all', async () => {
+      const { browser } = await signedUp(`ext_${balancer}`);
       const answers = await servedBy(12, browser);
       assert.deepEqual(
         answers.map((a) => a.status),
@@ -96,11 +102,7 @@ for (const balancer of ['haproxy', 'nginx'] as const) {
         },
         { what: 'every server restarted stateful', timeoutMs: 60_000 },
       );
-      const browser = new Browser(cluster.url);
-      const registered = await browser.api.POST('/api/auth/register', {
-        body: { username: `sticky_${balancer}`, password: 'correct horse battery' },
-      });
-      assert.equal(registered.response.status, 201);
+      const { browser, registered } = await signedUp(`sticky_${balancer}`);
       const answers = await servedBy(12, browser);
       assert.deepEqual(
         new Set(answers.map((a) => `${a.status} ${a.servedBy}`)),
