@@ -149,7 +149,7 @@ export interface paths {
     get: operations['listOrders'];
     /**
      * Check out the cart (IK)
-     * @description Checks out the signed-in user's cart (Idempotency-Key required). 202: the order is pending; its saga reserves stock, charges the bank account and confirms, or cancels and undoes what it did. Poll GET /api/orders/:id.
+     * @description Checks out the signed-in user's cart (Idempotency-Key required). 202: the order is pending; its saga reserves stock, charges the bank account and confirms, or cancels and undoes what it did. Poll GET /api/orders/:id. 409 `conflict` while another order of the user is pending: the cart keeps an order's lines until it is confirmed, so a second checkout would order them again.
      */
     post: operations['createOrder'];
   };
@@ -1531,7 +1531,7 @@ export interface operations {
   };
   /**
    * Check out the cart (IK)
-   * @description Checks out the signed-in user's cart (Idempotency-Key required). 202: the order is pending; its saga reserves stock, charges the bank account and confirms, or cancels and undoes what it did. Poll GET /api/orders/:id.
+   * @description Checks out the signed-in user's cart (Idempotency-Key required). 202: the order is pending; its saga reserves stock, charges the bank account and confirms, or cancels and undoes what it did. Poll GET /api/orders/:id. 409 `conflict` while another order of the user is pending: the cart keeps an order's lines until it is confirmed, so a second checkout would order them again.
    */
   createOrder: {
     parameters: {

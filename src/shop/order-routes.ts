@@ -32,7 +32,7 @@ export function orderRoutes(app: App, { auth, idempotency, carts, orders, queue,
         security: Security.signedIn,
         tags,
         description:
-          "Checks out the signed-in user's cart (Idempotency-Key required). 202: the order is pending; its saga reserves stock, charges the bank account and confirms, or cancels and undoes what it did. Poll GET /api/orders/:id.",
+          "Checks out the signed-in user's cart (Idempotency-Key required). 202: the order is pending; its saga reserves stock, charges the bank account and confirms, or cancels and undoes what it did. Poll GET /api/orders/:id. 409 `conflict` while another order of the user is pending: the cart keeps an order's lines until it is confirmed, so a second checkout would order them again.",
         headers: IdempotencyKeyHeader,
         body: CheckoutBody,
         response: responses({ 202: OrderReply }, [400, 401, 409, 422]),

@@ -42,7 +42,8 @@ export class Orders {
 
   /**
    * Creates a pending order and its saga (state `started`) in the caller's transaction, from the
-   * cart's lines priced by the menu as it is in that transaction. An empty cart is a 400.
+   * cart's lines priced by the menu as it is in that transaction. An empty cart is a 400; a
+   * second checkout while one is pending is a 409 (the cart still holds the pending order's lines).
    */
   async create(tx: pg.PoolClient, userId: UserId, lines: ReadonlyMap<string, number>): Promise<Order> {
     const { rows: menu } = await tx.query<{ id: string; name: string; price_cents: number }>(
@@ -57,7 +58,11 @@ export class Orders {
     if (items.length === 0)
       throw new AppError('invalid_input', 'The cart is empty; add something from the menu first.');
     const total = items.reduce((sum, line) => sum + line.qty * line.priceCents, 0);
-    const { rows } = await tx.query<OrderRow>(q.insertOrder(userId, items, total));
+    const { rows } = await tx.query<OrderRow>(q.insertOrder(userId, items, total)).catch((error: unknown) => {
+      const e = error as { code?: string; constraint?: string };
+      if (e.code !== '23505' || e.constraint !== q.ONE_PENDING_CONSTRAINT) throw error;
+      throw new AppError('conflict', 'Your previous order is still being placed; wait for it to finish.');
+    });
     const order = rows[0]!;
     await tx.query(q.startSaga(order.id));
     return toOrder(order);

@@ -33,6 +33,9 @@ export const menuPrices = (itemIds: string[]): pg.QueryConfig => ({
 });
 
 /** A new pending order. */
+/** The unique index that lets a user have one pending order at a time (migration 007). */
+export const ONE_PENDING_CONSTRAINT = 'orders_one_pending';
+
 export const insertOrder = (userId: UserId, items: CartLine[], totalCents: number): pg.QueryConfig => ({
   text: `INSERT INTO orders (user_id, items, total_cents) VALUES ($1, $2, $3) RETURNING ${ORDER}`,
   values: [userId, JSON.stringify(items), totalCents],

@@ -117,6 +117,31 @@ describe('checkout', () => {
     assert.equal((await orderOf(alice, randomUUID())).response.status, 404);
   });
 
+  it('refuses a second checkout while the first is pending (409, no second order), also when they arrive together', async () => {
+    const dave = await shopper(cluster, 'dave');
+    await addToCart(dave, 'margherita', 1);
+    // Four clicks with four keys at once, over every server: the cart still holds the lines of the
+    // pending order (they leave it on confirm), so each extra order would buy them again.
+    const placed = await Promise.all(['s1', 's2', 's3', 's1'].map((s) => checkout(dave, randomUUID(), pin(s))));
+    const statuses = placed.map((r) => r.response.status).sort();
+    assert.deepEqual(statuses, [202, 409, 409, 409], JSON.stringify(placed.map((r) => r.error)));
+    for (const refused of placed.filter((r) => r.response.status === 409)) {
+      assert.equal(refused.error?.error.code, 'conflict');
+      assert.match(refused.error!.error.message, /still being placed/);
+    }
+    const id = placed.find((r) => r.response.status === 202)!.data!.order.id;
+    const [row] = await settled(db, [id], 30_000);
+    assert.equal(row?.status, 'confirmed');
+    assert.equal(
+      (await db.query('SELECT 1 FROM orders o JOIN users u ON u.id = o.user_id WHERE u.username = $1', ['dave']))
+        .length,
+      1,
+    );
+    // Settled, the next checkout is taken again (its cart has a new line).
+    await addToCart(dave, 'lemonade', 1);
+    assert.equal((await checkout(dave)).response.status, 202);
+  });
+
   it('sells 10 units to 30 buyers exactly once each: 10 confirmed, 20 out_of_stock, stock never below 0', async () => {
     await db.setStock('quattro-formaggi', 10);
     const buyers = await bounded(30, 5, async (i) => {

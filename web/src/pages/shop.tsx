@@ -1,5 +1,5 @@
 /** The pizza shop: the menu, the cart (a visitor has one too), checkout, and the orders' status. */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, call, money, newIdempotencyKey, served, type Answer, type ResponseOf } from '../api.ts';
 import { useSession } from '../session.ts';
 import { Empty, ErrorLine, ServedBy, useAction } from '../ui.tsx';
@@ -10,6 +10,11 @@ type Order = ResponseOf<'get', '/api/orders'>['orders'][number];
 
 /** How often pending orders are asked again (the checkout saga runs in the background). */
 const ORDER_POLL_MS = 1_000;
+/** How often the menu is asked again: its stock moves with everyone's orders (5 s is its max-age). */
+const MENU_POLL_MS = 5_000;
+
+/** The menu, revalidated (a 304 when unchanged): it is cacheable for 5 s, and stock moves. */
+const loadMenu = () => call(api.GET('/api/menu', { cache: 'no-cache' }));
 
 export function ShopPage() {
   const session = useSession();
@@ -28,28 +33,48 @@ export function ShopPage() {
       setServedBy(answer.servedBy);
     });
 
+  /** The menu (its stock moves with every order) and the cart, as they are now. */
+  const load = async () => {
+    // no-cache: the menu is cacheable for 5 s; revalidating (a 304 when unchanged) shows stock as it is.
+    const [m, c] = await Promise.all([call(api.GET('/api/menu', { cache: 'no-cache' })), served(api.GET('/api/cart'))]);
+    setMenu(m.items);
+    setCart(c.body);
+    setServedBy(c.servedBy);
+  };
+  useEffect(() => void run(load), [signedIn]);
   useEffect(() => {
-    void run(async () => {
-      const [m, c] = await Promise.all([call(api.GET('/api/menu')), served(api.GET('/api/cart'))]);
-      setMenu(m.items);
-      setCart(c.body);
-      setServedBy(c.servedBy);
-    });
-  }, [signedIn]);
+    const timer = setInterval(
+      () =>
+        loadMenu().then(
+          (m) => setMenu(m.items),
+          () => undefined,
+        ),
+      MENU_POLL_MS,
+    );
+    return () => clearInterval(timer);
+  }, []);
 
+  const pending = orders.some((o) => o.status === 'pending');
   useEffect(() => {
     if (!signedIn) return setOrders([]);
-    const load = () =>
+    const loadOrders = () =>
       call(api.GET('/api/orders')).then(
         (r) => setOrders(r.orders),
         () => undefined,
       );
-    void load();
-    const timer = setInterval(() => {
-      if (orders.some((o) => o.status === 'pending')) void load();
-    }, ORDER_POLL_MS);
+    void loadOrders();
+    if (!pending) return;
+    const timer = setInterval(() => void loadOrders(), ORDER_POLL_MS);
     return () => clearInterval(timer);
-  }, [signedIn, orders.some((o) => o.status === 'pending')]);
+  }, [signedIn, pending]);
+
+  // An order that settles changes the cart (confirmed: its lines leave it; cancelled: they stay)
+  // and the stock: show both as they are now, quietly (an error here is not the visitor's doing).
+  const wasPending = useRef(false);
+  useEffect(() => {
+    if (wasPending.current && !pending) load().catch(() => undefined);
+    wasPending.current = pending;
+  }, [pending]);
 
   const checkout = () =>
     run(async () => {
@@ -57,7 +82,6 @@ export function ShopPage() {
         api.POST('/api/orders', { body: {}, params: { header: { 'Idempotency-Key': newIdempotencyKey() } } }),
       );
       setOrders((list) => [order, ...list.filter((o) => o.id !== order.id)]);
-      setCart(await call(api.GET('/api/cart')));
     });
 
   return (
@@ -121,9 +145,15 @@ export function ShopPage() {
               Total <b data-testid="cart-total">{money(cart.totalCents)}</b>
             </p>
             {signedIn ? (
-              <button type="button" disabled={busy} onClick={() => void checkout()}>
-                Check out
-              </button>
+              pending ? (
+                <p class="hint" role="status">
+                  Your order is being placed: these lines leave the cart when it is confirmed.
+                </p>
+              ) : (
+                <button type="button" disabled={busy} onClick={() => void checkout()}>
+                  Check out
+                </button>
+              )
             ) : (
               <p class="hint">
                 <a href="#/account">Sign in</a> to check out: your cart comes with you.
