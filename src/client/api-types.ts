@@ -265,21 +265,21 @@ export interface paths {
   '/_cluster/servers/{id}/kill': {
     /**
      * Kill a server (SIGKILL)
-     * @description SIGKILL, no goodbye: whatever lived only in its memory (stateful sessions, open sockets) is gone. Answers once it has exited.
+     * @description SIGKILL, no goodbye: whatever lived only in its memory (stateful sessions, open sockets) is gone; the event log counts the sessions it held. Answers once it has exited. 409 `conflict` when it is down already.
      */
     post: operations['killServer'];
   };
   '/_cluster/servers/{id}/stop': {
     /**
      * Stop a server gracefully
-     * @description Readiness false, in-flight requests finish, sockets are told to reconnect elsewhere (1001), then it exits. Answers at once; the drain goes on (watch GET /_cluster).
+     * @description Readiness false, in-flight requests finish, sockets are told to reconnect elsewhere (1001), then it exits. Answers at once; the drain goes on (watch GET /_cluster). 409 `conflict` when it is draining or down already.
      */
     post: operations['stopServer'];
   };
   '/_cluster/servers/{id}/start': {
     /**
      * Start a stopped server
-     * @description Starts it on its former port; it gets traffic once it passes the readiness check. Answers at once.
+     * @description Starts it on its former port; it gets traffic once it passes the readiness check. Answers at once. 409 `conflict` when it is not down.
      */
     post: operations['startServer'];
   };
@@ -429,7 +429,7 @@ export interface components {
       connections: number;
       /** @description resident memory of its process; null when down or the platform does not tell (non-Linux) */
       rssBytes: number | null;
-      /** @description sessions only this server holds (stateful mode), as of its last readiness check; null when sessions are shared */
+      /** @description sessions only this server holds (stateful mode), as of its last readiness check (a kill, a rolling restart and a mode switch ask the server afresh); null when sessions are shared */
       sessionsInMemory: number | null;
     };
     ManagedServer: {
@@ -2043,7 +2043,7 @@ export interface operations {
   };
   /**
    * Kill a server (SIGKILL)
-   * @description SIGKILL, no goodbye: whatever lived only in its memory (stateful sessions, open sockets) is gone. Answers once it has exited.
+   * @description SIGKILL, no goodbye: whatever lived only in its memory (stateful sessions, open sockets) is gone; the event log counts the sessions it held. Answers once it has exited. 409 `conflict` when it is down already.
    */
   killServer: {
     parameters: {
@@ -2064,6 +2064,7 @@ export interface operations {
       400: components['responses']['BadRequest'];
       403: components['responses']['Forbidden'];
       404: components['responses']['NotFound'];
+      409: components['responses']['Conflict'];
       413: components['responses']['ContentTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
@@ -2071,7 +2072,7 @@ export interface operations {
   };
   /**
    * Stop a server gracefully
-   * @description Readiness false, in-flight requests finish, sockets are told to reconnect elsewhere (1001), then it exits. Answers at once; the drain goes on (watch GET /_cluster).
+   * @description Readiness false, in-flight requests finish, sockets are told to reconnect elsewhere (1001), then it exits. Answers at once; the drain goes on (watch GET /_cluster). 409 `conflict` when it is draining or down already.
    */
   stopServer: {
     parameters: {
@@ -2092,6 +2093,7 @@ export interface operations {
       400: components['responses']['BadRequest'];
       403: components['responses']['Forbidden'];
       404: components['responses']['NotFound'];
+      409: components['responses']['Conflict'];
       413: components['responses']['ContentTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
@@ -2099,7 +2101,7 @@ export interface operations {
   };
   /**
    * Start a stopped server
-   * @description Starts it on its former port; it gets traffic once it passes the readiness check. Answers at once.
+   * @description Starts it on its former port; it gets traffic once it passes the readiness check. Answers at once. 409 `conflict` when it is not down.
    */
   startServer: {
     parameters: {
@@ -2120,6 +2122,7 @@ export interface operations {
       400: components['responses']['BadRequest'];
       403: components['responses']['Forbidden'];
       404: components['responses']['NotFound'];
+      409: components['responses']['Conflict'];
       413: components['responses']['ContentTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];

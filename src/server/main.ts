@@ -5,6 +5,7 @@
 import pino from 'pino';
 import { loadServerConfig } from '../config/server-config.ts';
 import { ConfigError } from '../config/read-env.ts';
+import { EXIT_CONFIG, EXIT_PORT_TAKEN } from '../kernel/exit-codes.ts';
 import { buildApp } from './app.ts';
 import { openServices } from './services.ts';
 
@@ -14,7 +15,7 @@ try {
 } catch (error) {
   if (error instanceof ConfigError) {
     process.stderr.write(`statewise server: ${error.message}\n`);
-    process.exit(2);
+    process.exit(EXIT_CONFIG);
   }
   throw error;
 }
@@ -27,7 +28,12 @@ const { lifecycle } = services;
 // (sagas hand back their jobs, timers stop); the stores close after that.
 lifecycle.onDrain('http', () => app.close());
 
-await app.listen({ port: config.port, host: config.host });
+await app.listen({ port: config.port, host: config.host }).catch((error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EADDRINUSE') throw error;
+  // Said by the exit code too: the supervisor then starts it again on any free port.
+  process.stderr.write(`statewise server: port ${config.port} is taken\n`);
+  process.exit(EXIT_PORT_TAKEN);
+});
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
 logger.info({ port, ...config.topology }, 'ready');

@@ -31,6 +31,18 @@ export function forkTs(path: string, env: NodeJS.ProcessEnv, onOutput?: (line: s
 /** The last line each child wrote to stderr: why it exited, when it says so. */
 const lastError = new WeakMap<ChildProcess, string>();
 
+/** A child ended before it said what was awaited; `exitCode` tells why when it chose to exit. */
+export class ChildExitedError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number | null,
+    readonly signal: string | null,
+  ) {
+    super(message);
+    this.name = 'ChildExitedError';
+  }
+}
+
 /** Resolves with the first IPC message of the given type, or rejects if the child exits first. */
 export function waitForMessage<T extends { type: string }>(
   child: ChildProcess,
@@ -44,7 +56,7 @@ export function waitForMessage<T extends { type: string }>(
     };
     const onExit = (code: number | null, signal: string | null) => {
       const why = lastError.get(child);
-      done(new Error(why ?? `child exited (code ${code}, signal ${signal}) before "${type}"`));
+      done(new ChildExitedError(why ?? `child exited (code ${code}, signal ${signal}) before "${type}"`, code, signal));
     };
     const done = (error?: Error, value?: T) => {
       clearTimeout(timer);

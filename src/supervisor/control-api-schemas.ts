@@ -37,7 +37,7 @@ export const ClusterServerSchema = Type.Object({
   connections: Type.Integer({ minimum: 0, description: 'open WebSocket tunnels through the balancer to it' }),
   rssBytes: NullableCount('resident memory of its process; null when down or the platform does not tell (non-Linux)'),
   sessionsInMemory: NullableCount(
-    'sessions only this server holds (stateful mode), as of its last readiness check; null when sessions are shared',
+    'sessions only this server holds (stateful mode), as of its last readiness check (a kill, a rolling restart and a mode switch ask the server afresh); null when sessions are shared',
   ),
 });
 
@@ -151,13 +151,14 @@ const route = (
   schema: Omit<ControlRoute['schema'], 'tags' | 'security'>,
 ): ControlRoute => ({ method, url, schema: { ...schema, tags: ['cluster'], security: ADMIN } });
 
+/** An action on one server; 409 `conflict` when the server is in a state the action does not apply to. */
 const onServer = (action: string, operationId: string, summary: string, description: string) =>
   route('POST', `/_cluster/servers/:id/${action}`, {
     operationId,
     summary,
     description,
     params: ServerParams,
-    response: { 202: ServerReply, ...errors(...BY_ID_REFUSED) },
+    response: { 202: ServerReply, ...errors(...BY_ID_REFUSED, 409) },
   });
 
 /** Every route of the control API, by operationId. */
@@ -203,19 +204,19 @@ export const CONTROL_ROUTES = {
     'kill',
     'killServer',
     'Kill a server (SIGKILL)',
-    'SIGKILL, no goodbye: whatever lived only in its memory (stateful sessions, open sockets) is gone. Answers once it has exited.',
+    'SIGKILL, no goodbye: whatever lived only in its memory (stateful sessions, open sockets) is gone; the event log counts the sessions it held. Answers once it has exited. 409 `conflict` when it is down already.',
   ),
   stopServer: onServer(
     'stop',
     'stopServer',
     'Stop a server gracefully',
-    'Readiness false, in-flight requests finish, sockets are told to reconnect elsewhere (1001), then it exits. Answers at once; the drain goes on (watch GET /_cluster).',
+    'Readiness false, in-flight requests finish, sockets are told to reconnect elsewhere (1001), then it exits. Answers at once; the drain goes on (watch GET /_cluster). 409 `conflict` when it is draining or down already.',
   ),
   startServer: onServer(
     'start',
     'startServer',
     'Start a stopped server',
-    'Starts it on its former port; it gets traffic once it passes the readiness check. Answers at once.',
+    'Starts it on its former port; it gets traffic once it passes the readiness check. Answers at once. 409 `conflict` when it is not down.',
   ),
   addServer: route('POST', '/_cluster/servers', {
     operationId: 'addServer',

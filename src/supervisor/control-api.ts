@@ -13,7 +13,7 @@ import {
   type SwitchModeAnswer,
   type SwitchModeBody,
 } from './control-api-schemas.ts';
-import type { ManagedServer } from './managed-server.ts';
+import type { ManagedServer, ServerStatus } from './managed-server.ts';
 import type { ClusterEvents } from './cluster-events.ts';
 import { clusterMetrics } from './cluster-metrics.ts';
 
@@ -32,10 +32,12 @@ export interface ClusterControl {
   server(id: string): ControlledServer | undefined;
   add(): Promise<ControlledServer>;
   /** Starts a rolling restart (409 `conflict` while one runs); `done` settles when it ends. */
-  rollingRestart(): { servers: string[]; sessionsAtRisk: number | null; done: Promise<void> };
+  rollingRestart(): Promise<{ servers: string[]; sessionsAtRisk: number | null; done: Promise<void> }>;
   remove(id: string): Promise<boolean>;
   /** Restarts every server in `mode` (409 `conflict` when in it already, or busy); `done` settles when they are up. */
-  switchMode(mode: SwitchModeBody['mode']): { answer: SwitchModeAnswer; done: Promise<void> };
+  switchMode(mode: SwitchModeBody['mode']): Promise<{ answer: SwitchModeAnswer; done: Promise<void> }>;
+  /** The sessions only these servers hold, as they say now; null when sessions are shared. */
+  sessionsHeld(ids: readonly string[]): Promise<number | null>;
 }
 
 export interface ControlApiOptions extends ControlAccessOptions {
@@ -69,6 +71,12 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
     const find = (request: FastifyRequest<{ Params: ServerParams }>) => {
       const server = cluster.server(request.params.id);
       if (!server) throw new AppError('not_found', `No server "${request.params.id}"; GET /_cluster lists them.`);
+      return server;
+    };
+    /** An action on a server in a state it does not apply to is a 409 that changes nothing. */
+    const inState = (server: ControlledServer, allowed: readonly ServerStatus[], otherwise: string) => {
+      const { status } = server.view();
+      if (!allowed.includes(status)) throw new AppError('conflict', `${server.id} is ${otherwise} (${status}).`);
       return server;
     };
     const accepted = (reply: FastifyReply, server: ControlledServer) =>
@@ -121,13 +129,12 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
     app.route<{ Params: ServerParams }>({
       ...killServer,
       handler: async (request, reply) => {
-        const server = find(request);
-        const view = cluster.view();
-        const held = view.servers.find((s) => s.id === server.id)?.sessionsInMemory ?? null;
+        const server = inState(find(request), ['starting', 'up', 'draining'], 'down already');
+        const held = await cluster.sessionsHeld([server.id]);
         await server.kill();
         cluster.events.emit(
           held === null
-            ? `${server.id} killed (SIGKILL): 0 sessions lost (they live in ${view.store})`
+            ? `${server.id} killed (SIGKILL): 0 sessions lost (they live in ${cluster.view().store})`
             : `${server.id} killed (SIGKILL): ${held} sessions lost with its memory`,
         );
         return accepted(reply, server);
@@ -137,7 +144,7 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
     app.route<{ Params: ServerParams }>({
       ...stopServer,
       handler: async (request, reply) => {
-        const server = find(request);
+        const server = inState(find(request), ['starting', 'up'], 'stopping or down already');
         cluster.events.emit(`${server.id} asked to stop: draining, then exit`);
         inBackground(`stop ${server.id}`, server.stop());
         return accepted(reply, server);
@@ -147,7 +154,7 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
     app.route<{ Params: ServerParams }>({
       ...startServer,
       handler: async (request, reply) => {
-        const server = find(request);
+        const server = inState(find(request), ['down'], 'running already');
         cluster.events.emit(`${server.id} asked to start`);
         inBackground(`start ${server.id}`, server.start());
         return accepted(reply, server);
@@ -157,7 +164,7 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
     app.route({
       ...rollingRestart,
       handler: async (_request, reply) => {
-        const { servers, sessionsAtRisk, done } = cluster.rollingRestart();
+        const { servers, sessionsAtRisk, done } = await cluster.rollingRestart();
         inBackground('rolling restart', done);
         return reply.code(202).send({ servers, sessionsAtRisk } satisfies RollingRestartAnswer);
       },
@@ -166,7 +173,7 @@ export function controlApi(cluster: ClusterControl, options: ControlApiOptions):
     app.route<{ Body: SwitchModeBody }>({
       ...switchMode,
       handler: async (request, reply) => {
-        const { answer, done } = cluster.switchMode(request.body.mode);
+        const { answer, done } = await cluster.switchMode(request.body.mode);
         inBackground('mode switch', done);
         return reply.code(202).send(answer);
       },

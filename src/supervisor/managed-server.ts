@@ -1,5 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
-import { forkTs, waitForExit, waitForMessage } from './child-process.ts';
+import { EXIT_PORT_TAKEN } from '../kernel/exit-codes.ts';
+import { ChildExitedError, forkTs, waitForExit, waitForMessage } from './child-process.ts';
+
+/** How long a server may take to say how many sessions it holds before its last sample is used. */
+const COUNT_TIMEOUT_MS = 500;
 
 export type ServerStatus = 'starting' | 'up' | 'draining' | 'down';
 
@@ -63,8 +67,10 @@ export class ManagedServer {
     if (this.#status !== 'down') return this.#starting ?? Promise.resolve();
     this.#setStatus('starting');
     this.#starting = this.#launch(this.#homePort ?? 0).catch((error: unknown) => {
-      // Its old port was taken meanwhile: any free one then (the balancer's config follows).
-      if (this.#homePort === undefined) throw error;
+      // Its old port was taken meanwhile: any free one then (the balancer's config follows). Not
+      // after any other end: a server killed or stopped while starting stays down.
+      const portTaken = error instanceof ChildExitedError && error.exitCode === EXIT_PORT_TAKEN;
+      if (!portTaken || this.#homePort === undefined) throw error;
       this.#homePort = undefined;
       this.#setStatus('starting');
       return this.#launch(0);
@@ -109,10 +115,27 @@ export class ManagedServer {
   async stop(): Promise<void> {
     const child = this.#child;
     if (!child) return;
+    // Still starting, it listens for no drain message yet: SIGTERM ends it (there is nothing to drain).
+    const starting = this.#status === 'starting';
     this.#setStatus('draining');
-    if (child.connected) child.send({ type: 'drain' });
+    if (child.connected && !starting) child.send({ type: 'drain' });
     else child.kill('SIGTERM');
     await waitForExit(child);
+  }
+
+  /**
+   * The sessions only this server holds, as it says now (GET /readyz); null when it does not say
+   * (a shared store, not ready, or no answer within COUNT_TIMEOUT_MS).
+   */
+  async sessionsInMemoryNow(): Promise<number | null> {
+    if (this.#status !== 'up' || !this.url) return null;
+    try {
+      const response = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(COUNT_TIMEOUT_MS) });
+      const { sessionsInMemory } = (await response.json()) as { sessionsInMemory?: unknown };
+      return typeof sessionsInMemory === 'number' ? sessionsInMemory : null;
+    } catch {
+      return null;
+    }
   }
 
   #setStatus(status: ServerStatus): void {

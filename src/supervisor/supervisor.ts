@@ -221,15 +221,16 @@ export class Supervisor {
    * stateful mode each restarted server's sessions die with its memory; the answer counts them
    * from the servers' last readiness checks, and the event log says it per server.
    */
-  rollingRestart(): { servers: string[]; sessionsAtRisk: number | null; done: Promise<void> } {
+  async rollingRestart(): Promise<{ servers: string[]; sessionsAtRisk: number | null; done: Promise<void> }> {
     this.#refuseWhileBusy();
     const targets = this.view().servers.filter((s) => s.status === 'up');
-    const sessionsAtRisk = this.#sessionsHeldBy(new Set(targets.map((s) => s.id)));
+    const counted = this.sessionsHeld(targets.map((s) => s.id));
     const done = (async () => {
+      await counted;
       for (const target of targets) {
         const server = this.#servers.get(target.id);
         if (!server || server.status !== 'up') continue;
-        const lost = this.view().servers.find((s) => s.id === target.id)?.sessionsInMemory ?? null;
+        const lost = await this.sessionsHeld([server.id]);
         await server.stop();
         await server.start();
         await this.#untilUp(30_000, server.id);
@@ -240,7 +241,7 @@ export class Supervisor {
     })().finally(() => (this.#rolling = undefined));
     this.#rolling = done;
     this.events.emit(`rolling restart of ${targets.map((s) => s.id).join(', ')}`);
-    return { servers: targets.map((s) => s.id), sessionsAtRisk, done };
+    return { servers: targets.map((s) => s.id), sessionsAtRisk: await counted, done };
   }
 
   /**
@@ -249,14 +250,15 @@ export class Supervisor {
    * stateless and half stateful would sign a visitor in on one server and not know them on the
    * next. Leaving stateful mode loses what the servers held in memory (counted in the answer).
    */
-  switchMode(mode: Mode): { answer: SwitchModeAnswer; done: Promise<void> } {
+  async switchMode(mode: Mode): Promise<{ answer: SwitchModeAnswer; done: Promise<void> }> {
     if (this.#topology.mode === mode) throw new AppError('conflict', `The cluster is ${mode} already.`);
     this.#refuseWhileBusy();
     const next = topologyFor(mode, this.#sharedStore);
     const targets = [...this.#servers.values()].filter((s) => s.status !== 'down');
-    const ids = new Set(targets.map((s) => s.id));
-    const sessionsLost = this.#sessionsHeldBy(ids);
+    const ids = targets.map((s) => s.id);
+    const counted = this.sessionsHeld(ids);
     const done = (async () => {
+      await counted;
       if (next.store === 'redis') await this.#ensureRedis();
       await Promise.all(targets.map((s) => s.stop()));
       this.#topology = next;
@@ -272,11 +274,12 @@ export class Supervisor {
       })
       .finally(() => (this.#switching = undefined));
     this.#switching = done;
+    const sessionsLost = await counted;
     this.events.emit(
-      `switching to ${mode}: ${[...ids].join(', ')} drain and restart` +
+      `switching to ${mode}: ${ids.join(', ')} drain and restart` +
         (sessionsLost === null ? '' : `; ${sessionsLost} sessions lost with their memory`),
     );
-    return { answer: { mode, store: next.store, servers: [...ids], sessionsLost }, done };
+    return { answer: { mode, store: next.store, servers: ids, sessionsLost }, done };
   }
 
   /** One restart of many servers at a time: a rolling restart and a mode switch exclude each other. */
@@ -286,14 +289,17 @@ export class Supervisor {
   }
 
   /**
-   * The sessions only these servers hold, as of their last readiness checks (stateful mode: lost
-   * when they restart); null when sessions live in a shared store.
+   * The sessions only these servers hold (stateful mode: lost when they go), as each says now: a
+   * readiness sample is up to half a second old and misses the latest sign-ins. A server that does
+   * not answer counts with its last sample. null when sessions live in a shared store.
    */
-  #sessionsHeldBy(ids: ReadonlySet<string>): number | null {
+  async sessionsHeld(ids: readonly string[]): Promise<number | null> {
     if (this.#topology.store !== 'memory') return null;
-    return this.view()
-      .servers.filter((s) => ids.has(s.id))
-      .reduce((sum, s) => sum + (s.sessionsInMemory ?? 0), 0);
+    const sampled = new Map(this.view().servers.map((s) => [s.id, s.sessionsInMemory ?? 0]));
+    const counts = await Promise.all(
+      ids.map(async (id) => (await this.#servers.get(id)?.sessionsInMemoryNow()) ?? sampled.get(id) ?? 0),
+    );
+    return counts.reduce((sum, n) => sum + n, 0);
   }
 
   async remove(id: string): Promise<boolean> {

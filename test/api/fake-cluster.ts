@@ -80,7 +80,7 @@ export function fakeCluster(ids: string[]): ClusterControl {
       servers.set(server.id, server);
       return server;
     },
-    rollingRestart: () => {
+    rollingRestart: async () => {
       if (rolling) throw new AppError('conflict', 'A rolling restart is running already; GET /_cluster shows it.');
       rolling = true;
       const up = control.view().servers.filter((s) => s.status === 'up');
@@ -91,7 +91,12 @@ export function fakeCluster(ids: string[]): ClusterControl {
       };
     },
     remove: async (id) => servers.delete(id),
-    switchMode: (mode) => {
+    sessionsHeld: async (ids) =>
+      control
+        .view()
+        .servers.filter((s) => ids.includes(s.id))
+        .reduce((sum, s) => sum + (s.sessionsInMemory ?? 0), 0),
+    switchMode: async (mode) => {
       if (mode === 'stateful') throw new AppError('conflict', 'The cluster is stateful already.');
       const running = control.view().servers.filter((s) => s.status !== 'down');
       return {

@@ -119,6 +119,8 @@ describe('the OpenAPI document', () => {
   const validators = new Map<string, ValidateFunction>();
   /** What the requests below got: `METHOD template status`. */
   const observed = new Set<string>();
+  /** What the control API drives here: its event log is read below. */
+  let fake: ReturnType<typeof fakeCluster>;
 
   before(async () => {
     apps = await startApp({ store: 'memory' });
@@ -128,8 +130,8 @@ describe('the OpenAPI document', () => {
     doc = answer.json();
     ajv.addSchema(doc, 'openapi.json');
     routes = registeredRoutes(server.app.printRoutes({ commonPrefix: false }));
-    const control = () =>
-      controlApi(fakeCluster(['s1', 's2', 's3']), { adminToken: ADMIN_TOKEN, listenHost: '127.0.0.1', log: () => {} });
+    fake = fakeCluster(['s1', 's2', 's3']);
+    const control = () => controlApi(fake, { adminToken: ADMIN_TOKEN, listenHost: '127.0.0.1', log: () => {} });
     controlRoutes = await routesOf(control());
     balancer = await createBalancer({
       port: 0,
@@ -432,8 +434,17 @@ describe('the OpenAPI document', () => {
     assert.equal(killed.body.server.status, 'down');
     assert.equal(killed.body.server.pid, null, 'a null the schema must allow');
     assert.equal((await call('GET', '/_cluster')).body.servers[0].pid, null);
+    // An action on a server in a state it does not apply to: 409, and nothing logged as done.
+    const logged = fake.events.recent.length;
+    const again = await call('POST', '/_cluster/servers/s1/kill');
+    assert.equal(again.status, 409);
+    assert.match(again.body.error.message, /s1 is down already/);
+    assert.equal((await call('POST', '/_cluster/servers/s1/stop')).status, 409);
+    assert.equal(fake.events.recent.length, logged, 'no event for a refused action');
     assert.equal((await call('POST', '/_cluster/servers/s1/start')).status, 202);
+    assert.equal((await call('POST', '/_cluster/servers/s1/start')).status, 409, 'running already');
     assert.equal((await call('POST', '/_cluster/servers/s2/stop')).status, 202);
+    assert.equal((await call('POST', '/_cluster/servers/s2/stop')).status, 409);
     const added = await call('POST', '/_cluster/servers');
     assert.equal(added.status, 201);
     assert.equal(added.body.server.id, 's4');

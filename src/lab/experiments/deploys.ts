@@ -103,7 +103,7 @@ export async function deployOnce(system: LabSystem, infra: LabInfrastructure, qu
     };
     await settled('before the restart');
     const restartFrom = performance.now();
-    const { sessionsAtRisk, done } = cluster.supervisor.rollingRestart();
+    const { sessionsAtRisk, done } = await cluster.supervisor.rollingRestart();
     await done;
     const restartTo = performance.now();
     await settled('after the restart');

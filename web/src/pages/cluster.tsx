@@ -56,33 +56,56 @@ async function readEvents(signal: AbortSignal, onEvent: (event: string, data: un
 
 const mb = (bytes: number | null) => (bytes === null ? '–' : `${(bytes / 1_048_576).toFixed(0)} MB`);
 
+/** The smallest of 1, 2, 5 times a power of ten at or above `value`: a y axis top a person reads at a glance. */
+function niceCeil(value: number): number {
+  const power = 10 ** Math.floor(Math.log10(value));
+  return [1, 2, 5, 10].map((m) => m * power).find((step) => step >= value)!;
+}
+
 function Chart({ series }: { series: Map<string, number[]> }) {
-  const all = [...series.values()].flat();
-  const top = Math.max(10, ...all);
+  const top = niceCeil(Math.max(10, ...[...series.values()].flat()));
   const width = 600;
   const height = 160;
+  // Lines at 0 and at the top are drawn inside the box, not half cut off by its edge.
+  const inset = 4;
   const x = (i: number) => (i / (WINDOW - 1)) * width;
-  const y = (v: number) => height - (v / top) * (height - 10);
+  const y = (v: number) => height - inset - (v / top) * (height - 2 * inset);
+  const ticks = [top, top / 2, 0];
   return (
     <figure class="chart">
-      <svg
-        viewBox={`0 0 ${width} ${height}`}
-        preserveAspectRatio="none"
-        role="img"
-        aria-label="requests per second per server, last minute"
-      >
-        {[...series].map(([id, points], n) => (
-          <polyline
-            key={id}
-            class={`line line-${n % 6}`}
-            fill="none"
-            vector-effect="non-scaling-stroke"
-            points={points.map((v, i) => `${x(i + WINDOW - points.length)},${y(v)}`).join(' ')}
-          />
-        ))}
-      </svg>
+      <div class="plot">
+        <div class="y-axis" aria-hidden="true">
+          {ticks.map((t) => (
+            <span key={t}>{t}</span>
+          ))}
+        </div>
+        <svg
+          viewBox={`0 0 ${width} ${height}`}
+          preserveAspectRatio="none"
+          role="img"
+          aria-label={`requests per second per server, last minute, axis up to ${top}`}
+        >
+          {ticks.map((t) => (
+            <line key={t} class="grid" x1={0} x2={width} y1={y(t)} y2={y(t)} vector-effect="non-scaling-stroke" />
+          ))}
+          {[...series].map(([id, points], n) => (
+            <polyline
+              key={id}
+              class={`line line-${n % 6}`}
+              fill="none"
+              vector-effect="non-scaling-stroke"
+              points={points.map((v, i) => `${x(i + WINDOW - points.length)},${y(v)}`).join(' ')}
+            />
+          ))}
+        </svg>
+      </div>
+      <div class="x-axis" aria-hidden="true">
+        <span>{WINDOW} s ago</span>
+        <span>{WINDOW / 2} s ago</span>
+        <span>now</span>
+      </div>
       <figcaption>
-        Requests per second, last minute (top {top}):{' '}
+        Requests per second per server, last minute:{' '}
         {[...series.keys()].map((id, n) => (
           <span key={id} class={`key key-${n % 6}`}>
             {id}
@@ -257,13 +280,14 @@ export function ClusterPage() {
       <Chart series={rates} />
       <section class="card" aria-labelledby="log-title">
         <h2 id="log-title">Events</h2>
-        <ol class="log" aria-live="polite">
+        <p class="hint">Newest first.</p>
+        <ul class="log" aria-live="polite">
           {log.map((entry, i) => (
             <li key={`${entry.at}-${i}`}>
               <time dateTime={entry.at}>{new Date(entry.at).toLocaleTimeString()}</time> {entry.text}
             </li>
           ))}
-        </ol>
+        </ul>
       </section>
     </div>
   );
