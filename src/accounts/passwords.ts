@@ -3,6 +3,7 @@ import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2';
 import { BoundedGate } from '../kernel/bounded-gate.ts';
 import { AppError } from '../kernel/errors.ts';
 import { COMMON_PASSWORDS } from './common-passwords.ts';
+import { PASSWORD_MIN } from './account-rules.ts';
 
 /**
  * Argon2id with OWASP's parameters (Password Storage Cheat Sheet, first choice): 19 MiB, 2
@@ -87,16 +88,21 @@ export class PasswordHasher {
   }
 }
 
-export const USERNAME_PATTERN = '^[a-z0-9_-]{3,32}$';
-export const PASSWORD_MIN = 10;
-export const PASSWORD_MAX = 200;
-
 export function checkPasswordPolicy(password: string, username: string): void {
   if (password.length < PASSWORD_MIN) {
     throw new AppError('invalid_input', `The password must be at least ${PASSWORD_MIN} characters.`);
   }
   const lowered = password.toLowerCase();
-  if (COMMON_PASSWORDS.has(lowered) || lowered.includes(username)) {
-    throw new AppError('invalid_input', 'That password is too easy to guess; choose another.');
+  if (COMMON_PASSWORDS.has(lowered)) {
+    throw new AppError(
+      'invalid_input',
+      'That password is one of the most common ones, tried first by attackers; choose another.',
+    );
+  }
+  if (lowered.includes(username)) {
+    throw new AppError(
+      'invalid_input',
+      'The password contains the username, which attackers try first; choose another.',
+    );
   }
 }

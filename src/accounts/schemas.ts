@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { PASSWORD_MAX, USERNAME_PATTERN } from './passwords.ts';
+import { PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN } from './account-rules.ts';
 
 export const User = Type.Object({ id: Type.String(), username: Type.String() });
 export const UserReply = Type.Object({ user: User });
@@ -19,7 +19,11 @@ export const Registration = Type.Object(
       pattern: USERNAME_PATTERN,
       description: '3 to 32 characters from a-z, 0-9, _ and -',
     }),
-    password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX, description: 'at least 10 characters' }),
+    password: Type.String({
+      minLength: 1,
+      maxLength: PASSWORD_MAX,
+      description: `at least ${PASSWORD_MIN} characters, not a common password, not containing the username`,
+    }),
   },
   { additionalProperties: false, examples: [{ username: 'alice', password: 'correct horse battery' }] },
 );

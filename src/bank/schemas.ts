@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { USERNAME_PATTERN } from '../accounts/passwords.ts';
+import { USERNAME_PATTERN } from '../accounts/account-rules.ts';
 
 export const MAX_AMOUNT_CENTS = 100_000_000;
 

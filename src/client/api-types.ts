@@ -815,7 +815,7 @@ export interface operations {
         'application/json': {
           /** @description 3 to 32 characters from a-z, 0-9, _ and - */
           username: string;
-          /** @description at least 10 characters */
+          /** @description at least 10 characters, not a common password, not containing the username */
           password: string;
         };
       };

@@ -7,7 +7,7 @@ import { randomBytes, scryptSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { BoundedGate } from '../../src/kernel/bounded-gate.ts';
 import { AppError } from '../../src/kernel/errors.ts';
-import { PasswordHasher } from '../../src/accounts/passwords.ts';
+import { checkPasswordPolicy, PasswordHasher } from '../../src/accounts/passwords.ts';
 import { query } from '../support/db.ts';
 import { startApps, type TestApps } from '../support/app.ts';
 import { newUsername, PASSWORD } from '../security/backends.ts';
@@ -18,6 +18,24 @@ function oldScryptHash(password: string): string {
   const key = scryptSync(password.normalize('NFKC'), salt, 32, { N: 2 ** 14, r: 8, p: 1 });
   return ['scrypt', 2 ** 14, 8, 1, salt.toString('base64url'), key.toString('base64url')].join('$');
 }
+
+describe('the password policy', () => {
+  it('says which rule a refused password breaks', () => {
+    const refusal = (password: string) => {
+      try {
+        checkPasswordPolicy(password, 'alice');
+        return 'accepted';
+      } catch (error) {
+        assert.ok(error instanceof AppError && error.code === 'invalid_input');
+        return error.message;
+      }
+    };
+    assert.match(refusal('nine char'), /at least 10 characters/);
+    assert.match(refusal('password123'), /most common/);
+    assert.match(refusal('xx-ALICE-rocks'), /contains the username/);
+    assert.equal(refusal('ten chars!'), 'accepted', 'exactly the minimum');
+  });
+});
 
 describe('password hashes', () => {
   const hasher = new PasswordHasher({ concurrency: 2, maxWaiting: 8 });

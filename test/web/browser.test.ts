@@ -154,7 +154,8 @@ describe('web UI in Chromium', () => {
       }
       await page.keyboard.type('keyboard-user');
       await page.keyboard.press('Tab');
-      await page.keyboard.type('a long keyboard password');
+      // Exactly the API's minimum: the form asks for no more than the server does.
+      await page.keyboard.type('ten chars!');
       await page.keyboard.press('Enter');
       await page.getByRole('heading', { name: 'Your sessions' }).waitFor();
       assert.equal(await page.locator('header .who').textContent(), 'Signed in as keyboard-user');

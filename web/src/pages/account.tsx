@@ -1,5 +1,6 @@
 /** Sign up, sign in, and for a signed-in user: their sessions, revoke one, log out (everywhere). */
 import { useEffect, useState } from 'preact/hooks';
+import { PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN } from '../../../src/accounts/account-rules.ts';
 import { api, call, type ResponseOf } from '../api.ts';
 import { setUser, useSession } from '../session.ts';
 import { Empty, ErrorLine, useAction } from '../ui.tsx';
@@ -25,7 +26,15 @@ function CredentialsForm({ kind }: { kind: 'register' | 'login' }) {
     <form class="card" onSubmit={onSubmit} aria-label={title}>
       <h2>{title}</h2>
       <label for={id('username')}>Username</label>
-      <input id={id('username')} name="username" autoComplete="username" required minLength={3} maxLength={32} />
+      <input
+        id={id('username')}
+        name="username"
+        autoComplete="username"
+        required
+        {...(kind === 'register'
+          ? { pattern: USERNAME_PATTERN.slice(1, -1), title: '3 to 32 characters: a-z, 0-9, _ and -' }
+          : { maxLength: 64 })}
+      />
       <label for={id('password')}>Password</label>
       <input
         id={id('password')}
@@ -33,9 +42,12 @@ function CredentialsForm({ kind }: { kind: 'register' | 'login' }) {
         type="password"
         autoComplete={kind === 'register' ? 'new-password' : 'current-password'}
         required
-        minLength={kind === 'register' ? 12 : 1}
+        minLength={kind === 'register' ? PASSWORD_MIN : 1}
+        maxLength={PASSWORD_MAX}
       />
-      {kind === 'register' && <p class="hint">At least 12 characters, not a common password.</p>}
+      {kind === 'register' && (
+        <p class="hint">At least {PASSWORD_MIN} characters, not a common password, not containing your username.</p>
+      )}
       <button type="submit" disabled={busy}>
         {busy ? `${title}…` : title}
       </button>
