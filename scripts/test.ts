@@ -25,8 +25,10 @@ const dataDir = await mkdtemp(join(tmpdir(), 'statewise-test-pg-'));
 const pg = await startEmbeddedPostgres({ dataDir, port: await freePort() });
 
 const concurrency = process.env.STATEWISE_TEST_CONCURRENCY ?? '2';
-// Every test has a time bound: one that hangs fails after this, instead of holding the run.
-const timeoutMs = process.env.STATEWISE_TEST_TIMEOUT_MS ?? '120000';
+// Every test has a time bound: one that hangs fails after this, instead of holding the run. The
+// bound covers a whole file too: the lab's fault experiments (four experiments, each with its own
+// clusters) take 55 s alone and 108 s beside other files in CI, so 120 s cut them off now and then.
+const timeoutMs = process.env.STATEWISE_TEST_TIMEOUT_MS ?? '180000';
 const testArgs = ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeoutMs}`];
 const child = spawn(process.execPath, [...testArgs, ...files], {
   stdio: 'inherit',

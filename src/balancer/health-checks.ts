@@ -6,7 +6,7 @@ import type { UpstreamSet, UpstreamState } from './upstreams.ts';
 const CHECK_TIMEOUT_MS = 1000;
 
 /** `sessionsInMemory` of a /readyz answer; null when absent (a server that does not say). */
-function sessionsInMemoryOf(text: string): number | null {
+export function sessionsInMemoryOf(text: string): number | null {
   try {
     const value = (JSON.parse(text) as { sessionsInMemory?: unknown }).sessionsInMemory;
     return typeof value === 'number' ? value : null;

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { sessionsInMemoryOf } from '../balancer/health-checks.ts';
 import { EXIT_PORT_TAKEN } from '../kernel/exit-codes.ts';
 import { ChildExitedError, forkTs, waitForExit, waitForMessage } from './child-process.ts';
 
@@ -131,8 +132,7 @@ export class ManagedServer {
     if (this.#status !== 'up' || !this.url) return null;
     try {
       const response = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(COUNT_TIMEOUT_MS) });
-      const { sessionsInMemory } = (await response.json()) as { sessionsInMemory?: unknown };
-      return typeof sessionsInMemory === 'number' ? sessionsInMemory : null;
+      return sessionsInMemoryOf(await response.text());
     } catch {
       return null;
     }

@@ -12,6 +12,18 @@ import { startCluster, type Cluster } from '../support/cluster.ts';
 
 const TIMEOUT_MS = 15_000;
 
+/** Runs `work` in a page of its own browser context (no cookies shared with other tests), then closes it. */
+async function inFreshPage(browser: Browser, work: (page: Page) => Promise<void>): Promise<void> {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    page.setDefaultTimeout(TIMEOUT_MS);
+    await work(page);
+  } finally {
+    await context.close();
+  }
+}
+
 async function signUp(page: Page, url: string, username: string): Promise<void> {
   await page.goto(`${url}/#/account`);
   const form = page.getByRole('form', { name: 'Sign up' });
@@ -62,10 +74,7 @@ for (const mode of ['stateless', 'stateful'] as const) {
 
     if (mode === 'stateless') {
       it('withdraw at one ATM: every ATM shows the same balance', async () => {
-        const context = await browser.newContext();
-        const page = await context.newPage();
-        page.setDefaultTimeout(TIMEOUT_MS);
-        try {
+        await inFreshPage(browser, async (page) => {
           await signUp(page, cluster.url, 'atm-user');
           await page.goto(`${cluster.url}/#/bank`);
           await page.getByLabel('Use the ATM at').selectOption('s2');
@@ -77,18 +86,13 @@ for (const mode of ['stateless', 'stateful'] as const) {
           for (const id of ['s1', 's2', 's3']) {
             await page.getByTestId(`balance-${id}`).filter({ hasText: '987.66' }).waitFor();
           }
-        } finally {
-          await context.close();
-        }
+        });
       });
     }
 
     if (mode === 'stateless') {
       it('checks out: the order goes from pending to confirmed, then the cart empties and the stock drops', async () => {
-        const context = await browser.newContext();
-        const page = await context.newPage();
-        page.setDefaultTimeout(TIMEOUT_MS);
-        try {
+        await inFreshPage(browser, async (page) => {
           await signUp(page, cluster.url, 'shop-user');
           await page.goto(`${cluster.url}/#/shop`);
           const margherita = page.getByRole('listitem').filter({ hasText: 'Add Margherita' });
@@ -102,9 +106,7 @@ for (const mode of ['stateless', 'stateful'] as const) {
           await page.locator('.status.confirmed').waitFor();
           await page.getByText('Your cart is empty.').waitFor();
           await margherita.getByText(`(${stock - 2} left)`).waitFor();
-        } finally {
-          await context.close();
-        }
+        });
       });
     }
 
@@ -113,10 +115,7 @@ for (const mode of ['stateless', 'stateful'] as const) {
         ? 'the cart and the sign-in survive the SIGKILL of the server that served them'
         : 'the cart and the sign-in die with the server that held them',
       async () => {
-        const context = await browser.newContext();
-        const page = await context.newPage();
-        page.setDefaultTimeout(TIMEOUT_MS);
-        try {
+        await inFreshPage(browser, async (page) => {
           await signUp(page, cluster.url, `cart-${mode}`);
           const server = await fillCart(page, cluster.url);
           assert.match(server, /^s[123]$/);
@@ -137,18 +136,13 @@ for (const mode of ['stateless', 'stateful'] as const) {
             // The page learns it from the first answer that needs a user (a 401): the header follows.
             await page.locator('header .who', { hasText: /^Sign in$/ }).waitFor();
           }
-        } finally {
-          await context.close();
-        }
+        });
       },
     );
 
     const other = mode === 'stateless' ? 'stateful' : 'stateless';
     it(`switches the cluster to ${other} from the dashboard, after saying what it costs`, async () => {
-      const context = await browser.newContext();
-      const page = await context.newPage();
-      page.setDefaultTimeout(TIMEOUT_MS);
-      try {
+      await inFreshPage(browser, async (page) => {
         const asked: string[] = [];
         page.on('dialog', (dialog) => {
           asked.push(dialog.message());
@@ -171,9 +165,7 @@ for (const mode of ['stateless', 'stateful'] as const) {
           other === 'stateless' ? /carts the servers hold in memory are lost/ : /sign in again/,
         );
         await page.getByRole('button', { name: `Switch to ${mode}` }).waitFor();
-      } finally {
-        await context.close();
-      }
+      });
     });
   });
 }

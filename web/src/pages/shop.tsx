@@ -35,8 +35,7 @@ export function ShopPage() {
 
   /** The menu (its stock moves with every order) and the cart, as they are now. */
   const load = async () => {
-    // no-cache: the menu is cacheable for 5 s; revalidating (a 304 when unchanged) shows stock as it is.
-    const [m, c] = await Promise.all([call(api.GET('/api/menu', { cache: 'no-cache' })), served(api.GET('/api/cart'))]);
+    const [m, c] = await Promise.all([loadMenu(), served(api.GET('/api/cart'))]);
     setMenu(m.items);
     setCart(c.body);
     setServedBy(c.servedBy);
