@@ -18,8 +18,11 @@ async function findTests(dir: string): Promise<string[]> {
     .sort();
 }
 
+// Flags (e.g. --test-name-pattern=...) go to node before the files; no file named means every test.
 const args = process.argv.slice(2);
-const files = args.length > 0 ? args : [...(await findTests('src')), ...(await findTests('test'))];
+const flags = args.filter((arg) => arg.startsWith('--'));
+const named = args.filter((arg) => !arg.startsWith('--'));
+const files = named.length > 0 ? named : [...(await findTests('src')), ...(await findTests('test'))];
 
 const dataDir = await mkdtemp(join(tmpdir(), 'statewise-test-pg-'));
 const pg = await startEmbeddedPostgres({ dataDir, port: await freePort() });
@@ -30,7 +33,7 @@ const concurrency = process.env.STATEWISE_TEST_CONCURRENCY ?? '2';
 // clusters) take 55 s alone and 108 s beside other files in CI, so 120 s cut them off now and then.
 const timeoutMs = process.env.STATEWISE_TEST_TIMEOUT_MS ?? '180000';
 const testArgs = ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeoutMs}`];
-const child = spawn(process.execPath, [...testArgs, ...files], {
+const child = spawn(process.execPath, [...testArgs, ...flags, ...files], {
   stdio: 'inherit',
   env: { ...process.env, STATEWISE_TEST_PG_URL: pg.url },
 });

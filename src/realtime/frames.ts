@@ -20,8 +20,12 @@ export const CLOSE = {
   flooding: 4029,
 } as const;
 
-/** The largest frame a client may send, in bytes: a 4000-character message with room to spare. */
-export const MAX_FRAME_BYTES = 32 * 1024;
+/**
+ * The largest frame a client may send, in bytes. The largest valid `send` is 4000 characters, and
+ * JSON may write each as a \\u escape: an emoji takes two, 12 bytes. So 48 KB plus the other fields
+ * must fit (the HTTP body limit, 64 KiB by default, already takes that text).
+ */
+export const MAX_FRAME_BYTES = 64 * 1024;
 
 const RoomId = Type.String({
   pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',

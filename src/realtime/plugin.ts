@@ -56,6 +56,10 @@ export const realtimePlugin = fp<RealtimeDeps>(
       // No permessage-deflate (ws's default, said here): chat frames are small, and a room's frame is
       // encoded once and written as it is to every socket (room-hub.ts), which compression would undo.
       options: { maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false },
+      errorHandler: (error, socket, request) => {
+        logSocketError(request.log, error);
+        socket.terminate();
+      },
       // A graceful stop tells every socket to reconnect elsewhere (1001) and takes presence off.
       preClose: async () => {
         await edge.stop();
@@ -152,6 +156,17 @@ Client to server: \`{type:"subscribe", room, after?}\` (every message with seq >
 Server to client: \`hello {server}\` (first: the server that holds the socket), \`message\`, \`subscribed {room, lastSeq}\`, \`unsubscribed {room}\`, \`ack {clientMsgId, message}\`, \`presence {room, online}\`, \`typing {room, users}\` (the typer included), \`unread {rooms}\` (at connect, and when the user reads on any device), \`pong\`, \`error {code, message, room?, clientMsgId?}\` with a code of the error table.
 
 A socket may send ${framesPerSecond} frames a second (bursts of twice that) before \`rate_limited\`, and have 32 frames waiting for their answers (a \`send\` refused for that carries its clientMsgId: send it again). Close codes: 1001 the server is stopping (reconnect), 1009 a frame over ${MAX_FRAME_BYTES} bytes, 4001 the session or token ended, 4008 the socket did not read what it was sent (resume with the last seq), 4029 it kept sending far over its rate. The server pings every socket every ${pingSeconds} s and cuts one that has not answered the previous ping (browsers and WebSocket libraries answer by themselves), so a client gone without a goodbye goes offline.`;
+
+/**
+ * A client that breaks the WebSocket protocol (a frame over the limit, bad UTF-8, a bad opcode: ws
+ * has already closed it with the matching code) or drops its connection did it, as with a 4xx: it
+ * is logged at info, not as a server error.
+ */
+function logSocketError(log: FastifyBaseLogger, error: Error & { code?: string }): void {
+  const byClient = error.code?.startsWith('WS_ERR_') || error.code === 'ECONNRESET' || error.code === 'EPIPE';
+  if (byClient) log.info({ code: error.code, reason: error.message }, 'socket closed: a client fault');
+  else log.error({ err: error }, 'socket error');
+}
 
 /** What the live edge tells about itself (the cluster view, metrics, tests). */
 export interface RealtimeStats {

@@ -27,6 +27,8 @@ for (const backend of BACKENDS) {
     /** Where bob's session lives: any server when shared; on memory, the server he signed in on. */
     let bobHome: TestServer;
     const sockets: LiveSocket[] = [];
+    /** The servers' log lines (info and above). */
+    const logLines: Array<{ level: number; code?: string; msg: string }> = [];
 
     const open = async (server: TestServer, browser: InjectClient) => {
       const socket = await LiveSocket.open(`${wsUrl.get(server)}/ws`, cookieHeaders(browser));
@@ -46,6 +48,7 @@ for (const backend of BACKENDS) {
         ...backend.apps,
         servers: 2,
         env: { SW_WS_MAX_BUFFERED_BYTES: '16384', SW_PRESENCE_TTL_MS: '3000' },
+        logTo: { write: (line: string) => logLines.push(JSON.parse(line)) },
       });
       [s1, s2] = apps.servers as [TestServer, TestServer];
       for (const server of apps.servers) wsUrl.set(server, await listen(server));
@@ -167,9 +170,33 @@ for (const backend of BACKENDS) {
       assert.equal((await alice.browser.get(`/api/chat/rooms/${room}/messages`)).body.messages.length, 0);
 
       const big = await open(s1, alice.browser);
-      big.send(JSON.stringify({ type: 'send', room, text: 'x'.repeat(40_000), clientMsgId: 'big' }));
+      big.send(JSON.stringify({ type: 'send', room, text: 'x'.repeat(70_000), clientMsgId: 'big' }));
       assert.equal((await big.waitClosed()).code, 1009);
       assert.equal((await a.subscribe(room)).type, 'subscribed', 'the other socket goes on');
+      const logged = logLines.find((line) => line.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH');
+      assert.equal(logged?.level, 30, 'a frame too big is the client’s doing: logged at info');
+      assert.deepEqual(
+        logLines.filter((line) => line.level >= 50),
+        [],
+        'no server error logged',
+      );
+    });
+
+    it('takes the longest message in any JSON spelling, as HTTP does (4000 emoji as \\u escapes: 48 KB)', async () => {
+      const room = await newRoom();
+      const a = await open(s1, alice.browser);
+      const text = '😀'.repeat(4000);
+      const escaped = text.replace(/[\s\S]/g, (unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`);
+      a.send(`{"type":"send","room":"${room}","text":"${escaped}","clientMsgId":"emoji"}`);
+      const ack = await a.next((f) => f.type === 'ack' || f.type === 'error', 'the answer');
+      assert.equal(ack.type, 'ack', JSON.stringify(ack).slice(0, 200));
+      const http = await alice.browser.post(`/api/chat/rooms/${room}/messages`, { text, clientMsgId: 'emoji-http' });
+      assert.equal(http.status, 201);
+      const stored = (await alice.browser.get(`/api/chat/rooms/${room}/messages`)).body.messages;
+      assert.deepEqual(
+        stored.map((m: { text: string }) => m.text === text),
+        [true, true],
+      );
     });
 
     it('shows typing to the others for about 5 s, and never replays it', async () => {

@@ -46,6 +46,8 @@ export interface AppsOptions {
   redisUrl?: string;
   /** The URL the servers use for the (migrated) database: e.g. through a TCP proxy that can cut it. */
   databaseVia?: (databaseUrl: string) => Promise<string>;
+  /** Where the servers' log lines go (at info and above), to assert on them; silent by default. */
+  logTo?: pino.DestinationStream;
 }
 
 export async function startApps(options: AppsOptions): Promise<TestApps> {
@@ -68,7 +70,10 @@ export async function startApps(options: AppsOptions): Promise<TestApps> {
         SW_LOG_LEVEL: 'silent',
         ...options.env,
       });
-      const services = await openServices(config, pino({ level: process.env.STATEWISE_TEST_LOG ?? 'silent' }));
+      const log = options.logTo
+        ? pino({ level: 'info' }, options.logTo)
+        : pino({ level: process.env.STATEWISE_TEST_LOG ?? 'silent' });
+      const services = await openServices(config, log);
       const app = await buildApp(services);
       await app.ready();
       services.lifecycle.onDrain('http', () => app.close());
