@@ -12,7 +12,10 @@ export const AmountBody = Type.Object(
 );
 export const TransferBody = Type.Object(
   {
-    toUsername: Type.String({ pattern: USERNAME_PATTERN, description: 'the username of the recipient' }),
+    toUsername: Type.String({
+      pattern: USERNAME_PATTERN,
+      description: 'the username of the recipient: 3 to 32 characters from a-z, 0-9, _ and -',
+    }),
     amountCents: Amount,
   },
   { additionalProperties: false, examples: [{ toUsername: 'bob', amountCents: 1250 }] },

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type pg from 'pg';
 import { AppError } from '../kernel/errors.ts';
+import { roomName } from './room-names.ts';
 import type { UserId } from '../kernel/ids.ts';
 import type { Bus, HashStore } from '../state/types.ts';
 import * as q from './queries.ts';
@@ -89,10 +90,13 @@ export class Chat {
     return new Map(rows.map((row) => [row.id, Number(row.last_seq)]));
   }
 
-  async createRoom(name: string, createdBy: UserId): Promise<Room> {
-    const { rows } = await this.db.query<RoomRow>(q.createRoom(name, createdBy));
-    if (!rows[0]) throw new AppError('conflict', `A room named "${name}" exists already.`);
-    return toRoom(rows[0]);
+  /** A new room; `invalid_input` for a name no one could tell apart, `conflict` when it is taken. */
+  async createRoom(rawName: string, createdBy: UserId): Promise<Room> {
+    const { name, key } = roomName(rawName);
+    const { rows } = await this.db.query<RoomRow>(q.createRoom(name, key, createdBy));
+    if (rows[0]) return toRoom(rows[0]);
+    const taken = (await this.db.query<RoomRow>(q.roomByNameKey(key))).rows[0]?.name ?? name;
+    throw new AppError('conflict', `A room named "${taken}" exists already.`);
   }
 
   /**

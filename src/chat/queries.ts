@@ -10,12 +10,19 @@ export const CLIENT_MSG_CONSTRAINT = 'chat_messages_client_msg';
 
 const ROOM = 'id, name, last_seq';
 
-/** A new room; no row when the name is taken (the unique index chat_rooms_name). */
-export const createRoom = (name: string, createdBy: UserId): pg.QueryConfig => ({
+/** A new room; no row when a room with this name key exists (the unique index chat_rooms_name_key). */
+export const createRoom = (name: string, nameKey: string, createdBy: UserId): pg.QueryConfig => ({
   name: 'chat_create_room',
-  text: `INSERT INTO chat_rooms (name, created_by) VALUES ($1, $2)
-         ON CONFLICT (name) DO NOTHING RETURNING ${ROOM}`,
-  values: [name, createdBy],
+  text: `INSERT INTO chat_rooms (name, name_key, created_by) VALUES ($1, $2, $3)
+         ON CONFLICT (name_key) DO NOTHING RETURNING ${ROOM}`,
+  values: [name, nameKey, createdBy],
+});
+
+/** The room that holds this name key. */
+export const roomByNameKey = (nameKey: string): pg.QueryConfig => ({
+  name: 'chat_room_by_name_key',
+  text: `SELECT ${ROOM} FROM chat_rooms WHERE name_key = $1`,
+  values: [nameKey],
 });
 
 /** Every room, oldest first. */

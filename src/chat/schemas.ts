@@ -1,15 +1,17 @@
 import { Type } from 'typebox';
+import { SHOWS_SOMETHING } from './visible.ts';
 
 export const HISTORY_DEFAULT_LIMIT = 50;
 export const HISTORY_MAX_LIMIT = 200;
 
-/** A uuid as PostgreSQL reads it (ajv's `uuid` format alone also takes a `urn:uuid:` prefix). */
-const Uuid = Type.String({
+/** A room's id: a uuid as PostgreSQL reads it (ajv's `uuid` format alone also takes a `urn:uuid:` prefix). */
+export const RoomId = Type.String({
+  description: 'a room id (uuid)',
   format: 'uuid',
   pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
 });
 
-export const RoomParams = Type.Object({ id: Uuid });
+export const RoomParams = Type.Object({ id: RoomId });
 
 export const RoomSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -25,7 +27,8 @@ export const CreateRoomBody = Type.Object(
       minLength: 1,
       maxLength: 64,
       pattern: '^[^\\x00-\\x1f\\x7f]+$',
-      description: '1 to 64 characters, no control characters; unique',
+      description:
+        '1 to 64 characters that show something: no control or invisible characters, no mix of Latin, Cyrillic and Greek letters. Spaces at the ends are dropped. Unique, whatever the case or width ("General" and "Ｇｅｎｅｒａｌ" are one name)',
     }),
   },
   // The served document's example body (examples[0]); it must pass this schema.
@@ -45,7 +48,12 @@ export const MessageList = Type.Object({ messages: Type.Array(MessageSchema, { d
 
 export const SendBody = Type.Object(
   {
-    text: Type.String({ minLength: 1, maxLength: 4000, description: '1 to 4000 characters' }),
+    text: Type.String({
+      minLength: 1,
+      maxLength: 4000,
+      pattern: SHOWS_SOMETHING,
+      description: '1 to 4000 characters, at least one of them visible (not only spaces)',
+    }),
     clientMsgId: Type.String({
       minLength: 1,
       maxLength: 64,

@@ -460,22 +460,31 @@ export interface components {
     ClientFrame_subscribe: {
       /** @enum {string} */
       type: 'subscribe';
-      /** @description a room id (uuid) */
+      /**
+       * Format: uuid
+       * @description a room id (uuid)
+       */
       room: string;
       after?: number;
     };
     ClientFrame_unsubscribe: {
       /** @enum {string} */
       type: 'unsubscribe';
-      /** @description a room id (uuid) */
+      /**
+       * Format: uuid
+       * @description a room id (uuid)
+       */
       room: string;
     };
     ClientFrame_send: {
       /** @enum {string} */
       type: 'send';
-      /** @description a room id (uuid) */
+      /**
+       * Format: uuid
+       * @description a room id (uuid)
+       */
       room: string;
-      /** @description 1 to 4000 characters */
+      /** @description 1 to 4000 characters, at least one of them visible (not only spaces) */
       text: string;
       /** @description chosen by the client, 1 to 64 visible ASCII characters: a resend with the same one is the same message */
       clientMsgId: string;
@@ -483,13 +492,19 @@ export interface components {
     ClientFrame_typing: {
       /** @enum {string} */
       type: 'typing';
-      /** @description a room id (uuid) */
+      /**
+       * Format: uuid
+       * @description a room id (uuid)
+       */
       room: string;
     };
     ClientFrame_read: {
       /** @enum {string} */
       type: 'read';
-      /** @description a room id (uuid) */
+      /**
+       * Format: uuid
+       * @description a room id (uuid)
+       */
       room: string;
       seq: number;
     };
@@ -528,7 +543,10 @@ export interface components {
     ServerFrame_message: {
       /** @enum {string} */
       type: 'message';
-      /** @description a room id (uuid) */
+      /**
+       * Format: uuid
+       * @description a room id (uuid)
+       */
       room: string;
       message: {
         /** @description the room's sequence number: 1, 2, 3... with no gap */
@@ -546,7 +564,10 @@ export interface components {
     ServerFrame_subscribed: {
       /** @enum {string} */
       type: 'subscribed';
-      /** @description a room id (uuid) */
+      /**
+       * Format: uuid
+       * @description a room id (uuid)
+       */
       room: string;
       /** @description the room's newest seq when subscribed */
       lastSeq: number;
@@ -554,7 +575,10 @@ export interface components {
     ServerFrame_unsubscribed: {
       /** @enum {string} */
       type: 'unsubscribed';
-      /** @description a room id (uuid) */
+      /**
+       * Format: uuid
+       * @description a room id (uuid)
+       */
       room: string;
     };
     ServerFrame_ack: {
@@ -578,7 +602,10 @@ export interface components {
     ServerFrame_presence: {
       /** @enum {string} */
       type: 'presence';
-      /** @description a room id (uuid) */
+      /**
+       * Format: uuid
+       * @description a room id (uuid)
+       */
       room: string;
       /** @description usernames online in the room, sorted */
       online: string[];
@@ -586,7 +613,10 @@ export interface components {
     ServerFrame_typing: {
       /** @enum {string} */
       type: 'typing';
-      /** @description a room id (uuid) */
+      /**
+       * Format: uuid
+       * @description a room id (uuid)
+       */
       room: string;
       /** @description usernames typing now, the typer included */
       users: string[];
@@ -641,7 +671,10 @@ export interface components {
         | 'gateway_timeout';
       /** @description for people */
       message: string;
-      /** @description a room id (uuid) */
+      /**
+       * Format: uuid
+       * @description a room id (uuid)
+       */
       room?: string;
       /** @description chosen by the client, 1 to 64 visible ASCII characters: a resend with the same one is the same message */
       clientMsgId?: string;
@@ -1243,7 +1276,7 @@ export interface operations {
          * }
          */
         'application/json': {
-          /** @description the username of the recipient */
+          /** @description the username of the recipient: 3 to 32 characters from a-z, 0-9, _ and - */
           toUsername: string;
           /** @description integer cents, 1 to 100000000 */
           amountCents: number;
@@ -1666,7 +1699,7 @@ export interface operations {
          * }
          */
         'application/json': {
-          /** @description 1 to 64 characters, no control characters; unique */
+          /** @description 1 to 64 characters that show something: no control or invisible characters, no mix of Latin, Cyrillic and Greek letters. Spaces at the ends are dropped. Unique, whatever the case or width ("General" and "Ｇｅｎｅｒａｌ" are one name) */
           name: string;
         };
       };
@@ -1710,6 +1743,7 @@ export interface operations {
         limit?: string;
       };
       path: {
+        /** @description a room id (uuid) */
         id: string;
       };
     };
@@ -1749,6 +1783,7 @@ export interface operations {
   sendMessage: {
     parameters: {
       path: {
+        /** @description a room id (uuid) */
         id: string;
       };
     };
@@ -1761,7 +1796,7 @@ export interface operations {
          * }
          */
         'application/json': {
-          /** @description 1 to 4000 characters */
+          /** @description 1 to 4000 characters, at least one of them visible (not only spaces) */
           text: string;
           /** @description chosen by the client, 1 to 64 visible ASCII characters: a resend with the same one is the same message */
           clientMsgId: string;
@@ -1806,6 +1841,7 @@ export interface operations {
   markRoomRead: {
     parameters: {
       path: {
+        /** @description a room id (uuid) */
         id: string;
       };
     };
@@ -1869,6 +1905,7 @@ export interface operations {
   getRoomPresence: {
     parameters: {
       path: {
+        /** @description a room id (uuid) */
         id: string;
       };
     };

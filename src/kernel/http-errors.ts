@@ -81,7 +81,21 @@ function describeValidation(error: Partial<FastifyError>): string {
   const path = first.instancePath ? `${where}${first.instancePath.replaceAll('/', '.')}` : where;
   const missing = (first.params as { missingProperty?: string } | undefined)?.missingProperty;
   if (missing) return `${path}.${missing} is required.`;
-  return `${path} ${first.message ?? 'is invalid'}.`;
+  const { parentSchema } = first as { parentSchema?: unknown }; // set by ajv when verbose
+  return `${path} ${explainRule(first.keyword, parentSchema, first.message)}.`;
+}
+
+/**
+ * A broken rule in words. A pattern or format is said by the field's description, not by the
+ * validator's "must match pattern "^(?:[1-9]|...)$"": a regular expression tells a person nothing.
+ * Shared with the live socket's frames (src/realtime/frames.ts).
+ */
+export function explainRule(keyword: string, schema: unknown, message: string | undefined): string {
+  const description = (schema as { description?: unknown } | undefined)?.description;
+  if ((keyword === 'pattern' || keyword === 'format') && typeof description === 'string') {
+    return `is not valid: ${description}`;
+  }
+  return message ?? 'is invalid';
 }
 
 /** Any Fastify reply (HTTP/1 or 2, any type provider): only these methods are used. */
@@ -105,7 +119,8 @@ export function sendAppError<R extends ReplyLike>(reply: R, error: AppError): R 
  * property the schema does not know is refused (400), never silently dropped, and nothing is coerced.
  */
 export const STRICT_VALIDATION = {
-  customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false },
+  // verbose: a failed rule carries its schema, whose description explains a pattern (explainRule).
+  customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, verbose: true },
 } as const;
 
 /**

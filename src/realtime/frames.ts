@@ -6,8 +6,9 @@
  */
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { MessageSchema, SendBody, UnreadReply } from '../chat/schemas.ts';
+import { MessageSchema, RoomId, SendBody, UnreadReply } from '../chat/schemas.ts';
 import { AppError } from '../kernel/errors.ts';
+import { explainRule } from '../kernel/http-errors.ts';
 import { ErrorSchema } from '../kernel/responses.ts';
 
 /** Close codes of /ws, besides the standard ones (1001 going away, 1009 frame too big). */
@@ -27,10 +28,6 @@ export const CLOSE = {
  */
 export const MAX_FRAME_BYTES = 64 * 1024;
 
-const RoomId = Type.String({
-  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
-  description: 'a room id (uuid)',
-});
 const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 
 /** What a client may send, by `type`. */
@@ -90,8 +87,11 @@ export function parseClientFrame(data: string): ClientFrame | AppError {
   const validator = validators[type];
   if (validator.Check(value)) return value as ClientFrame;
   const first = validator.Errors(value)[0];
-  const where = first?.instancePath ? first.instancePath.slice(1).replaceAll('/', '.') : 'the frame';
-  return new AppError('invalid_input', `${type}: ${where} ${first?.message ?? 'is not valid'}.`);
+  const field = first?.instancePath.slice(1).replaceAll('/', '.');
+  // Frames are flat: a field's schema is a property of the frame's.
+  const schema = field ? (clientFrames[type].properties as Record<string, unknown>)[field] : undefined;
+  const rule = first ? explainRule(first.keyword, schema, first.message) : 'is not valid';
+  return new AppError('invalid_input', `${type}: ${field || 'the frame'} ${rule}.`);
 }
 
 /** What the server sends, by `type`. */

@@ -110,6 +110,50 @@ for (const store of STORES) {
       assert.equal((await alice.get(s1, '/api/chat/rooms')).body.rooms.length, before);
     });
 
+    it('refuses a room name that shows nothing or passes for another, saying why; look-alikes of a taken name are 409', async () => {
+      const before = (await alice.get(s1, '/api/chat/rooms')).body.rooms.length;
+      const refused: Array<[string, RegExp]> = [
+        ['   ', /visible character/],
+        ['\u200b\u200b', /visible character/],
+        ['\u3164', /visible character/],
+        ['news\u200b', /invisible/],
+        ['\u202eevil', /invisible/],
+        ['G\u0435neral', /mix Latin and Cyrillic/], // a Cyrillic е
+        ['\u03bfpen', /mix Latin and Greek/], // a Greek ο
+        ['\ufdfa'.repeat(4), /at most 64/], // one character each, 18 once folded (NFKC)
+      ];
+      for (const [name, why] of refused) {
+        const r = await alice.post(s1, '/api/chat/rooms', { name });
+        assert.equal(r.status, 400, JSON.stringify(name));
+        assert.equal(r.body.error.code, 'invalid_input');
+        assert.match(r.body.error.message, why, JSON.stringify(name));
+      }
+      assert.equal((await alice.get(s1, '/api/chat/rooms')).body.rooms.length, before, 'none stored');
+
+      const tag = randomUUID().slice(0, 8);
+      const created = await alice.post(s1, '/api/chat/rooms', { name: `  Lobby   ${tag} ` });
+      assert.equal(created.status, 201);
+      assert.equal(created.body.room.name, `Lobby ${tag}`, 'ends trimmed, inner spaces made one');
+      const fullWidth = [...`lobby ${tag}`]
+        .map((c) => (c === ' ' ? '\u3000' : String.fromCodePoint(c.codePointAt(0)! + 0xfee0)))
+        .join('');
+      for (const name of [`lobby ${tag}`, `LOBBY ${tag}`, fullWidth]) {
+        const r = await bob.post(s2, '/api/chat/rooms', { name });
+        assert.equal(r.status, 409, JSON.stringify(name));
+        assert.match(r.body.error.message, new RegExp(`"Lobby ${tag}" exists already`));
+      }
+      assert.equal(
+        (await alice.post(s1, '/api/chat/rooms', { name: `Москва ${Date.now()}` })).status,
+        201,
+        'one script',
+      );
+      assert.equal(
+        (await alice.post(s1, '/api/chat/rooms', { name: `👩\u200d💻 ${tag}` })).status,
+        201,
+        'emoji joiner',
+      );
+    });
+
     it('200 concurrent sends over 2 servers get seqs 1..200, no gap, no duplicate, history in order', async () => {
       const room = await newRoom();
       const url = `/api/chat/rooms/${room.id}/messages`;
@@ -285,8 +329,18 @@ for (const store of STORES) {
       assert.deepEqual(await page('?after=7'), []);
       assert.deepEqual(await page('?after=100'), []);
       for (const bad of ['?limit=0', '?limit=201', '?limit=x', '?after=-1', '?after=1.5', '?after=a&limit=2']) {
-        assert.equal((await bob.get(s2, `${url}${bad}`)).status, 400, bad);
+        const refused = await bob.get(s2, `${url}${bad}`);
+        assert.equal(refused.status, 400, bad);
+        assert.doesNotMatch(refused.body.error.message, /pattern|\^|\$/, 'said in words, not as a regular expression');
       }
+      assert.equal(
+        (await bob.get(s2, `${url}?limit=0`)).body.error.message,
+        'querystring.limit is not valid: at most this many messages, 1 to 200; default 50.',
+      );
+      assert.equal(
+        (await bob.get(s2, '/api/chat/rooms/nope/messages')).body.error.message,
+        'params.id is not valid: a room id (uuid).',
+      );
       // The default limit is 50.
       const big = await newRoom();
       const bigUrl = `/api/chat/rooms/${big.id}/messages`;
@@ -352,6 +406,8 @@ for (const store of STORES) {
         [url, { text: 'hi', clientMsgId: 'x4', extra: 1 }, 400],
         [url, { text: 5, clientMsgId: 'x5' }, 400],
         [url, { text: 'nul\u0000', clientMsgId: 'x6' }, 400],
+        [url, { text: ' \n\t\u3000', clientMsgId: 'x10' }, 400],
+        [url, { text: '\u200b\u2060', clientMsgId: 'x11' }, 400],
         ['/api/chat/rooms/not-a-uuid/messages', { text: 'hi', clientMsgId: 'x7' }, 400],
         [`/api/chat/rooms/urn:uuid:${room.id}/messages`, { text: 'hi', clientMsgId: 'x8' }, 400],
         [`/api/chat/rooms/${randomUUID()}/messages`, { text: 'hi', clientMsgId: 'x9' }, 404],
@@ -365,6 +421,11 @@ for (const store of STORES) {
       assert.equal((await alice.get(s1, '/api/chat/rooms/nope/messages')).status, 400);
       const listed = (await alice.get(s1, '/api/chat/rooms')).body.rooms.find((r: { id: string }) => r.id === room.id);
       assert.equal(listed.lastSeq, 0, 'a refused message takes no seq');
+      const blank = await alice.post(s1, url, { text: '   ', clientMsgId: 'x12' });
+      assert.equal(
+        blank.body.error.message,
+        'body.text is not valid: 1 to 4000 characters, at least one of them visible (not only spaces).',
+      );
       const longest = await alice.post(s2, url, { text: 'x'.repeat(4000), clientMsgId: '!~' });
       assert.equal(longest.status, 201);
       assert.equal(longest.body.message.seq, 1);

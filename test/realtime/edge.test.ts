@@ -148,6 +148,7 @@ for (const backend of BACKENDS) {
         ['"send"', 'invalid_input'],
         [{ type: 'shout', room }, 'invalid_input'],
         [{ type: 'send', room, text: '', clientMsgId: 'x' }, 'invalid_input'],
+        [{ type: 'send', room, text: ' \u200b ', clientMsgId: 'x' }, 'invalid_input'],
         [{ type: 'send', room, text: 'x'.repeat(4001), clientMsgId: 'x' }, 'invalid_input'],
         [{ type: 'send', room, text: 'hi', clientMsgId: 'x', extra: 1 }, 'invalid_input'],
         [{ type: 'send', room: 'not-a-uuid', text: 'hi', clientMsgId: 'x' }, 'invalid_input'],
