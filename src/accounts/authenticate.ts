@@ -30,6 +30,8 @@ const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
  */
 export class Authenticator {
   readonly #resolved = new WeakMap<FastifyRequest, Promise<SessionRecord | null>>();
+  /** Why a request's session cookie found no session, for its 401 to say. */
+  readonly #whyNoSession = new WeakMap<FastifyRequest, string>();
 
   constructor(
     private readonly sessions: SessionManager,
@@ -61,8 +63,9 @@ export class Authenticator {
   /** The signed-in user, or 401. */
   async requireUser(request: FastifyRequest): Promise<Principal> {
     const principal = await this.optionalUser(request);
-    if (!principal) throw new AppError('not_authenticated', 'Sign in first (session cookie or bearer token).');
-    return principal;
+    if (principal) return principal;
+    const why = this.#whyNoSession.get(request) ?? 'Sign in first (session cookie or bearer token).';
+    throw new AppError('not_authenticated', why);
   }
 
   async optionalUser(request: FastifyRequest): Promise<Principal | null> {
@@ -124,9 +127,17 @@ export class Authenticator {
         },
         'session presented with another user agent; revoked',
       );
+      this.#whyNoSession.set(
+        request,
+        'Your session was ended: its cookie came from another browser than the one that signed in (User-Agent), as a stolen cookie would. Sign in again.',
+      );
       return null;
     }
     if (outcome.kind === 'none') {
+      this.#whyNoSession.set(
+        request,
+        'Your session has ended (signed out, timed out, or ended from another device). Sign in again.',
+      );
       await this.countUnknownId(request.ip);
       return null;
     }

@@ -63,7 +63,7 @@ export class SessionManager {
       await this.store.destroy(id);
       return { kind: 'none' };
     }
-    if (this.policy.bindUserAgent && session.userAgent !== userAgent.slice(0, 512)) {
+    if (this.policy.bindUserAgent && !sameBrowser(session.userAgent, userAgent.slice(0, 512))) {
       await this.store.destroy(id);
       return { kind: 'user_agent_mismatch', session };
     }
@@ -89,3 +89,14 @@ export class SessionManager {
     return this.store.destroyByUser(userId);
   }
 }
+
+/**
+ * Whether two User-Agent strings are the same browser on the same system, whatever their versions:
+ * a browser updates itself (Chrome/120 becomes Chrome/121) and must not sign its user out, while a
+ * cookie replayed from another browser or system still ends the session.
+ */
+export function sameBrowser(a: string, b: string): boolean {
+  return withoutVersions(a) === withoutVersions(b);
+}
+
+const withoutVersions = (userAgent: string) => userAgent.replace(/\d+(?:[._]\d+)*/g, '#');

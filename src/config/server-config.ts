@@ -24,7 +24,7 @@ export interface ServerConfig {
   sessionIdleMs: number;
   /** Absolute lifetime of a login session, whatever its activity. @default 12 h */
   sessionAbsoluteMs: number;
-  /** Revoke a session presented with another User-Agent than it was created with. @default true */
+  /** Revoke a session presented by another browser (User-Agent, versions aside) than the one that signed in. @default true */
   sessionBindUserAgent: boolean;
   /** Largest request body accepted, in bytes. @default 65536 */
   bodyLimit: number;

@@ -274,12 +274,31 @@ for (const backend of BACKENDS) {
       assert.equal((await b.get('/api/auth/sessions')).headers['cache-control'], 'no-store');
     });
 
-    it('revokes a session presented with another User-Agent', async () => {
+    it('revokes a session presented with another User-Agent, and the 401 says why', async () => {
       const { b } = await signedUp(browser('Original/1.0'));
       const thief = browser('Thief/6.6');
       thief.cookies.set('sid', b.cookies.get('sid')!);
-      assert.equal((await thief.get('/api/me')).status, 401);
-      assert.equal((await b.get('/api/me')).status, 401, 'the session is gone for everyone');
+      const refused = await thief.get('/api/me');
+      assert.equal(refused.status, 401);
+      assert.equal(refused.body.error.code, 'not_authenticated');
+      assert.match(refused.body.error.message, /another browser/);
+      const after = await b.get('/api/me');
+      assert.equal(after.status, 401, 'the session is gone for everyone');
+      assert.match(after.body.error.message, /Your session has ended/);
+      const stranger = await browser('Stranger/1.0').get('/api/me');
+      assert.match(stranger.body.error.message, /^Sign in first/, 'no cookie: nothing ended');
+    });
+
+    it('keeps the session when the browser updates itself (only its version numbers change)', async () => {
+      const chrome = (v: string) =>
+        `Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_${v}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${v}.0.0.0 Safari/537.36`;
+      const { b } = await signedUp(browser(chrome('120')));
+      const updated = browser(chrome('121'));
+      updated.cookies.set('sid', b.cookies.get('sid')!);
+      assert.equal((await updated.get('/api/me')).status, 200);
+      const firefox = browser('Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:121.0) Gecko/20100101 Firefox/121.0');
+      firefox.cookies.set('sid', b.cookies.get('sid')!);
+      assert.equal((await firefox.get('/api/me')).status, 401, 'another browser still ends it');
     });
 
     it('refuses cross-site requests made with the cookie; bearer requests are exempt', async () => {
