@@ -5,14 +5,14 @@ import type { SessionRecord } from '../state/types.ts';
 import type { UserId } from '../kernel/ids.ts';
 import { readSessionCookie } from './session-cookie.ts';
 import type { SessionManager } from './session-manager.ts';
+import type { VerifiedToken } from './tokens/access-tokens.ts';
 
 export type Principal =
-  | { via: 'session'; userId: UserId; username: string; session: SessionRecord }
-  | { via: 'bearer'; userId: UserId; username: string; tokenId: string };
+  { via: 'session'; userId: UserId; username: string; session: SessionRecord } | ({ via: 'bearer' } & VerifiedToken);
 
 /** Checks an access token on this server alone (signature, claims, revocation). */
 export interface AccessTokenVerifier {
-  verify(token: string): Promise<{ userId: UserId; username: string; tokenId: string }>;
+  verify(token: string): Promise<VerifiedToken>;
 }
 
 /** The credential of a long-lived connection: who it is from, and a way to ask again later. */

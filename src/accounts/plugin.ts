@@ -95,6 +95,11 @@ export const accountsPlugin = fp<AccountsDeps>(
       ]);
       revocations.announce(userId);
     };
+    /** Log out one token sign-in: its refresh tokens die, and its access tokens are refused. */
+    const logoutSignIn = async (userId: UserId, signIn: string) => {
+      await Promise.all([refresh.revokeFamily(signIn), access.revokeSignIn(userId, signIn)]);
+      revocations.announce(userId);
+    };
 
     app.decorate('auth', auth);
     app.decorate('accounts', {
@@ -114,6 +119,7 @@ export const accountsPlugin = fp<AccountsDeps>(
       checkCredentials,
       passwords,
       logoutEverywhere,
+      logoutSignIn,
       onVisitorSignIn: async (visitor, user) => {
         for (const hook of signInHooks) await hook(visitor, user);
       },

@@ -21,6 +21,8 @@ export interface AccountRoutesDeps {
   checkCredentials: CheckCredentials;
   passwords: PasswordHasher;
   logoutEverywhere(userId: UserId): Promise<void>;
+  /** Ends a token client's sign-in: its refresh tokens and every access token of it. */
+  logoutSignIn(userId: UserId, signIn: string): Promise<void>;
   onVisitorSignIn(visitor: SessionRecord, user: SessionRecord): Promise<void>;
 }
 
@@ -91,15 +93,17 @@ export function accountRoutes(app: App, deps: AccountRoutesDeps): void {
     {
       schema: {
         operationId: 'logout',
-        summary: 'Sign out of this session',
+        summary: 'Sign out of this session or token sign-in',
         description:
-          'Ends the session of the cookie sent (on every server) and clears the cookie; 204 without one too.',
+          'Ends the session of the cookie sent (on every server) and clears the cookie; 204 without one too. With a bearer access token: ends the sign-in that token came from (POST /api/auth/token): its refresh token and every access token of it are refused from now on, on every server; a token that is not valid is 401 `invalid_token`.',
         tags,
-        security: Security.sessionOptional,
-        response: responses({ 204: NoContent }, [429, 503]),
+        security: [...Security.sessionOptional, { bearer: [] }],
+        response: responses({ 204: NoContent }, [401, 429, 503]),
       },
     },
     async (request, reply) => {
+      const principal = await auth.optionalUser(request);
+      if (principal?.via === 'bearer') await deps.logoutSignIn(principal.userId, principal.signIn);
       const session = await auth.session(request);
       if (session) await sessions.end(session);
       clearSessionCookie(request, reply);

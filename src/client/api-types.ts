@@ -34,8 +34,8 @@ export interface paths {
   };
   '/api/auth/logout': {
     /**
-     * Sign out of this session
-     * @description Ends the session of the cookie sent (on every server) and clears the cookie; 204 without one too.
+     * Sign out of this session or token sign-in
+     * @description Ends the session of the cookie sent (on every server) and clears the cookie; 204 without one too. With a bearer access token: ends the sign-in that token came from (POST /api/auth/token): its refresh token and every access token of it are refused from now on, on every server; a token that is not valid is 401 `invalid_token`.
      */
     post: operations['logout'];
   };
@@ -917,8 +917,8 @@ export interface operations {
     };
   };
   /**
-   * Sign out of this session
-   * @description Ends the session of the cookie sent (on every server) and clears the cookie; 204 without one too.
+   * Sign out of this session or token sign-in
+   * @description Ends the session of the cookie sent (on every server) and clears the cookie; 204 without one too. With a bearer access token: ends the sign-in that token came from (POST /api/auth/token): its refresh token and every access token of it are refused from now on, on every server; a token that is not valid is 401 `invalid_token`.
    */
   logout: {
     responses: {
@@ -927,6 +927,7 @@ export interface operations {
         content: never;
       };
       400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
       403: components['responses']['Forbidden'];
       413: components['responses']['ContentTooLarge'];
       414: components['responses']['UriTooLong'];

@@ -143,7 +143,40 @@ for (const backend of BACKENDS) {
       assert.equal(reuse.status, 401, 'a used refresh token is refused');
       const newest = await client.post('/api/auth/refresh', { refreshToken: second.body.refreshToken });
       assert.equal(newest.status, 401, 'the whole family is revoked, the newest token included');
+      assert.equal((await me(second.body.accessToken)).status, 401, "and the family's access tokens");
+      // Stateful: the mark is in the memory of the server that saw the reuse; another still lets the token in.
+      assert.equal((await me(second.body.accessToken, 's2')).status, backend.shared ? 401 : 200);
       assert.equal((await client.post('/api/auth/refresh', { refreshToken: 'rt_made-up' })).status, 401);
+    });
+
+    it('logs out a token sign-in with its bearer token: its access and refresh tokens die on every server; another lives', async () => {
+      const t = await tokensFor();
+      const other = await client.post('/api/auth/token', { username: t.username, password: PASSWORD });
+      const refreshed = await client.post('/api/auth/refresh', { refreshToken: t.refreshToken });
+      assert.equal(refreshed.status, 200);
+      for (const id of SERVERS) assert.equal((await me(t.accessToken, id)).status, 200, `valid on ${id} first`);
+
+      const bearer = { authorization: `Bearer ${refreshed.body.accessToken}` };
+      assert.equal((await server('s2').client('api-client').post('/api/auth/logout', {}, bearer)).status, 204);
+      for (const id of SERVERS) {
+        for (const token of [t.accessToken, refreshed.body.accessToken]) {
+          const answer = await me(token, id);
+          // Stateful: only the server that logged it out knows (the refresh token is a record: dead everywhere).
+          if (!backend.shared && id !== 's2') {
+            assert.equal(answer.status, 200, `memory: ${id} never heard`);
+            continue;
+          }
+          assert.equal(answer.status, 401, `refused on ${id}`);
+          assert.match(answer.body.error.message, /its sign-in was logged out/);
+        }
+      }
+      const again = await client.post('/api/auth/refresh', { refreshToken: refreshed.body.refreshToken });
+      assert.equal(again.status, 401, 'its refresh token is dead too');
+      assert.equal((await me(other.body.accessToken, 's2')).status, 200, 'another sign-in of the user lives');
+
+      const stale = await server('s2').client('api-client').post('/api/auth/logout', {}, bearer);
+      assert.equal(stale.status, 401, 'logging out with a dead token says so');
+      assert.equal(stale.body.error.code, 'invalid_token');
     });
 
     it('rotates signing keys without signing anyone out, and refuses a removed key', async () => {

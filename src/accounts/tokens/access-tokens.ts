@@ -23,14 +23,30 @@ interface Claims {
   jti: string;
   /** The user's token generation when it was issued (absent: 0). See revokeAllForUser. */
   gen?: number;
+  /** The sign-in it belongs to: the family of its refresh tokens. See revokeSignIn. */
+  sid?: string;
+}
+
+/** Who an access token is for, and which sign-in issued it. */
+export interface VerifiedToken {
+  userId: UserId;
+  username: string;
+  tokenId: string;
+  /** The sign-in (refresh token family); a token issued before sign-ins were named: its own id. */
+  signIn: string;
 }
 
 const CLOCK_SKEW_SECONDS = 60;
 const CACHE_LIMIT = 10_000;
 const b64url = (value: string | Buffer) => Buffer.from(value).toString('base64url');
+const signInField = (signIn: string) => `signin:${signIn}`;
 const invalid = (why: string) => new AppError('invalid_token', `The access token is not valid: ${why}.`);
 
-/** Where the hashes live whose field `gen` counts a user's "log out everywhere"s (see revokeAllForUser). */
+/**
+ * Where a user's token revocations live, one hash per user read once per verification: field `gen`
+ * counts their "log out everywhere"s (revokeAllForUser), and `signin:<id>` marks a sign-in that
+ * logged out (revokeSignIn).
+ */
 export const TOKEN_GENERATION_PREFIX = 'token-generation:';
 export const tokenGenerationKey = (userId: string) => `${TOKEN_GENERATION_PREFIX}${userId}`;
 
@@ -51,7 +67,8 @@ export class AccessTokens implements AccessTokenVerifier {
     private readonly policy: AccessTokenPolicy,
   ) {}
 
-  async issue(user: { id: UserId; username: string }): Promise<{ token: string; expiresIn: number }> {
+  /** A token of `signIn` (the family of the refresh token issued beside it). */
+  async issue(user: { id: UserId; username: string }, signIn: string): Promise<{ token: string; expiresIn: number }> {
     const gen = await this.#generation(user.id);
     const key = this.keys.signer();
     const now = Math.floor(Date.now() / 1000);
@@ -64,13 +81,14 @@ export class AccessTokens implements AccessTokenVerifier {
       exp: now + this.policy.ttlSeconds,
       jti: randomUUID(),
       gen,
+      sid: signIn,
     };
     const input = `${b64url(JSON.stringify({ alg: ALGORITHM, typ: 'JWT', kid: key.kid }))}.${b64url(JSON.stringify(claims))}`;
     const signature = sign('sha256', Buffer.from(input), key.privateKey);
     return { token: `${input}.${b64url(signature)}`, expiresIn: this.policy.ttlSeconds };
   }
 
-  async verify(token: string): Promise<{ userId: UserId; username: string; tokenId: string }> {
+  async verify(token: string): Promise<VerifiedToken> {
     let entry = this.#verified.get(token);
     // A cached signature counts only while its key does: a removed key ends its tokens at once.
     if (entry && !this.keys.isLive(entry.kid)) {
@@ -84,8 +102,11 @@ export class AccessTokens implements AccessTokenVerifier {
     }
     const { claims } = entry;
     this.#checkClaims(claims);
-    if ((claims.gen ?? 0) < (await this.#generation(claims.sub))) throw invalid('it was revoked');
-    return { userId: claims.sub as UserId, username: claims.name, tokenId: claims.jti };
+    const signIn = claims.sid ?? claims.jti;
+    const revoked = await this.revocations.getAll(tokenGenerationKey(claims.sub));
+    if ((claims.gen ?? 0) < Number(revoked.gen ?? 0)) throw invalid('it was revoked (log out everywhere)');
+    if (revoked[signInField(signIn)] !== undefined) throw invalid('its sign-in was logged out');
+    return { userId: claims.sub as UserId, username: claims.name, tokenId: claims.jti, signIn };
   }
 
   /**
@@ -96,8 +117,19 @@ export class AccessTokens implements AccessTokenVerifier {
    * every token it refused has expired too, and newer ones carry a generation >= 0.
    */
   async revokeAllForUser(userId: UserId): Promise<void> {
-    const ttlMs = (this.policy.ttlSeconds + CLOCK_SKEW_SECONDS * 2) * 1000;
-    await this.revocations.incrBy(tokenGenerationKey(userId), 'gen', 1, ttlMs);
+    await this.revocations.incrBy(tokenGenerationKey(userId), 'gen', 1, this.#revocationTtlMs());
+  }
+
+  /**
+   * "Log out" for a token client: every access token of this sign-in is refused from now on, the
+   * ones issued by its refreshes too. The mark lives as long as the longest of them could.
+   */
+  async revokeSignIn(userId: UserId, signIn: string): Promise<void> {
+    await this.revocations.set(tokenGenerationKey(userId), signInField(signIn), '1', this.#revocationTtlMs());
+  }
+
+  #revocationTtlMs(): number {
+    return (this.policy.ttlSeconds + CLOCK_SKEW_SECONDS * 2) * 1000;
   }
 
   async #generation(userId: string): Promise<number> {

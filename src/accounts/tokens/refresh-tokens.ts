@@ -8,7 +8,9 @@ import * as q from '../queries.ts';
 const hash = (token: string) => createHash('sha256').update(token).digest('base64url');
 const refused = () => new AppError('invalid_token', 'The refresh token is not valid; sign in again.');
 
-export type RotateOutcome = { kind: 'rotated'; userId: UserId; token: string } | { kind: 'reused'; userId: UserId };
+export type RotateOutcome =
+  | { kind: 'rotated'; userId: UserId; token: string; familyId: string }
+  | { kind: 'reused'; userId: UserId; familyId: string };
 
 /**
  * Opaque refresh tokens, single use and rotating (Auth0's pattern). Only their sha256 is stored.
@@ -42,6 +44,7 @@ export class RefreshTokens {
         return {
           kind: 'rotated' as const,
           userId: row.user_id,
+          familyId: row.family_id,
           token: await this.issue(row.user_id, row.family_id, client),
         };
       const known = await client.query<{ family_id: string; user_id: UserId; used_at: Date | null }>(
@@ -51,11 +54,16 @@ export class RefreshTokens {
       if (!stale) throw refused();
       if (stale.used_at) {
         await client.query(q.revokeFamily(stale.family_id));
-        return { kind: 'reused' as const, userId: stale.user_id };
+        return { kind: 'reused' as const, userId: stale.user_id, familyId: stale.family_id };
       }
       throw refused();
     });
     return outcome;
+  }
+
+  /** Ends one sign-in: every refresh token of the family, the newest included. */
+  async revokeFamily(familyId: string): Promise<void> {
+    await this.db.query(q.revokeFamily(familyId));
   }
 
   async revokeAllForUser(userId: UserId): Promise<void> {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { App } from '../../kernel/app-type.ts';
 import { AppError } from '../../kernel/errors.ts';
 import type { UserId } from '../../kernel/ids.ts';
@@ -31,8 +32,9 @@ export interface TokenRoutesDeps {
 export function tokenRoutes(app: App, deps: TokenRoutesDeps): void {
   const { users, access, refresh } = deps;
 
-  const pair = async (user: { id: UserId; username: string }, refreshToken: string) => {
-    const { token, expiresIn } = await access.issue(user);
+  /** An access token and the refresh token beside it, of one sign-in (the refresh token's family). */
+  const pair = async (user: { id: UserId; username: string }, refreshToken: string, signIn: string) => {
+    const { token, expiresIn } = await access.issue(user, signIn);
     return { accessToken: token, refreshToken, tokenType: 'Bearer' as const, expiresIn };
   };
 
@@ -53,7 +55,8 @@ export function tokenRoutes(app: App, deps: TokenRoutesDeps): void {
     async (request) => {
       const { username, password } = request.body;
       const user = await deps.checkCredentials(username, password, request.ip);
-      return pair(user, await refresh.issue(user.id));
+      const signIn = randomUUID();
+      return pair(user, await refresh.issue(user.id, signIn), signIn);
     },
   );
 
@@ -75,6 +78,8 @@ export function tokenRoutes(app: App, deps: TokenRoutesDeps): void {
       await deps.refreshLimiter.hit([{ subject: `ip:${request.ip}`, max: deps.loginIpLimit }]);
       const outcome = await refresh.rotate(request.body.refreshToken);
       if (outcome.kind === 'reused') {
+        // The refresh tokens of the family died in rotate(); its access tokens die here.
+        await access.revokeSignIn(outcome.userId, outcome.familyId);
         request.log.warn(
           { event: 'refresh_token_reuse', userId: outcome.userId },
           'refresh token reused; family revoked',
@@ -86,7 +91,7 @@ export function tokenRoutes(app: App, deps: TokenRoutesDeps): void {
       }
       const user = await users.byId(outcome.userId);
       if (!user) throw new AppError('invalid_token', 'The account of this token is gone.');
-      return pair(user, outcome.token);
+      return pair(user, outcome.token, outcome.familyId);
     },
   );
 
