@@ -2,8 +2,7 @@ import { createServer, type IncomingMessage, type RequestListener, type ServerRe
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyPluginAsync } from 'fastify';
 import { pino } from 'pino';
 import { Agent } from 'undici';
-import { AppError } from '../kernel/errors.ts';
-import { frameworkErrorReply, sendAppError, STRICT_VALIDATION } from '../kernel/http-errors.ts';
+import { frameworkErrorReply, installErrorHandling, STRICT_VALIDATION } from '../kernel/http-errors.ts';
 import { HealthChecks } from './health-checks.ts';
 import { createHttpProxy } from './http-proxy.ts';
 import type { BalancePolicy } from './policies.ts';
@@ -138,10 +137,9 @@ export async function createBalancer(options: BalancerOptions): Promise<Balancer
   });
 
   try {
+    // As on the app server: a known path with another method is 405 with Allow, an unknown one 404.
+    installErrorHandling(app);
     if (options.control) await app.register(options.control.plugin);
-    app.setNotFoundHandler((request, reply) =>
-      sendAppError(reply, new AppError('not_found', `No control route for ${request.method} ${request.url}.`)),
-    );
     app.server.on('upgrade', tunnels.handle);
     await app.listen({ port: options.port, host: options.host ?? '127.0.0.1' });
   } catch (error) {

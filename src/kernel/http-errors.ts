@@ -161,7 +161,7 @@ export function installErrorHandling(app: FastifyInstance): void {
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
-    const allowed = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'].filter(
+    const allowed = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'].filter(
       (m) => m !== request.method && routes.find(m as 'GET', path) !== null,
     );
     if (allowed.length > 0) {

@@ -103,4 +103,16 @@ describe('cluster control refuses other origins', () => {
     assert.equal(tooLong.body.error?.code, 'invalid_input');
     assert.equal((await send('DELETE', '/_cluster/servers/s9')).body.error?.code, 'not_found');
   });
+
+  it('a known path with another method is 405 with Allow, as on the app server; an unknown one 404', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const wrong = await request(`http://127.0.0.1:${port}${KILL}`, { method: 'GET', headers: auth });
+    assert.equal(wrong.statusCode, 405);
+    assert.equal(wrong.headers.allow, 'POST');
+    assert.equal(((await wrong.body.json()) as { error: { code: string } }).error.code, 'method_not_allowed');
+    const list = await send('DELETE', '/_cluster', auth);
+    assert.equal(list.status, 405);
+    assert.equal(list.body.error?.code, 'method_not_allowed');
+    assert.equal((await send('GET', '/_cluster/nothing-here', auth)).body.error?.code, 'not_found');
+  });
 });
