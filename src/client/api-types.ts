@@ -131,14 +131,14 @@ export interface paths {
   '/api/cart/items': {
     /**
      * Add an item to the cart
-     * @description Adds qty (1..99) to the line: 404 for an item not on the menu, 409 `conflict` when the line would pass its maximum (nothing added). A visitor without a session gets one (and its cookie).
+     * @description Adds qty (1..99) to the line: 404 for an item not on the menu, 409 `conflict` when the line would pass 99 or the stock the menu shows (nothing added; the message says which). A visitor without a session gets one (and its cookie).
      */
     post: operations['addCartItem'];
   };
   '/api/cart/items/{itemId}': {
     /**
      * Set the quantity of a cart line
-     * @description Sets the line (0..99); 0 removes it. 404 for an item not on the menu.
+     * @description Sets the line (0..99); 0 removes it. 404 for an item not on the menu; 409 `conflict` for more than the stock the menu shows.
      */
     put: operations['setCartItem'];
     /** Remove a line from the cart */
@@ -1398,7 +1398,7 @@ export interface operations {
   };
   /**
    * Add an item to the cart
-   * @description Adds qty (1..99) to the line: 404 for an item not on the menu, 409 `conflict` when the line would pass its maximum (nothing added). A visitor without a session gets one (and its cookie).
+   * @description Adds qty (1..99) to the line: 404 for an item not on the menu, 409 `conflict` when the line would pass 99 or the stock the menu shows (nothing added; the message says which). A visitor without a session gets one (and its cookie).
    */
   addCartItem: {
     requestBody: {
@@ -1446,7 +1446,7 @@ export interface operations {
   };
   /**
    * Set the quantity of a cart line
-   * @description Sets the line (0..99); 0 removes it. 404 for an item not on the menu.
+   * @description Sets the line (0..99); 0 removes it. 404 for an item not on the menu; 409 `conflict` for more than the stock the menu shows.
    */
   setCartItem: {
     parameters: {
@@ -1487,6 +1487,7 @@ export interface operations {
       401: components['responses']['Unauthorized'];
       403: components['responses']['Forbidden'];
       404: components['responses']['NotFound'];
+      409: components['responses']['Conflict'];
       413: components['responses']['ContentTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];

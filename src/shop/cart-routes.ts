@@ -2,8 +2,8 @@ import type { App } from '../kernel/app-type.ts';
 import { AppError } from '../kernel/errors.ts';
 import { responses, Security } from '../kernel/responses.ts';
 import type { CartOwners } from './cart-owner.ts';
-import { MAX_LINE_QTY, priced, type Carts } from './cart.ts';
-import type { Menu, MenuSnapshot } from './menu.ts';
+import { lineLimit, MAX_LINE_QTY, priced, type Carts } from './cart.ts';
+import type { Menu, MenuItem, MenuSnapshot } from './menu.ts';
 import { AddItem, CartSchema, ItemParams, SetQty } from './schemas.ts';
 
 const tags = ['shop'];
@@ -12,6 +12,17 @@ const tags = ['shop'];
  * The cart routes. Every write is validated first (schema, then the item against the menu), so a
  * refused request changes nothing and starts no session; then ONE atomic operation on one line.
  */
+/** A line refused for passing its limit: sold out, the stock shown, or 99. */
+function overLimit(item: MenuItem, wouldHold: number): AppError {
+  const why =
+    item.stock <= 0
+      ? `${item.name} is sold out`
+      : item.stock < MAX_LINE_QTY
+        ? `only ${item.stock} ${item.name} left`
+        : `a cart line holds at most ${MAX_LINE_QTY}`;
+  return new AppError('conflict', `The line would hold ${wouldHold}, but ${why}; nothing was changed.`);
+}
+
 export function cartRoutes(app: App, { owners, carts, menu }: { owners: CartOwners; carts: Carts; menu: Menu }): void {
   async function onMenu(itemId: string): Promise<MenuSnapshot> {
     const snapshot = await menu.read();
@@ -48,7 +59,7 @@ export function cartRoutes(app: App, { owners, carts, menu }: { owners: CartOwne
         summary: 'Add an item to the cart',
         tags,
         description:
-          'Adds qty (1..99) to the line: 404 for an item not on the menu, 409 `conflict` when the line would pass its maximum (nothing added). A visitor without a session gets one (and its cookie).',
+          'Adds qty (1..99) to the line: 404 for an item not on the menu, 409 `conflict` when the line would pass 99 or the stock the menu shows (nothing added; the message says which). A visitor without a session gets one (and its cookie).',
         security: Security.userOrVisitor,
         body: AddItem,
         response: responses({ 200: CartSchema }, [400, 401, 404, 409]),
@@ -57,15 +68,13 @@ export function cartRoutes(app: App, { owners, carts, menu }: { owners: CartOwne
     async (request, reply) => {
       const { itemId, qty } = request.body;
       const snapshot = await onMenu(itemId);
+      const item = snapshot.byId.get(itemId)!;
+      // Refused before a visitor gets a session: a refused write starts nothing.
+      if (qty > lineLimit(item)) throw overLimit(item, qty);
       const owner = await owners.forWrite(request, reply);
-      const lines = await carts.add(owner, itemId, qty);
-      if (lines === null) {
-        throw new AppError(
-          'conflict',
-          `A cart line holds at most ${MAX_LINE_QTY}; this add would pass it, so nothing was added.`,
-        );
-      }
-      return priced(lines, snapshot);
+      const outcome = await carts.add(owner, itemId, qty, lineLimit(item));
+      if ('wouldHold' in outcome) throw overLimit(item, outcome.wouldHold);
+      return priced(outcome.lines, snapshot);
     },
   );
 
@@ -76,15 +85,18 @@ export function cartRoutes(app: App, { owners, carts, menu }: { owners: CartOwne
         operationId: 'setCartItem',
         summary: 'Set the quantity of a cart line',
         tags,
-        description: 'Sets the line (0..99); 0 removes it. 404 for an item not on the menu.',
+        description:
+          'Sets the line (0..99); 0 removes it. 404 for an item not on the menu; 409 `conflict` for more than the stock the menu shows.',
         security: Security.userOrVisitor,
         params: ItemParams,
         body: SetQty,
-        response: responses({ 200: CartSchema }, [400, 401, 404]),
+        response: responses({ 200: CartSchema }, [400, 401, 404, 409]),
       },
     },
     async (request, reply) => {
       const snapshot = await onMenu(request.params.itemId);
+      const item = snapshot.byId.get(request.params.itemId)!;
+      if (request.body.qty > lineLimit(item)) throw overLimit(item, request.body.qty);
       const owner = await owners.forWrite(request, reply);
       await carts.set(owner, request.params.itemId, request.body.qty);
       return carts.view(owner, snapshot);

@@ -1,6 +1,6 @@
 import type { HashStore, SessionRecord } from '../state/types.ts';
 import type { UserId } from '../kernel/ids.ts';
-import type { MenuSnapshot } from './menu.ts';
+import type { MenuItem, MenuSnapshot } from './menu.ts';
 import type { CartLine } from './types.ts';
 
 export interface CartView {
@@ -12,11 +12,14 @@ export interface CartView {
 export const CART_TTL_MS = 7 * 24 * 3_600_000;
 /** One add or set moves a line by 1..99. */
 export const MAX_QTY_PER_CHANGE = 99;
+/** A line holds at most this many, as a set may: adds do not sum past it. */
+export const MAX_LINE_QTY = 99;
+
 /**
- * A line is not capped at 99: many adds may sum past it (500 adds of 1 make 500). It is capped at
- * this sanity bound; an add that would pass it is undone (one more atomic add) and refused.
+ * The most a line of this item may hold: 99, and never more than the stock the menu shows (a
+ * promise to no one: checkout takes stock in the database, and it may have gone by then).
  */
-export const MAX_LINE_QTY = 9_999;
+export const lineLimit = (item: Pick<MenuItem, 'stock'>): number => Math.max(0, Math.min(MAX_LINE_QTY, item.stock));
 
 /** Whose cart: a signed-in user's (it follows them across sessions) or a visitor session's. */
 export type CartOwner = { userId: UserId } | { session: SessionRecord };
@@ -33,15 +36,22 @@ export class Carts {
   constructor(private readonly hashes: HashStore) {}
 
   /**
-   * Adds `qty` to the line and returns the cart's lines right after (one round trip); null, and
-   * nothing changed, when the line would pass MAX_LINE_QTY.
+   * Adds `qty` to the line and returns the cart's lines right after (one round trip). When the line
+   * would pass `limit`, the add is undone (one more atomic add) and the answer says what the line
+   * would have held. Adds at once never leave a line over the limit; one may be refused while
+   * another's overshoot is being undone.
    */
-  async add(owner: CartOwner, itemId: string, qty: number): Promise<Map<string, number> | null> {
+  async add(
+    owner: CartOwner,
+    itemId: string,
+    qty: number,
+    limit: number,
+  ): Promise<{ lines: Map<string, number> } | { wouldHold: number }> {
     const key = cartKey(owner);
     const { value, fields } = await this.hashes.incrByAndGetAll(key, itemId, qty, CART_TTL_MS);
-    if (value <= MAX_LINE_QTY) return positiveLines(fields);
+    if (value <= limit) return { lines: positiveLines(fields) };
     await this.hashes.incrBy(key, itemId, -qty, CART_TTL_MS);
-    return null;
+    return { wouldHold: value };
   }
 
   /** Sets the line; 0 removes it. */

@@ -1,4 +1,5 @@
 /** The pizza shop: the menu, the cart (a visitor has one too), checkout, and the orders' status. */
+import { lineLimit } from '../../../src/shop/cart.ts';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, call, money, newIdempotencyKey, served, type Answer, type ResponseOf } from '../api.ts';
 import { useSession } from '../session.ts';
@@ -91,22 +92,26 @@ export function ShopPage() {
           <p aria-busy="true">Loading the menu…</p>
         ) : (
           <ul class="rows">
-            {menu.map((item) => (
-              <li key={item.id}>
-                <span>
-                  {item.name} <small>{money(item.priceCents)}</small> <small>({item.stock} left)</small>
-                </span>
-                <button
-                  type="button"
-                  disabled={busy || item.stock === 0}
-                  onClick={() =>
-                    void cartCall(() => api.POST('/api/cart/items', { body: { itemId: item.id, qty: 1 } }))
-                  }
-                >
-                  Add {item.name}
-                </button>
-              </li>
-            ))}
+            {menu.map((item) => {
+              const full = (cart?.items.find((l) => l.itemId === item.id)?.qty ?? 0) >= lineLimit(item);
+              return (
+                <li key={item.id}>
+                  <span>
+                    {item.name} <small>{money(item.priceCents)}</small> <small>({item.stock} left)</small>
+                  </span>
+                  <button
+                    type="button"
+                    disabled={busy || full}
+                    title={item.stock === 0 ? 'sold out' : full ? 'your cart holds all there is' : undefined}
+                    onClick={() =>
+                      void cartCall(() => api.POST('/api/cart/items', { body: { itemId: item.id, qty: 1 } }))
+                    }
+                  >
+                    Add {item.name}
+                  </button>
+                </li>
+              );
+            })}
           </ul>
         )}
       </section>
