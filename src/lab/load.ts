@@ -132,7 +132,7 @@ export function authenticatedGets(cookies: readonly string[]): (n: number) => La
 /**
  * Cart updates that can run for any time, spread over the users in turn: "add 1 to a line" (one
  * atomic increment), then "set it to 1" (one atomic set), so each line stays far under its bound
- * of 99 however many requests are in flight.
+ * (99, and the stock the menu shows) however many requests are in flight.
  */
 export function cartUpdates(cookies: readonly string[], itemId: string): (n: number) => LabRequest {
   return (n) => {
