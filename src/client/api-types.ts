@@ -346,7 +346,7 @@ export interface components {
      * | `uri_too_long` | 414 | A path segment is longer than the router accepts. | Use a shorter id or name. |
      * | `unsupported_media_type` | 415 | The body is not `application/json`. | Send JSON with `content-type: application/json`. |
      * | `upgrade_required` | 426 | A plain HTTP request reached the WebSocket endpoint (/ws). | Open it as a WebSocket (`Upgrade: websocket`). |
-     * | `idempotency_key_mismatch` | 422 | The Idempotency-Key was used before with another body (or route) by this user. | Use a new key for a new operation; resend the original body to get the original answer. |
+     * | `idempotency_key_mismatch` | 422 | The Idempotency-Key was used before by this user for another request: another endpoint, or another body. | Use a new key for a new operation; resend the original body to get the original answer. |
      * | `rate_limited` | 429 | Too many attempts (sign-in, refresh, or unknown session ids) from this client or for this account. | Wait the `Retry-After` seconds, then retry. |
      * | `internal_error` | 500 | A bug on the server; it has been logged. Any route may answer it. | Retry later if the operation is safe to repeat (GET, or an (IK) route with the same key); report it if it persists. |
      * | `bad_gateway` | 502 | From the load balancer: the app server failed before or while answering, so the outcome is unknown. | Retry a safe or (IK) request (same Idempotency-Key); check the state before repeating anything else. |
@@ -776,7 +776,7 @@ export interface components {
   };
   parameters: {
     /**
-     * @description A unique value per operation (e.g. a UUID), 1 to 255 visible ASCII characters; without it: 400 `idempotency_key_required`. Send the same key when retrying: the same body gets the first answer again (with `Idempotent-Replayed: true`), on whichever server; while the first still runs, 409 `idempotency_in_progress`; with another body, 422 `idempotency_key_mismatch`. Keys are per user and kept at least 24 hours.
+     * @description A unique value per operation (e.g. a UUID), 1 to 255 visible ASCII characters; without it: 400 `idempotency_key_required`. Send the same key when retrying: the same body gets the first answer again (with `Idempotent-Replayed: true`), on whichever server; while the first still runs, 409 `idempotency_in_progress`; for another endpoint or with another body, 422 `idempotency_key_mismatch`. Keys are per user and kept at least 24 hours.
      * @example 5f0c6f9e-3b7a-4c2e-9a51-2a8d7c1e4b90
      */
     IdempotencyKey: string;

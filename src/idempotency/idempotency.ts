@@ -65,7 +65,7 @@ function replayed<T>(fingerprint: string, stored: { fingerprint: string; status:
   if (stored.fingerprint !== fingerprint) {
     throw new AppError(
       'idempotency_key_mismatch',
-      'This Idempotency-Key was used with another request body; use a new key.',
+      'This Idempotency-Key was used for another request (another endpoint, or another body); use a new key for a new operation.',
     );
   }
   return { status: stored.status, body: stored.body, headers: { 'idempotent-replayed': 'true' } };

@@ -172,14 +172,18 @@ export class ChatEdge {
   async #subscribe(connection: Connection, roomId: string, after: number | undefined): Promise<void> {
     const room = await this.deps.chat.room(roomId);
     if (!room) throw new AppError('not_found', 'There is no chat room with that id.');
-    let hub = await this.#hub(roomId);
-    while (hub.closed) hub = await this.#hub(roomId); // Its last socket left meanwhile.
     if (!connection.open) return;
     const first = !connection.rooms.has(roomId);
-    connection.rooms.add(roomId);
+    connection.rooms.add(roomId); // before the mark: a socket that closes meanwhile takes it off
+    // Marked and read again before the socket joins the hub: its first presence frame counts it
+    // (it was the list without it, then the list with it once the bus brought the change round).
+    if (first) await this.#presence.join(roomId, connection.username);
+    let hub = await this.#hub(roomId);
+    if (first) await this.#refreshRoomPresence(hub).catch(() => undefined);
+    while (hub.closed) hub = await this.#hub(roomId); // Its last socket left meanwhile; a new hub reads presence.
+    if (!connection.open) return;
     // A client cannot claim messages the room does not have yet; without `after` it starts live.
     hub.add(connection, Math.min(after ?? room.lastSeq, room.lastSeq));
-    if (first) await this.#presence.join(roomId, connection.username);
   }
 
   async #leave(connection: Connection, roomId: string): Promise<void> {

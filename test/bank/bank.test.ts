@@ -187,6 +187,7 @@ describe('bank, stateless', () => {
     const mismatch = await withdraw(701);
     assert.equal(mismatch.response.status, 422);
     assert.equal(mismatch.error?.error.code, 'idempotency_key_mismatch');
+    assert.match(mismatch.error?.error.message ?? '', /another endpoint, or another body/);
     // Without the required header: raw, the typed client would not let it be left out.
     const none = await c.postRaw('/api/bank/withdraw', { amountCents: 700 });
     assert.equal(none.status, 400);

@@ -217,14 +217,17 @@ for (const backend of BACKENDS) {
       assert.equal(late.frames.filter((f) => f.type === 'typing').length, 0, 'typing is not replayed');
     });
 
-    it('shows who is online as they join and leave', async () => {
+    it("shows who is online as they join and leave; a subscriber's first presence counts itself", async () => {
       const room = await newRoom();
       const a = await open(s1, alice.browser);
       await a.subscribe(room);
-      await a.next((f) => f.type === 'presence' && f.online.join() === alice.username, 'alice alone');
+      const first = await a.next((f) => f.type === 'presence', 'the first presence');
+      assert.deepEqual(first.online, [alice.username], 'never an empty list first');
       const b = await open(bobHome, bob.browser);
       await b.subscribe(room);
       const both = [alice.username, bob.username].sort().join();
+      const bobsFirst = await b.next((f) => f.type === 'presence', "bob's first presence");
+      assert.equal(bobsFirst.online.join(), both);
       await a.next((f) => f.type === 'presence' && f.online.join() === both, 'both online');
       assert.equal((await alice.browser.get(`/api/chat/rooms/${room}/presence`)).body.online.join(), both);
       b.close();

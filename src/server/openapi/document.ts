@@ -57,7 +57,7 @@ const IDEMPOTENCY_KEY_PARAMETER = {
   in: 'header',
   required: true,
   description:
-    'A unique value per operation (e.g. a UUID), 1 to 255 visible ASCII characters; without it: 400 `idempotency_key_required`. Send the same key when retrying: the same body gets the first answer again (with `Idempotent-Replayed: true`), on whichever server; while the first still runs, 409 `idempotency_in_progress`; with another body, 422 `idempotency_key_mismatch`. Keys are per user and kept at least 24 hours.',
+    'A unique value per operation (e.g. a UUID), 1 to 255 visible ASCII characters; without it: 400 `idempotency_key_required`. Send the same key when retrying: the same body gets the first answer again (with `Idempotent-Replayed: true`), on whichever server; while the first still runs, 409 `idempotency_in_progress`; for another endpoint or with another body, 422 `idempotency_key_mismatch`. Keys are per user and kept at least 24 hours.',
   schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
   example: '5f0c6f9e-3b7a-4c2e-9a51-2a8d7c1e4b90',
 };

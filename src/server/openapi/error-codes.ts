@@ -91,7 +91,7 @@ export const ERROR_CODE_DOCS: Record<ErrorCode, { meaning: string; action: strin
     action: 'Open it as a WebSocket (`Upgrade: websocket`).',
   },
   idempotency_key_mismatch: {
-    meaning: 'The Idempotency-Key was used before with another body (or route) by this user.',
+    meaning: 'The Idempotency-Key was used before by this user for another request: another endpoint, or another body.',
     action: 'Use a new key for a new operation; resend the original body to get the original answer.',
   },
   rate_limited: {
