@@ -13,9 +13,18 @@ export interface ChartSpec {
   labelAxis?: string;
 }
 
+/**
+ * Labels are drawn whole (0: no limit). Vega cuts them at 180 px (axes) and 160 px (legends) with
+ * an ellipsis, by a width it guesses without a canvas: "stateful (server memory, sticky)" was drawn
+ * "stateful (server memo…". The chart grows to the left to hold them.
+ */
+const LABEL_LIMIT = 0;
+
 function specOf(chart: ChartSpec): TopLevelSpec {
   const series = chart.values.some((v) => v.series !== undefined);
-  const color = series ? { field: 'series', type: 'nominal' as const, title: null, sort: null } : { value: '#3b6ea5' };
+  const color = series
+    ? { field: 'series', type: 'nominal' as const, title: null, sort: null, legend: { labelLimit: LABEL_LIMIT } }
+    : { value: '#3b6ea5' };
   if (chart.kind === 'line') {
     return {
       title: chart.title,
@@ -23,7 +32,13 @@ function specOf(chart: ChartSpec): TopLevelSpec {
       data: { values: chart.values },
       mark: { type: 'line', point: true, tooltip: false },
       encoding: {
-        x: { field: 'label', type: 'ordinal', title: chart.labelAxis ?? null, sort: null, axis: { labelAngle: 0 } },
+        x: {
+          field: 'label',
+          type: 'ordinal',
+          title: chart.labelAxis ?? null,
+          sort: null,
+          axis: { labelAngle: 0, labelLimit: LABEL_LIMIT },
+        },
         y: { field: 'value', type: 'quantitative', title: chart.axis },
         color,
       },
@@ -35,7 +50,7 @@ function specOf(chart: ChartSpec): TopLevelSpec {
     data: { values: chart.values },
     mark: { type: 'bar', tooltip: false },
     encoding: {
-      y: { field: 'label', type: 'nominal', title: null, sort: null },
+      y: { field: 'label', type: 'nominal', title: null, sort: null, axis: { labelLimit: LABEL_LIMIT } },
       x: { field: 'value', type: 'quantitative', title: chart.axis },
       ...(series ? { yOffset: { field: 'series', sort: null } } : {}),
       color,
