@@ -5,10 +5,18 @@ import type { SessionRecord } from '../state/types.ts';
 import type { UserId } from '../kernel/ids.ts';
 import { readSessionCookie } from './session-cookie.ts';
 import type { SessionManager } from './session-manager.ts';
-import type { VerifiedToken } from './tokens/access-tokens.ts';
 
 export type Principal =
   { via: 'session'; userId: UserId; username: string; session: SessionRecord } | ({ via: 'bearer' } & VerifiedToken);
+
+/** Who an access token is for, and which sign-in issued it. */
+export interface VerifiedToken {
+  userId: UserId;
+  username: string;
+  tokenId: string;
+  /** The sign-in (refresh token family); a token issued before sign-ins were named: its own id. */
+  signIn: string;
+}
 
 /** Checks an access token on this server alone (signature, claims, revocation). */
 export interface AccessTokenVerifier {

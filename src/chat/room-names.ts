@@ -27,7 +27,8 @@ export function roomName(raw: string): RoomName {
   if (holdsInvisible(name)) {
     throw invalid('A room name may not hold invisible characters (zero-width spaces or joiners, direction marks).');
   }
-  if (name.length > ROOM_NAME_MAX) throw invalid(`A room name is at most ${ROOM_NAME_MAX} characters.`);
+  // Counted in characters (code points), as the schema and PostgreSQL's char_length count: an emoji is one.
+  if ([...name].length > ROOM_NAME_MAX) throw invalid(`A room name is at most ${ROOM_NAME_MAX} characters.`);
   const scripts = scriptLetters.filter(([, letters]) => letters.test(name)).map(([script]) => script);
   if (scripts.length > 1) {
     throw invalid(`A room name may not mix ${scripts.join(' and ')} letters: they look alike.`);

@@ -152,6 +152,12 @@ for (const store of STORES) {
         201,
         'emoji joiner',
       );
+      const emoji = `${'🍕'.repeat(55)} ${tag}`; // 64 characters, 119 UTF-16 units
+      assert.equal(
+        (await alice.post(s1, '/api/chat/rooms', { name: emoji })).status,
+        201,
+        '64 characters, emoji among them',
+      );
     });
 
     it('200 concurrent sends over 2 servers get seqs 1..200, no gap, no duplicate, history in order', async () => {

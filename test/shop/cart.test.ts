@@ -257,15 +257,15 @@ describe('shop on the postgres store (stateless)', () => {
     // With more stock than 99, 99 is the line's limit.
     await db.setStock('marinara', 500);
     await db.setStock('chinotto', 0);
-    await waitFor(
-      async () => {
-        const menu = (await user.get('/api/menu')).body.items as Array<{ id: string; stock: number }>;
-        return (
-          menu.find((i) => i.id === 'marinara')?.stock === 500 && menu.find((i) => i.id === 'chinotto')?.stock === 0
-        );
-      },
-      { what: 'the new stock on the menu', timeoutMs: 15_000 },
-    );
+    // Each server reads the menu again after a second: wait until every one shows the new stock.
+    const showsNewStock = async (server: string) => {
+      const menu = (await user.get('/api/menu', pin(server))).body.items as Array<{ id: string; stock: number }>;
+      return menu.find((i) => i.id === 'marinara')?.stock === 500 && menu.find((i) => i.id === 'chinotto')?.stock === 0;
+    };
+    await waitFor(async () => (await Promise.all(SERVERS.map(showsNewStock))).every(Boolean), {
+      what: 'the new stock on every server',
+      timeoutMs: 15_000,
+    });
     assert.equal((await line('marinara', 98)).status, 200);
     assert.equal((await user.post('/api/cart/items', { itemId: 'marinara', qty: 1 })).status, 200);
     refusal(await user.post('/api/cart/items', { itemId: 'marinara', qty: 1 }), /a cart line holds at most 99/);

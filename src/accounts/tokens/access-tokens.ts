@@ -2,7 +2,7 @@ import { randomUUID, sign, verify } from 'node:crypto';
 import { AppError } from '../../kernel/errors.ts';
 import type { HashStore } from '../../state/types.ts';
 import type { UserId } from '../../kernel/ids.ts';
-import type { AccessTokenVerifier } from '../authenticate.ts';
+import type { AccessTokenVerifier, VerifiedToken } from '../authenticate.ts';
 import type { KeyRing } from './key-ring.ts';
 import { ALGORITHM } from './signing-keys.ts';
 
@@ -25,15 +25,6 @@ interface Claims {
   gen?: number;
   /** The sign-in it belongs to: the family of its refresh tokens. See revokeSignIn. */
   sid?: string;
-}
-
-/** Who an access token is for, and which sign-in issued it. */
-export interface VerifiedToken {
-  userId: UserId;
-  username: string;
-  tokenId: string;
-  /** The sign-in (refresh token family); a token issued before sign-ins were named: its own id. */
-  signIn: string;
 }
 
 const CLOCK_SKEW_SECONDS = 60;
