@@ -88,12 +88,15 @@ export class Carts {
 
   /**
    * On sign-in: moves each visitor line into the user's cart with an atomic add, then drops that
-   * visitor line, so a merge that is cut short and run again adds at most one line twice.
+   * visitor line, so a merge that is cut short and run again adds at most one line twice. A sum
+   * past the line's limit is set down to the limit (a concurrent add may land between the two).
    */
-  async merge(from: CartOwner, into: CartOwner): Promise<void> {
+  async merge(from: CartOwner, into: CartOwner, limitOf: (itemId: string) => number): Promise<void> {
     const key = cartKey(from);
     for (const [itemId, qty] of await this.lines(from)) {
-      await this.hashes.incrBy(cartKey(into), itemId, qty, CART_TTL_MS);
+      const sum = await this.hashes.incrBy(cartKey(into), itemId, qty, CART_TTL_MS);
+      const limit = limitOf(itemId);
+      if (sum > limit) await this.set(into, itemId, limit);
       await this.hashes.deleteField(key, itemId);
     }
     await this.hashes.delete(key);

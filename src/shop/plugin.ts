@@ -6,7 +6,7 @@ import type { Idempotency } from '../idempotency/idempotency.ts';
 import type { StateStore } from '../state/types.ts';
 import { cartOwners } from './cart-owner.ts';
 import { cartRoutes } from './cart-routes.ts';
-import { Carts } from './cart.ts';
+import { Carts, lineLimit, MAX_LINE_QTY } from './cart.ts';
 import { CheckoutQueue } from './checkout-queue.ts';
 import { CheckoutSaga } from './checkout-saga.ts';
 import { CheckoutWorker } from './checkout-worker.ts';
@@ -46,9 +46,15 @@ export const shopPlugin = fp<ShopDeps>(
       await queue.stop();
     });
 
-    // A visitor who signs in brings the cart along: each line is added to the user's cart atomically.
+    // A visitor who signs in brings the cart along: each line is added to the user's cart atomically,
+    // and a sum past the line's limit (the stock shown, 99) is brought down to it.
     app.accounts.onVisitorSignIn(async (visitor, user) => {
-      if (user.userId) await carts.merge({ session: visitor }, { userId: user.userId });
+      if (!user.userId) return;
+      const { byId } = await menu.read();
+      await carts.merge({ session: visitor }, { userId: user.userId }, (itemId) => {
+        const item = byId.get(itemId);
+        return item ? lineLimit(item) : MAX_LINE_QTY;
+      });
     });
 
     const owners = cartOwners(app.auth, app.accounts.sessions);

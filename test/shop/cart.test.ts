@@ -153,10 +153,12 @@ describe('shop on the postgres store (stateless)', () => {
   it('merges the visitor cart into the user cart on sign-in, line by line', async () => {
     const user = await shopper(cluster, 'merger');
     await addToCart(user, 'margherita', 2);
+    await addToCart(user, 'funghi', 30);
     assert.equal((await user.api.POST('/api/auth/logout')).response.status, 204);
 
     const visitor = new Browser(cluster.url, 'shop-test-merger'); // the same person, not signed in
     await addToCart(visitor, 'margherita', 1, 's3');
+    await addToCart(visitor, 'funghi', 30, 's3');
     await addToCart(visitor, 'chinotto', 4, 's1');
     const credentials = { username: 'merger', password: PASSWORD };
     const login = await visitor.api.POST('/api/auth/login', { body: credentials, headers: pin('s2') });
@@ -166,6 +168,7 @@ describe('shop on the postgres store (stateless)', () => {
       merged?.items.map((l) => [l.itemId, l.qty]),
       [
         ['margherita', 3],
+        ['funghi', 40], // 30 + 30, brought down to the stock shown
         ['chinotto', 4],
       ],
     );
