@@ -72,8 +72,12 @@ export class Authenticator {
   async requireUser(request: FastifyRequest): Promise<Principal> {
     const principal = await this.optionalUser(request);
     if (principal) return principal;
-    const why = this.#whyNoSession.get(request) ?? 'Sign in first (session cookie or bearer token).';
-    throw new AppError('not_authenticated', why);
+    throw this.notSignedIn(request, 'Sign in first (session cookie or bearer token).');
+  }
+
+  /** The 401 for a request found without a user: why its session cookie found none, else `hint`. */
+  notSignedIn(request: FastifyRequest, hint: string): AppError {
+    return new AppError('not_authenticated', this.#whyNoSession.get(request) ?? hint);
   }
 
   async optionalUser(request: FastifyRequest): Promise<Principal | null> {

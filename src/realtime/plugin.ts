@@ -92,7 +92,7 @@ export const realtimePlugin = fp<RealtimeDeps>(
         assertSameOriginUpgrade(request);
         const token = request.query.access_token;
         const credential = await app.auth.liveCredential(request, token);
-        if (!credential) throw new AppError('not_authenticated', 'Sign in first (session cookie or access_token).');
+        if (!credential) throw app.auth.notSignedIn(request, 'Sign in first (session cookie or access_token).');
         credentials.set(request, credential);
       },
       handler: async () => {

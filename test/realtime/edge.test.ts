@@ -114,7 +114,9 @@ for (const backend of BACKENDS) {
 
     it('lets in a session cookie or an access token, and refuses no credential (401) or another origin (403)', async () => {
       const url = `${wsUrl.get(s1)}/ws`;
-      await assert.rejects(LiveSocket.open(url), /upgrade refused: 401/);
+      await assert.rejects(LiveSocket.open(url), /upgrade refused: 401 .*Sign in first/);
+      const ended = { cookie: `sid=${'x'.repeat(43)}`, 'user-agent': alice.browser.userAgent };
+      await assert.rejects(LiveSocket.open(url, ended), /upgrade refused: 401 .*Your session has ended/);
       await assert.rejects(
         LiveSocket.open(url, { ...cookieHeaders(alice.browser), origin: 'https://evil.example' }),
         /upgrade refused: 403/,
