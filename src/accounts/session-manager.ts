@@ -95,7 +95,7 @@ export class SessionManager {
  * a browser updates itself (Chrome/120 becomes Chrome/121) and must not sign its user out, while a
  * cookie replayed from another browser or system still ends the session.
  */
-export function sameBrowser(a: string, b: string): boolean {
+function sameBrowser(a: string, b: string): boolean {
   return withoutVersions(a) === withoutVersions(b);
 }
 

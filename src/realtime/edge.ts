@@ -175,11 +175,13 @@ export class ChatEdge {
     if (!connection.open) return;
     const first = !connection.rooms.has(roomId);
     connection.rooms.add(roomId); // before the mark: a socket that closes meanwhile takes it off
-    // Marked and read again before the socket joins the hub: its first presence frame counts it
-    // (it was the list without it, then the list with it once the bus brought the change round).
+    // Marked before the socket joins the hub, and the hub's presence read after the mark: its first
+    // presence frame counts it (it was the list without it, then the list with it once the bus
+    // brought the change round). A hub opened from here on reads presence itself (#openHub).
     if (first) await this.#presence.join(roomId, connection.username);
+    const reread = first && this.#hubs.has(roomId);
     let hub = await this.#hub(roomId);
-    if (first) await this.#refreshRoomPresence(hub).catch(() => undefined);
+    if (reread) await this.#refreshRoomPresence(hub).catch(() => undefined);
     while (hub.closed) hub = await this.#hub(roomId); // Its last socket left meanwhile; a new hub reads presence.
     if (!connection.open) return;
     // A client cannot claim messages the room does not have yet; without `after` it starts live.

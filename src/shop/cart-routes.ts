@@ -69,10 +69,11 @@ export function cartRoutes(app: App, { owners, carts, menu }: { owners: CartOwne
       const { itemId, qty } = request.body;
       const snapshot = await onMenu(itemId);
       const item = snapshot.byId.get(itemId)!;
+      const limit = lineLimit(item);
       // Refused before a visitor gets a session: a refused write starts nothing.
-      if (qty > lineLimit(item)) throw overLimit(item, qty);
+      if (qty > limit) throw overLimit(item, qty);
       const owner = await owners.forWrite(request, reply);
-      const outcome = await carts.add(owner, itemId, qty, lineLimit(item));
+      const outcome = await carts.add(owner, itemId, qty, limit);
       if ('wouldHold' in outcome) throw overLimit(item, outcome.wouldHold);
       return priced(outcome.lines, snapshot);
     },

@@ -10,9 +10,7 @@ export interface CartView {
 
 /** A cart lives a week after its last change (every write renews it). */
 export const CART_TTL_MS = 7 * 24 * 3_600_000;
-/** One add or set moves a line by 1..99. */
-export const MAX_QTY_PER_CHANGE = 99;
-/** A line holds at most this many, as a set may: adds do not sum past it. */
+/** A line holds at most this many: a set says 0..99, an add 1..99, and adds do not sum past it. */
 export const MAX_LINE_QTY = 99;
 
 /**

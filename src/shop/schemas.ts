@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { MAX_QTY_PER_CHANGE } from './cart.ts';
+import { MAX_LINE_QTY } from './cart.ts';
 import { ORDER_LIST_LIMIT } from './orders.ts';
 
 const ItemId = Type.String({
@@ -34,7 +34,7 @@ export const AddItem = Type.Object(
     itemId: ItemId,
     qty: Type.Integer({
       minimum: 1,
-      maximum: MAX_QTY_PER_CHANGE,
+      maximum: MAX_LINE_QTY,
       description: 'added to the line, 1 to 99',
     }),
   },
@@ -45,7 +45,7 @@ export const SetQty = Type.Object(
   {
     qty: Type.Integer({
       minimum: 0,
-      maximum: MAX_QTY_PER_CHANGE,
+      maximum: MAX_LINE_QTY,
       description: 'the new quantity, 0 to 99; 0 removes the line',
     }),
   },

@@ -34,6 +34,14 @@ export async function startProxy(target: URL) {
     up() {
       up = true;
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    /**
+     * Cuts what is still connected, then stops listening: server.close alone waits for every
+     * connection to end, and one left open by the side under test held a full run for 180 s.
+     */
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
