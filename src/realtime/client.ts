@@ -41,6 +41,8 @@ export interface ChatClientOptions {
    * reconnects: a silent path is found within two to three of these. 0: never. @default 10000
    */
   heartbeatMs?: number;
+  /** The jitter's source, a number in [0, 1): tests pin it to see the backoff itself. @default Math.random */
+  random?: () => number;
 }
 
 export interface ChatClientEvents {
@@ -188,7 +190,7 @@ export class ChatClient {
     this.#setStatus('reconnecting', event);
     // Full jitter: clients of a dead server do not all come back in the same millisecond.
     const ceiling = Math.min(this.options.maxDelayMs ?? 5_000, (this.options.minDelayMs ?? 100) * 2 ** this.#attempt++);
-    this.#timer = setTimeout(() => this.#open(), Math.random() * ceiling);
+    this.#timer = setTimeout(() => this.#open(), (this.options.random ?? Math.random)() * ceiling);
   }
 
   /**

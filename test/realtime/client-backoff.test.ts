@@ -1,0 +1,110 @@
+/**
+ * The shipped client's reconnects: exponential backoff up to a cap, full jitter under it (so the
+ * clients of a dead server do not all come back in the same millisecond), and a fresh start after
+ * a connection that opened. The server is a loopback port nobody listens on, then one that does.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { WebSocket, WebSocketServer } from 'ws';
+import { ChatClient, type SocketLike } from '../../src/realtime/client.ts';
+import { waitFor } from '../support/wait.ts';
+
+const MIN_MS = 20;
+const MAX_MS = 160;
+/** Timers may fire up to a millisecond early (rounding); a refused connect takes a little too. */
+const EARLY_MS = 2;
+
+/** A loopback port with nothing listening on it. */
+async function deadPort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** A client that records when each connection attempt starts. */
+function recordingClient(url: () => string, random?: () => number) {
+  const attempts: number[] = [];
+  const client = new ChatClient({
+    url,
+    open: (u) => {
+      attempts.push(performance.now());
+      return new WebSocket(u) as unknown as SocketLike;
+    },
+    minDelayMs: MIN_MS,
+    maxDelayMs: MAX_MS,
+    heartbeatMs: 0,
+    random,
+  });
+  const gaps = () => attempts.slice(1).map((t, i) => t - attempts[i]!);
+  return { client, attempts, gaps };
+}
+
+describe('the chat client reconnecting', () => {
+  const clients: ChatClient[] = [];
+  after(() => clients.forEach((c) => c.close()));
+
+  it('waits twice as long after each failed attempt, up to the cap', async () => {
+    const url = `ws://127.0.0.1:${await deadPort()}/ws`;
+    // The jitter pinned at its top: each wait is the whole ceiling, 20, 40, 80, 160, 160 ms.
+    const { client, attempts, gaps } = recordingClient(
+      () => url,
+      () => 0.999,
+    );
+    clients.push(client.connect());
+    await waitFor(() => attempts.length >= 6, { what: 'six attempts', timeoutMs: 10_000 });
+    client.close();
+    const ceilings = [20, 40, 80, 160, 160];
+    gaps()
+      .slice(0, 5)
+      .forEach((gap, i) => {
+        assert.ok(gap >= ceilings[i]! - EARLY_MS, `wait ${i + 1}: ${gap.toFixed(1)} ms, at least ${ceilings[i]}`);
+        // Only a sanity bound above: a busy machine runs timers late, never early.
+        assert.ok(gap < ceilings[i]! * 2 + 500, `wait ${i + 1}: ${gap.toFixed(1)} ms`);
+      });
+  });
+
+  it('draws each wait at random under the ceiling (full jitter)', async () => {
+    const url = `ws://127.0.0.1:${await deadPort()}/ws`;
+    const { client, attempts, gaps } = recordingClient(() => url);
+    clients.push(client.connect());
+    await waitFor(() => attempts.length >= 13, { what: '13 attempts', timeoutMs: 10_000 });
+    client.close();
+    // From the 4th wait on the ceiling is the cap. Were there no jitter, every wait would be the
+    // whole ceiling; with full jitter, 8 waits all in the top fifth happen once in 390,000 runs.
+    const capped = gaps().slice(3, 11);
+    assert.ok(
+      capped.some((gap) => gap < MAX_MS * 0.8),
+      `some wait well under the cap: ${capped.map((g) => g.toFixed(0)).join(', ')} ms`,
+    );
+    assert.ok(new Set(capped.map((g) => Math.round(g))).size > 1, 'the waits differ');
+  });
+
+  it('starts again from the shortest wait after a connection that opened', async () => {
+    const port = await deadPort();
+    const { client, attempts, gaps } = recordingClient(
+      () => `ws://127.0.0.1:${port}/ws`,
+      () => 0.999,
+    );
+    const opened = new Promise<void>((resolve) => client.on('status', (s) => s === 'open' && resolve()));
+    clients.push(client.connect());
+    await waitFor(() => attempts.length >= 5, { what: 'five attempts', timeoutMs: 10_000 });
+    // Now something listens there: the next attempt opens; the server then drops it.
+    const server = new WebSocketServer({ port, host: '127.0.0.1' });
+    after(() => server.close());
+    server.on('connection', (socket) => socket.terminate());
+    await opened;
+    const before = attempts.length;
+    await waitFor(() => attempts.length >= before + 1, { what: 'the attempt after the drop', timeoutMs: 10_000 });
+    client.close();
+    const afterDrop = gaps().at(-1)!;
+    assert.ok(
+      afterDrop < MAX_MS - EARLY_MS,
+      `the first wait after an open is the shortest again: ${afterDrop.toFixed(1)} ms`,
+    );
+  });
+});
