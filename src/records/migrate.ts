@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 
 import { ADVISORY_LOCKS } from './advisory-locks.ts';
+import { withClient } from './pool.ts';
 
 /**
  * The folders of migrations: the records', and those of parts that own their tables. Files are
@@ -28,33 +29,33 @@ async function migrationFiles(): Promise<Array<{ name: string; path: string }>> 
  */
 export async function migrate(pool: pg.Pool): Promise<string[]> {
   const files = await migrationFiles();
-  const client = await pool.connect();
   const applied: string[] = [];
-  try {
-    await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCKS.migrations]);
-    await client.query(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
-    );
-    const done = new Set(
-      (await client.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map((r) => r.name),
-    );
-    for (const file of files) {
-      if (done.has(file.name)) continue;
-      const sql = await readFile(file.path, 'utf8');
-      await client.query('BEGIN');
-      try {
-        await client.query(sql);
-        await client.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file.name]);
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK');
-        throw new Error(`migration ${file.name} failed: ${(error as Error).message}`, { cause: error });
+  await withClient(pool, async (client) => {
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCKS.migrations]);
+      await client.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+      );
+      const done = new Set(
+        (await client.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map((r) => r.name),
+      );
+      for (const file of files) {
+        if (done.has(file.name)) continue;
+        const sql = await readFile(file.path, 'utf8');
+        await client.query('BEGIN');
+        try {
+          await client.query(sql);
+          await client.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file.name]);
+          await client.query('COMMIT');
+        } catch (error) {
+          await client.query('ROLLBACK');
+          throw new Error(`migration ${file.name} failed: ${(error as Error).message}`, { cause: error });
+        }
+        applied.push(file.name);
       }
-      applied.push(file.name);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCKS.migrations]).catch(() => {});
     }
-  } finally {
-    await client.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCKS.migrations]).catch(() => {});
-    client.release();
-  }
+  });
   return applied;
 }

@@ -16,6 +16,29 @@ export function createPool(
   return pool;
 }
 
+/**
+ * Runs `work` on a client checked out of the pool, and gives it back. A checked-out client has no
+ * 'error' listener of the pool's, so a connection that dies while out (PostgreSQL restarting, the
+ * network) between two queries would be an unhandled 'error' event, which ends the process; here
+ * it is heard, the work's next query fails instead, and the client is dropped, not reused. `work`
+ * may mark the client broken itself (`discard`).
+ */
+export async function withClient<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient, discard: (error: Error) => void) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const discard = (error: Error) => void (broken ??= error);
+  client.on('error', discard);
+  try {
+    return await work(client, discard);
+  } finally {
+    client.off('error', discard);
+    client.release(broken);
+  }
+}
+
 /** What a transaction's work may use besides its client. */
 export interface TransactionControl {
   /** The results of the statements sent with BEGIN (`options.prelude`), in order; BEGIN's first. */
@@ -36,26 +59,24 @@ export async function inTransaction<T>(
   work: (client: pg.PoolClient, control: TransactionControl) => Promise<T>,
   options: { prelude?: string } = {},
 ): Promise<T> {
-  const client = await pool.connect();
-  let committed = false;
-  let broken: Error | undefined;
-  try {
-    const begun = await client.query(options.prelude ? `BEGIN; ${options.prelude}` : 'BEGIN');
-    const control: TransactionControl = {
-      preludeResults: Array.isArray(begun) ? (begun as pg.QueryResult[]) : [begun],
-      async commitWith(sql) {
-        await client.query(`${sql}; COMMIT`);
-        committed = true;
-      },
-    };
-    const result = await work(client, control);
-    if (!committed) await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch((rollbackFailed: Error) => (broken = rollbackFailed));
-    throw error;
-  } finally {
-    // A client whose ROLLBACK failed is in an unknown state: the pool drops it instead of reusing it.
-    client.release(broken);
-  }
+  return withClient(pool, async (client, discard) => {
+    let committed = false;
+    try {
+      const begun = await client.query(options.prelude ? `BEGIN; ${options.prelude}` : 'BEGIN');
+      const control: TransactionControl = {
+        preludeResults: Array.isArray(begun) ? (begun as pg.QueryResult[]) : [begun],
+        async commitWith(sql) {
+          await client.query(`${sql}; COMMIT`);
+          committed = true;
+        },
+      };
+      const result = await work(client, control);
+      if (!committed) await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      // A client whose ROLLBACK failed is in an unknown state: the pool drops it instead of reusing it.
+      await client.query('ROLLBACK').catch(discard);
+      throw error;
+    }
+  });
 }

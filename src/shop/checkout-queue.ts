@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import PgBoss from 'pg-boss';
 import type pg from 'pg';
 import { ADVISORY_LOCKS } from '../records/advisory-locks.ts';
+import { withClient } from '../records/pool.ts';
 import { retryOnSqlState } from '../records/retry.ts';
 
 const QUEUE = 'checkout';
@@ -108,22 +109,22 @@ export class CheckoutQueue {
    */
   async #createQueue(db: pg.Pool): Promise<void> {
     if (await this.#boss.getQueue(QUEUE)) return;
-    const client = await db.connect();
-    try {
-      await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCKS.checkoutQueue]);
-      if (!(await this.#boss.getQueue(QUEUE))) {
-        await this.#boss.createQueue(QUEUE, {
-          name: QUEUE,
-          policy: 'standard',
-          retryLimit: QUEUE_TIMINGS.retryLimit,
-          retryDelay: QUEUE_TIMINGS.retryDelaySeconds,
-          retryBackoff: false,
-          expireInSeconds: QUEUE_TIMINGS.expireInSeconds,
-        });
+    await withClient(db, async (client) => {
+      try {
+        await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCKS.checkoutQueue]);
+        if (!(await this.#boss.getQueue(QUEUE))) {
+          await this.#boss.createQueue(QUEUE, {
+            name: QUEUE,
+            policy: 'standard',
+            retryLimit: QUEUE_TIMINGS.retryLimit,
+            retryDelay: QUEUE_TIMINGS.retryDelaySeconds,
+            retryBackoff: false,
+            expireInSeconds: QUEUE_TIMINGS.expireInSeconds,
+          });
+        }
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCKS.checkoutQueue]).catch(() => {});
       }
-    } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCKS.checkoutQueue]).catch(() => {});
-      client.release();
-    }
+    });
   }
 }

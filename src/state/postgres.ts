@@ -2,6 +2,7 @@ import pg from 'pg';
 import { everyInterval, type WarnLog } from '../kernel/periodic.ts';
 import { ADVISORY_LOCKS } from '../records/advisory-locks.ts';
 import { PgListener } from '../records/pg-listener.ts';
+import { withClient } from '../records/pool.ts';
 import { PostgresBus } from './postgres-bus.ts';
 import { withNearCache, type NearCacheOptions } from './near-cache/cached-store.ts';
 import type { Loaded } from './near-cache/near-cache.ts';
@@ -13,8 +14,12 @@ import {
 import type { HashStore, KeyStore, SessionId, SessionRecord, SessionStore, StateStore, UserId } from './types.ts';
 
 /**
- * Session state in PostgreSQL. UNLOGGED tables: no WAL, several times faster to write, and emptied
- * only by a PostgreSQL crash, which is an acceptable loss for session state (never for records).
+ * Session state in PostgreSQL. Sessions and hashes (carts, revocation markers, presence) are
+ * ordinary tables: an acknowledged write survives a PostgreSQL crash, as the records do. They were
+ * UNLOGGED once (no WAL, faster writes), but PostgreSQL empties an unlogged table in its crash
+ * recovery: every session signed out, every cart emptied, and every revoked token valid again;
+ * test/records/postgres-restart.test.ts SIGKILLs PostgreSQL to show they stay. Only the
+ * rate-limit windows (state_keys) stay UNLOGGED: losing one restarts a window, nothing more.
  * A hash is one row with a jsonb document, so every field operation is one atomic UPDATE of one
  * row: concurrent increments of one key serialise on its row lock and none is lost.
  */
@@ -23,7 +28,7 @@ export async function ensurePostgresStateSchema(client: pg.ClientBase): Promise<
   try {
     await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCKS.stateSchema]);
     await client.query(`
-      CREATE UNLOGGED TABLE IF NOT EXISTS state_sessions (
+      CREATE TABLE IF NOT EXISTS state_sessions (
         id text PRIMARY KEY,
         user_id text,
         username text,
@@ -34,11 +39,20 @@ export async function ensurePostgresStateSchema(client: pg.ClientBase): Promise<
         expires_at bigint NOT NULL
       );
       CREATE INDEX IF NOT EXISTS state_sessions_user ON state_sessions (user_id);
-      CREATE UNLOGGED TABLE IF NOT EXISTS state_hashes (
+      CREATE TABLE IF NOT EXISTS state_hashes (
         key text PRIMARY KEY,
         fields jsonb NOT NULL,
         expires_at bigint
       );
+      -- Made UNLOGGED by earlier versions: logged from now on (a rewrite of the table, once).
+      DO $$ BEGIN
+        IF (SELECT relpersistence FROM pg_class WHERE oid = 'state_sessions'::regclass) = 'u' THEN
+          ALTER TABLE state_sessions SET LOGGED;
+        END IF;
+        IF (SELECT relpersistence FROM pg_class WHERE oid = 'state_hashes'::regclass) = 'u' THEN
+          ALTER TABLE state_hashes SET LOGGED;
+        END IF;
+      END $$;
       CREATE UNLOGGED TABLE IF NOT EXISTS state_keys (
         key text PRIMARY KEY,
         value text NOT NULL,
@@ -296,12 +310,7 @@ const silent: WarnLog = { warn: () => undefined };
 export async function createPostgresState(options: PostgresStateOptions): Promise<StateStore> {
   const pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: 20 });
   if (!options.pool) pool.on('error', () => {});
-  const client = await pool.connect();
-  try {
-    await ensurePostgresStateSchema(client);
-  } finally {
-    client.release();
-  }
+  await withClient(pool, (client) => ensurePostgresStateSchema(client));
   const log = options.log ?? silent;
   const listener = options.listener ?? (await PgListener.connect(options.connectionString, log));
   const bus = await PostgresBus.open(listener);

@@ -11,7 +11,7 @@ import {
 } from '../balancer/external/run.ts';
 import { topologyFor, type Mode, type SharedStore, type Topology } from '../config/topology.ts';
 import { migrate } from '../records/migrate.ts';
-import { createPool } from '../records/pool.ts';
+import { createPool, withClient } from '../records/pool.ts';
 import { ensurePostgresStateSchema } from '../state/postgres.ts';
 import type { StoreKind } from '../state/types.ts';
 import { entry, forkTs, waitForExit, waitForMessage } from './child-process.ts';
@@ -424,12 +424,7 @@ export class Supervisor {
     const pool = createPool(this.#databaseUrl, { max: 1 });
     try {
       await migrate(pool);
-      const client = await pool.connect();
-      try {
-        await ensurePostgresStateSchema(client);
-      } finally {
-        client.release();
-      }
+      await withClient(pool, (client) => ensurePostgresStateSchema(client));
     } finally {
       await pool.end();
     }

@@ -44,6 +44,8 @@ export interface AppsOptions {
   env?: Record<string, string>;
   /** A redis-server the test runs itself (to stop and restart it); by default each call starts its own. */
   redisUrl?: string;
+  /** An empty database of the test's own (on a PostgreSQL it stops and starts); by default a fresh one on the run's. */
+  database?: string;
   /** The URL the servers use for the (migrated) database: e.g. through a TCP proxy that can cut it. */
   databaseVia?: (databaseUrl: string) => Promise<string>;
   /** Where the servers' log lines go (at info and above), to assert on them; silent by default. */
@@ -51,7 +53,7 @@ export interface AppsOptions {
 }
 
 export async function startApps(options: AppsOptions): Promise<TestApps> {
-  const databaseUrl = await freshDatabase();
+  const databaseUrl = options.database ?? (await freshDatabase());
   const pool = createPool(databaseUrl, { max: 1 });
   await migrate(pool).finally(() => pool.end());
   let redis: RedisServerHandle | undefined;
