@@ -4,10 +4,12 @@ import { addressMatcher } from '../config/address-list.ts';
 import { AppError } from '../kernel/errors.ts';
 import { periodicFailures } from '../kernel/periodic.ts';
 import type { StateStore } from '../state/types.ts';
+import type { StoreMetrics } from './store-metrics.ts';
 
 export interface MetricsDeps {
   config: { serverId: string; metricsFrom: string[] };
   state: StateStore;
+  storeMetrics: StoreMetrics;
 }
 
 /** Adds what a counter's source has counted since the last scrape (sources that only count up). */
@@ -21,16 +23,18 @@ function catchUp(counter: Counter<string>, seen: Map<string, number>, label: str
 
 /**
  * `GET /metrics` in Prometheus text format (prom-client, one registry per app): requests by route
- * and status, latency, idempotent replays, rate-limit refusals, open WebSockets and the closes
- * the server decided, failures of periodic tasks, sessions held in memory, and the process.
+ * and status, latency, session-state store operations by backend (time, failures), idempotent
+ * replays, rate-limit refusals, checkout outcomes, open WebSockets and the closes the server
+ * decided, failures of periodic tasks, sessions held in memory, near-cache reads, and the process.
  * Answered only to a scraper asking directly from SW_METRICS_FROM (default loopback), never
  * through a balancer (a request with X-Forwarded-For): the public may not read it.
  */
 export const metricsPlugin = fp<MetricsDeps>(
-  async (app, { config, state }) => {
+  async (app, { config, state, storeMetrics }) => {
     const registry = new Registry();
     registry.setDefaultLabels({ server: config.serverId });
     collectDefaultMetrics({ register: registry });
+    for (const metric of storeMetrics.metrics) registry.registerMetric(metric);
     const allowed = addressMatcher(config.metricsFrom);
 
     const requests = new Counter({
@@ -75,6 +79,16 @@ export const metricsPlugin = fp<MetricsDeps>(
       registers: [registry],
       collect() {
         this.set(app.hasDecorator('realtime') ? app.realtime.connections() : 0);
+      },
+    });
+    const outcomesSeen = new Map<string, number>();
+    const outcomes = new Counter({
+      name: 'statewise_checkout_outcomes_total',
+      help: 'Checkout sagas this server ended, by outcome: confirmed, or cancelled and why (out_of_stock: nothing was taken; payment_failed: the done steps were undone)',
+      labelNames: ['outcome'],
+      registers: [registry],
+      collect() {
+        if (app.hasDecorator('shop')) catchUp(outcomes, outcomesSeen, 'outcome', app.shop.sagaOutcomes());
       },
     });
     const failuresSeen = new Map<string, number>();

@@ -8,7 +8,9 @@ import { Lifecycle } from '../kernel/lifecycle.ts';
 import { PgListener } from '../records/pg-listener.ts';
 import { createPool } from '../records/pool.ts';
 import { createStateStore } from '../state/index.ts';
+import { timedStore } from '../state/timed-store.ts';
 import type { StateStore } from '../state/types.ts';
+import { storeMetrics, type StoreMetrics } from './store-metrics.ts';
 
 /**
  * Everything an app server is built from, made once from the config (the composition root). The
@@ -20,8 +22,10 @@ export interface Services {
   readonly log: FastifyBaseLogger;
   /** Records: users, ledger, orders, keys. */
   readonly db: pg.Pool;
-  /** Session state, in the backend the topology chose. */
+  /** Session state, in the backend the topology chose, each operation timed. */
   readonly state: StateStore;
+  /** The timings of the state's operations, for /metrics. */
+  readonly storeMetrics: StoreMetrics;
   /** The process's one LISTEN connection (the postgres bus, the signing-key ring). */
   readonly listener: PgListener;
   readonly lifecycle: Lifecycle;
@@ -48,7 +52,7 @@ export async function openServices(config: ServerConfig, log: FastifyBaseLogger)
   });
   try {
     const listener = await PgListener.connect(config.databaseUrl, log);
-    const state = await createStateStore({
+    const store = await createStateStore({
       store: config.topology.store,
       databaseUrl: config.databaseUrl,
       redisUrl: config.redisUrl,
@@ -72,6 +76,8 @@ export async function openServices(config: ServerConfig, log: FastifyBaseLogger)
       await listener.close();
       throw error;
     });
+    const timings = storeMetrics(store.kind);
+    const state = timedStore(store, timings.observe);
     lifecycle.onClose('session state', () => state.close());
     lifecycle.onClose('listener', () => listener.close());
     lifecycle.onClose('database', () => db.end());
@@ -80,6 +86,7 @@ export async function openServices(config: ServerConfig, log: FastifyBaseLogger)
       log,
       db,
       state,
+      storeMetrics: timings,
       listener,
       lifecycle,
       idempotency: new Idempotency(db),

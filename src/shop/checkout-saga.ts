@@ -50,6 +50,9 @@ export interface SagaOptions {
  * already moved and does nothing, so every effect happens once. A crash mid-step rolls it back.
  */
 export class CheckoutSaga {
+  /** Sagas this server ended, by outcome: `confirmed`, or `cancelled:` and why. */
+  readonly outcomes = new Map<string, number>();
+
   constructor(
     private readonly db: pg.Pool,
     private readonly payments: Payments,
@@ -67,9 +70,11 @@ export class CheckoutSaga {
   /** Runs the one step the saga waits for, if any; resolves with the state after it. */
   async step(orderId: string): Promise<SagaState | null> {
     let confirmed: LockedSaga | undefined;
+    let ended: Transition | undefined;
     const state = await retryOnSqlState(() =>
       inTransaction(this.db, async (tx) => {
         confirmed = undefined;
+        ended = undefined;
         const { rows } = await tx.query<LockedSaga>(q.lockSaga(orderId));
         const saga = rows[0];
         if (!saga) return null;
@@ -78,9 +83,15 @@ export class CheckoutSaga {
         if (this.options.stepDelayMs) await delay(this.options.stepDelayMs);
         await this.#record(tx, orderId, next);
         if (next.state === 'confirmed') confirmed = saga;
+        if (TERMINAL.has(next.state)) ended = next;
         return next.state;
       }),
     );
+    if (ended) {
+      // Counted after the commit: the step that ended the saga ran here, once.
+      const outcome = ended.reason ? `${ended.state}:${ended.reason}` : ended.state;
+      this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
+    }
     if (confirmed) {
       // After the commit, once: a crash just here leaves the lines in the cart, which is harmless.
       await this.options.onConfirmed(confirmed.user_id, confirmed.items).catch((error: unknown) => {

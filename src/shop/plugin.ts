@@ -23,6 +23,18 @@ export interface ShopDeps {
   log: FastifyBaseLogger;
 }
 
+/** What the shop tells /metrics. */
+export interface ShopStats {
+  /** Checkout sagas this server ended, by outcome (`confirmed`, `cancelled:payment_failed`, ...). */
+  sagaOutcomes(): Array<[string, number]>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    shop: ShopStats;
+  }
+}
+
 /** The pizza shop: a cacheable menu, carts in session state, checkout as a durable saga that pays through the bank. */
 export const shopPlugin = fp<ShopDeps>(
   async (fastify, { db, state, idempotency, config, log }) => {
@@ -36,6 +48,7 @@ export const shopPlugin = fp<ShopDeps>(
       onConfirmed: (userId, items) => carts.takeOut({ userId }, items),
       stepDelayMs: config.sagaStepDelayMs,
     });
+    app.decorate('shop', { sagaOutcomes: () => [...saga.outcomes] } satisfies ShopStats);
     const queue = new CheckoutQueue(config.databaseUrl, config.serverId, log);
     await queue.start(db);
     const worker = new CheckoutWorker(queue, (orderId) => saga.drive(orderId), log);

@@ -3,9 +3,21 @@
  * scraper asking directly from SW_METRICS_FROM (loopback by default), never through a balancer.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { startApp, type TestApps, type TestServer } from '../support/app.ts';
 import { PASSWORD, newUsername } from '../security/backends.ts';
+import { waitFor } from '../support/wait.ts';
+
+/** The value of the first line of `metric` holding every one of `labels` (comma separated); 0 when none. */
+const valueOf = (text: string, metric: string, labels: string) => {
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(`${metric}{`) && labels.split(',').every((p) => l.includes(p)));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+};
+const scrape = async (server: TestServer) =>
+  (await server.app.inject({ method: 'GET', url: '/metrics', remoteAddress: '127.0.0.1' })).body;
 
 describe('GET /metrics', () => {
   let apps: TestApps;
@@ -18,12 +30,6 @@ describe('GET /metrics', () => {
 
   const scrape = async (remoteAddress = '127.0.0.1', headers: Record<string, string> = {}) =>
     server.app.inject({ method: 'GET', url: '/metrics', remoteAddress, headers });
-  const valueOf = (text: string, metric: string, labels: string) => {
-    const line = text
-      .split('\n')
-      .find((l) => l.startsWith(`${metric}{`) && labels.split(',').every((p) => l.includes(p)));
-    return line ? Number(line.split(' ').at(-1)) : 0;
-  };
 
   it('counts requests by route and status, replays, refusals, sessions held, and the process', async () => {
     const browser = server.client();
@@ -94,5 +100,74 @@ describe('GET /metrics with a shared store', () => {
     assert.ok(count('hit') >= 3, `hits: ${count('hit')}`);
     assert.ok(count('miss') >= 1);
     assert.match(text, /^statewise_near_cache_entries\{server="s1"\} [1-9]\d*$/m);
+  });
+
+  it('times the store operations by backend and operation', async () => {
+    const server = apps.servers[0]!;
+    const browser = server.client();
+    const username = newUsername('so');
+    assert.equal((await browser.post('/api/auth/register', { username, password: PASSWORD })).status, 201);
+    const before = await scrape(server);
+    for (let i = 0; i < 4; i++) assert.equal((await browser.get('/api/me')).status, 200);
+    assert.equal((await browser.post('/api/auth/logout')).status, 204);
+    const text = await scrape(server);
+    const labels = (op: string) => `backend="postgres",operation="${op}"`;
+    const grew = (metric: string, op: string) =>
+      valueOf(text, metric, labels(op)) - valueOf(before, metric, labels(op));
+    // Every read as the request waits for it: near-cache hits too.
+    assert.equal(grew('statewise_store_operation_duration_seconds_count', 'sessions.get'), 4 + 1);
+    assert.equal(grew('statewise_store_operation_duration_seconds_count', 'sessions.destroy'), 1);
+    assert.ok(valueOf(text, 'statewise_store_operation_duration_seconds_sum', labels('sessions.destroy')) > 0);
+    assert.ok(
+      valueOf(text, 'statewise_store_operation_duration_seconds_bucket', `${labels('sessions.get')},le="+Inf"`) >= 5,
+    );
+    assert.equal(valueOf(text, 'statewise_store_operation_failures_total', labels('sessions.get')), 0);
+  });
+
+  it('counts checkout outcomes: confirmed, and cancelled with the reason', async () => {
+    const server = apps.servers[0]!;
+    const outcome = (text: string, value: string) =>
+      valueOf(text, 'statewise_checkout_outcomes_total', `outcome="${value}"`);
+    const before = await scrape(server);
+    const menu = (await server.client().get('/api/menu')).body.items as Array<{
+      id: string;
+      priceCents: number;
+      stock: number;
+    }>;
+    const item = menu.find((i) => i.stock > 2)!;
+    /** Registers, fills a cart, optionally spends the money first, checks out; the order's end. */
+    const order = async (broke: boolean) => {
+      const browser = server.client();
+      assert.equal(
+        (await browser.post('/api/auth/register', { username: newUsername('co'), password: PASSWORD })).status,
+        201,
+      );
+      if (broke) {
+        const balance = (await browser.get('/api/bank/account')).body.balanceCents as number;
+        const spent = await browser.request('POST', '/api/bank/withdraw', {
+          json: { amountCents: balance },
+          headers: { 'idempotency-key': randomUUID() },
+        });
+        assert.equal(spent.status, 200);
+      }
+      assert.equal((await browser.post('/api/cart/items', { itemId: item.id, qty: 1 })).status, 200);
+      const placed = await browser.request('POST', '/api/orders', {
+        json: {},
+        headers: { 'idempotency-key': randomUUID() },
+      });
+      assert.equal(placed.status, 202);
+      return waitFor(
+        async () => {
+          const { status, reason } = (await browser.get(`/api/orders/${placed.body.order.id}`)).body.order;
+          return status === 'pending' ? undefined : `${status}${reason ? `:${reason}` : ''}`;
+        },
+        { what: 'the order settled', timeoutMs: 10_000 },
+      );
+    };
+    assert.equal(await order(false), 'confirmed');
+    assert.equal(await order(true), 'cancelled:payment_failed');
+    const text = await scrape(server);
+    assert.equal(outcome(text, 'confirmed') - outcome(before, 'confirmed'), 1);
+    assert.equal(outcome(text, 'cancelled:payment_failed') - outcome(before, 'cancelled:payment_failed'), 1);
   });
 });
