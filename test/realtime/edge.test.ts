@@ -259,6 +259,50 @@ for (const backend of BACKENDS) {
       assert.ok(Date.now() - started < 2_000);
     });
 
+    it("closes a revoked session's sockets, a logged-out token's, then all of a user's at log out everywhere, within 2 s", async () => {
+      // Shared state: the other sockets live on the other server. Memory: sessions live where they were made.
+      const there = backend.shared ? s2 : s1;
+      const dave = await signedIn(s1, 'dave');
+      const laptop = dave.browser;
+      const phone = s1.client('statewise-phone/1.0');
+      assert.equal((await phone.post('/api/auth/login', { username: dave.username, password: PASSWORD })).status, 200);
+      const tokenSocket = async () => {
+        const pair = await s1.client().post('/api/auth/token', { username: dave.username, password: PASSWORD });
+        assert.equal(pair.status, 200);
+        const socket = await LiveSocket.open(`${wsUrl.get(there)}/ws?access_token=${pair.body.accessToken}`);
+        sockets.push(socket);
+        return { socket, bearer: { authorization: `Bearer ${pair.body.accessToken}` } };
+      };
+      /** A round trip on a socket that must have stayed open. */
+      const stillOpen = async (socket: LiveSocket) =>
+        assert.equal((await socket.subscribe(await newRoom())).type, 'subscribed');
+      const onLaptop = await open(s1, laptop);
+      const onPhone = await open(there, phone);
+      const token = await tokenSocket();
+
+      let started = Date.now();
+      const sessions = await laptop.get('/api/auth/sessions');
+      const phoneSession = sessions.body.sessions.find((s: { current: boolean }) => !s.current);
+      assert.equal((await laptop.delete(`/api/auth/sessions/${phoneSession.id}`)).status, 204);
+      assert.equal((await onPhone.waitClosed(2_000)).code, 4001);
+      assert.ok(Date.now() - started < 2_000);
+      await stillOpen(onLaptop);
+      await stillOpen(token.socket);
+
+      started = Date.now();
+      assert.equal((await s1.client().post('/api/auth/logout', {}, token.bearer)).status, 204);
+      assert.equal((await token.socket.waitClosed(2_000)).code, 4001);
+      assert.ok(Date.now() - started < 2_000);
+      await stillOpen(onLaptop);
+
+      const second = await tokenSocket();
+      started = Date.now();
+      assert.equal((await laptop.post('/api/auth/logout-all')).status, 204);
+      assert.equal((await onLaptop.waitClosed(2_000)).code, 4001);
+      assert.equal((await second.socket.waitClosed(2_000)).code, 4001);
+      assert.ok(Date.now() - started < 2_000);
+    });
+
     it('closes a socket that stops reading (4008) without slowing the others; it resumes by seq', async () => {
       const room = await newRoom();
       const reader = await open(s1, alice.browser);
