@@ -129,17 +129,19 @@ for (const backend of backends) {
       assert.ok(stats(b).size >= 2, 'both values are cached');
       const flushes = stats(b).flushes;
 
-      // Reads keep going all through the cut, as a server's requests would.
+      // Reads keep going all through the cut, as a server's requests would. Before the cache learns
+      // of the cut it may still answer the old values; but once a read has seen a new value, no
+      // later one may go back to the old.
       let reading = true;
       const reads = (async () => {
-        let count = 0;
+        const seen: Array<[number | undefined, string | undefined]> = [];
         while (reading) {
-          await Promise.all([b.sessions.get(s.id), b.hashes.getAll(key)]);
-          count++;
+          const [session, hash] = await Promise.all([b.sessions.get(s.id), b.hashes.getAll(key)]);
+          seen.push([session?.lastSeenAt, hash.gen]);
           // Cache hits settle without I/O: yield, or this loop would starve the connections.
           await new Promise((resolve) => setImmediate(resolve));
         }
-        return count;
+        return seen;
       })();
 
       await cut();
@@ -151,7 +153,13 @@ for (const backend of backends) {
         timeoutMs: 10_000,
       });
       reading = false;
-      assert.ok((await reads) > 0);
+      const seen = await reads;
+      assert.ok(seen.length > 0);
+      for (let i = 1; i < seen.length; i++) {
+        const [[touchedBefore, genBefore], [touched, gen]] = [seen[i - 1]!, seen[i]!];
+        assert.ok(touched! >= touchedBefore!, `read ${i}: the session went back to an older touch`);
+        assert.ok(Number(gen) >= Number(genBefore), `read ${i}: the counter went back from ${genBefore} to ${gen}`);
+      }
 
       for (let i = 0; i < 20; i++) {
         assert.equal((await b.sessions.get(s.id))?.lastSeenAt, s.lastSeenAt + 1000, 'the touch made during the cut');
