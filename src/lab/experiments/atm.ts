@@ -31,6 +31,14 @@ export interface AtmRun {
   failedAttempts: number;
   /** Answers replayed from a key's stored answer (Idempotent-Replayed): retries whose first attempt had been made. */
   replayed: number;
+  /**
+   * Without keys: the failed attempts the ledger posted all the same (each attempt has its own key,
+   * and theirs is on a withdrawal): the server committed, then died before it answered. Each is a
+   * withdrawal made twice, counted from the keys, apart from `posted`. Null with keys: the retry
+   * posts under the failed attempt's own key, so the ledger cannot tell them apart (the replayed
+   * answers can).
+   */
+  failedButPosted: number | null;
   /** Withdrawal postings in the ledger. */
   posted: number;
   /** posted - intended: withdrawals the customers paid for and never got the cash of. */
@@ -68,6 +76,8 @@ interface Atm {
   cashCents: number;
   failedAttempts: number;
   replayed: number;
+  /** The Idempotency-Keys of the attempts it saw fail. */
+  failedKeys: Set<string>;
 }
 
 const AMOUNT_CENTS = 100;
@@ -104,17 +114,28 @@ async function withdrawOnce(atm: Atm, amountCents: number): Promise<void> {
     if (answer.status !== 0 && answer.status < 500 && !inProgress)
       throw new Error(`${atm.user.username} withdraw: ${answer.status} ${JSON.stringify(answer.failure)}`);
     atm.failedAttempts++;
+    atm.failedKeys.add(key);
     atm.home = null;
     if (performance.now() - started > GIVE_UP_MS) throw new Error(`a withdrawal failing for ${GIVE_UP_MS} ms`);
     await delay(20); // A retry's pause, as an ATM would make (not a synchronisation).
   }
 }
 
-/** The ledger's truth for each account, read from PostgreSQL as an auditor would: balance, withdrawals. */
-async function ledgerOf(databaseUrl: string, usernames: string[]) {
+/**
+ * The ledger's truth for each ATM's account, read from PostgreSQL as an auditor would: balance,
+ * withdrawals, and how many of the attempts the ATM saw fail were posted all the same.
+ */
+async function ledgerOf(databaseUrl: string, atms: Atm[]) {
+  const usernames = atms.map((a) => a.user.username);
   const client = new pg.Client(databaseUrl);
   await client.connect();
   try {
+    const failedKeys = atms.flatMap((a) => [...a.failedKeys]);
+    const posted = await client.query<{ key: string }>(
+      `SELECT DISTINCT idempotency_key AS key FROM ledger WHERE kind = 'withdrawal' AND idempotency_key = ANY($1)`,
+      [failedKeys],
+    );
+    const postedKeys = new Set(posted.rows.map((r) => r.key));
     const { rows } = await client.query<{ username: string; balance: string; count: string; sum: string }>(
       `SELECT u.username, a.balance_cents AS balance,
               count(l.id) FILTER (WHERE l.kind = 'withdrawal') AS count,
@@ -124,10 +145,15 @@ async function ledgerOf(databaseUrl: string, usernames: string[]) {
       [usernames],
     );
     const byName = new Map(rows.map((r) => [r.username, r]));
-    return usernames.map((name) => {
-      const row = byName.get(name);
-      if (!row) throw new Error(`no account for ${name}`);
-      return { balance: Number(row.balance), withdrawals: Number(row.count), withdrawnCents: Number(row.sum) };
+    return atms.map((atm) => {
+      const row = byName.get(atm.user.username);
+      if (!row) throw new Error(`no account for ${atm.user.username}`);
+      return {
+        balance: Number(row.balance),
+        withdrawals: Number(row.count),
+        withdrawnCents: Number(row.sum),
+        failedButPosted: [...atm.failedKeys].filter((key) => postedKeys.has(key)).length,
+      };
     });
   } finally {
     await client.end();
@@ -181,6 +207,7 @@ function tally(
     intended,
     failedAttempts: sum(atms.map((a) => a.failedAttempts)),
     replayed: sum(atms.map((a) => a.replayed)),
+    failedButPosted: client === 'no keys' ? sum(ledgers.map((l) => l.failedButPosted)) : null,
     posted,
     doubleWithdrawals: posted - intended,
     unbalancedAccounts: atms.filter((a, i) => ledgers[i]!.balance + ledgers[i]!.withdrawnCents !== a.openingCents)
@@ -206,7 +233,8 @@ export async function atmOnce(system: LabSystem, infra: LabInfrastructure, plan:
         if (opening.status !== 200 || !opening.data) throw new Error(`account: ${opening.status}`);
         const home = `s${(Math.floor(i / 2) % plan.servers) + 1}`;
         const openingCents = opening.data.balanceCents;
-        return { client, user, home, openingCents, withdrawals: 0, cashCents: 0, failedAttempts: 0, replayed: 0 };
+        const counts = { withdrawals: 0, cashCents: 0, failedAttempts: 0, replayed: 0 };
+        return { client, user, home, openingCents, ...counts, failedKeys: new Set<string>() };
       }),
     );
     let done = 0;
@@ -231,10 +259,7 @@ export async function atmOnce(system: LabSystem, infra: LabInfrastructure, plan:
     };
     await Promise.all([working, killAlong(cluster, plan, progress).finally(() => (stop = true))]);
     const durationMs = Math.round(performance.now() - started);
-    const ledgers = await ledgerOf(
-      infra.databaseUrl,
-      atms.map((a) => a.user.username),
-    );
+    const ledgers = await ledgerOf(infra.databaseUrl, atms);
     return CLIENTS.map((client) => {
       const mine = atms.flatMap((a, i) => (a.client === client ? [i] : []));
       return tally(
@@ -307,6 +332,7 @@ export const atm: Experiment<AtmResults> = {
           'kills',
           'failed attempts (retried)',
           'replayed answers',
+          'failed attempts posted anyway',
           'withdrawals posted of made',
           'double withdrawals',
           'customers short (cents)',
@@ -320,6 +346,7 @@ export const atm: Experiment<AtmResults> = {
           `${first(runs).kills} of ${first(runs).servers} servers`,
           spread(runs.map((r) => r.failedAttempts)),
           spread(runs.map((r) => r.replayed)),
+          client === 'no keys' ? spread(runs.map((r) => r.failedButPosted ?? 0)) : '\u2014',
           `${spread(runs.map((r) => r.posted))} of ${spread(runs.map((r) => r.intended))}`,
           spread(runs.map((r) => r.doubleWithdrawals)),
           spread(runs.map((r) => r.customerShortCents)),
@@ -350,7 +377,7 @@ export const atm: Experiment<AtmResults> = {
           'Each ATM talks to one server (X-Statewise-Server) so a crash reaches it as a failure; it retries through the balancer, and the server that answers becomes its own. Through the balancer without a pin, the balancer itself re-sends a keyed request whose connection failed to another server, and the client never sees the crash: it may do so only because a key makes the repeat safe.',
           'A double withdrawal needs the crash to fall between the ledger\u2019s commit and the answer: how many there are depends on timing (2 shared cores, other processes running), so the count varies from run to run; what does not vary is that with keys there are none.',
           'The ATMs withdraw until the kills are over (each kill comes after about the same number of withdrawals per ATM), so the number of withdrawals varies from run to run. The ledger is read from PostgreSQL directly, as an auditor would.',
-          'With keys, a replayed answer is a retry whose first attempt had been made before the crash: each of those is a double withdrawal for a client without keys.',
+          'Without keys every attempt has its own key, so a failed attempt posted anyway is one whose key is on a withdrawal in the ledger: the server committed, then died before it answered, and the retry withdrew again. The doubles column is counted apart, as what the ledger posted beyond what the ATMs handed out: the two counts agree. With keys the retry posts under the same key, so the ledger cannot tell; the replayed answers show the retries whose first attempt had gone through.',
           'Stateless systems only: the money is the central ledger\u2019s in every mode; the stateful mode changes only what an ATM shows (next section, when it ran).',
         ],
       },
