@@ -8,7 +8,6 @@ import { Lifecycle } from '../kernel/lifecycle.ts';
 import { PgListener } from '../records/pg-listener.ts';
 import { createPool } from '../records/pool.ts';
 import { createStateStore } from '../state/index.ts';
-import { timedStore } from '../state/timed-store.ts';
 import type { StateStore } from '../state/types.ts';
 import { storeMetrics, type StoreMetrics } from './store-metrics.ts';
 
@@ -22,7 +21,7 @@ export interface Services {
   readonly log: FastifyBaseLogger;
   /** Records: users, ledger, orders, keys. */
   readonly db: pg.Pool;
-  /** Session state, in the backend the topology chose, each operation timed. */
+  /** Session state, in the backend the topology chose (what goes to a shared store timed). */
   readonly state: StateStore;
   /** The timings of the state's operations, for /metrics. */
   readonly storeMetrics: StoreMetrics;
@@ -52,7 +51,8 @@ export async function openServices(config: ServerConfig, log: FastifyBaseLogger)
   });
   try {
     const listener = await PgListener.connect(config.databaseUrl, log);
-    const store = await createStateStore({
+    const timings = storeMetrics(config.topology.store);
+    const state = await createStateStore({
       store: config.topology.store,
       databaseUrl: config.databaseUrl,
       redisUrl: config.redisUrl,
@@ -60,6 +60,7 @@ export async function openServices(config: ServerConfig, log: FastifyBaseLogger)
       listener,
       log,
       nearCache: { maxEntries: config.nearCacheEntries, hashPrefixes: NEAR_CACHED_HASH_PREFIXES },
+      observe: timings.observe,
       durable: {
         replicas: config.redisWaitReplicas,
         timeoutMs: config.redisWaitTimeoutMs,
@@ -76,8 +77,6 @@ export async function openServices(config: ServerConfig, log: FastifyBaseLogger)
       await listener.close();
       throw error;
     });
-    const timings = storeMetrics(store.kind);
-    const state = timedStore(store, timings.observe);
     lifecycle.onClose('session state', () => state.close());
     lifecycle.onClose('listener', () => listener.close());
     lifecycle.onClose('database', () => db.end());

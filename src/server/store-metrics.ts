@@ -17,7 +17,7 @@ export interface StoreMetrics {
 export function storeMetrics(backend: StoreKind): StoreMetrics {
   const duration = new Histogram({
     name: 'statewise_store_operation_duration_seconds',
-    help: 'Session-state store operations as the domain code waits for them (near-cache hits included), by backend and operation',
+    help: 'Session-state operations that went to the shared store (Redis or PostgreSQL; not near-cache hits, not the memory store), by backend and operation',
     labelNames: ['backend', 'operation'],
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5],
     registers: [],

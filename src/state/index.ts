@@ -6,6 +6,7 @@ import { createPostgresState } from './postgres.ts';
 import { createRedisState } from './redis.ts';
 import type { NearCacheOptions } from './near-cache/cached-store.ts';
 import type { RedisStateOptions } from './redis.ts';
+import type { StoreObserver } from './timed-store.ts';
 import type { StateStore, StoreKind } from './types.ts';
 
 export type { StateStore, StoreKind } from './types.ts';
@@ -20,6 +21,8 @@ export async function createStateStore(config: {
   log?: WarnLog;
   /** Shared stores only; the memory store is already in the process. */
   nearCache?: NearCacheOptions;
+  /** Told the time of every operation that goes to a shared store (the memory store has none). */
+  observe?: StoreObserver;
   /** Redis only: writes that must survive a failover wait for replicas. */
   durable?: RedisStateOptions['durable'];
 }): Promise<StateStore> {
@@ -34,9 +37,15 @@ export async function createStateStore(config: {
         listener: config.listener,
         log: config.log,
         nearCache: config.nearCache,
+        observe: config.observe,
       });
     case 'redis':
       if (!config.redisUrl) throw new Error('the redis store needs a Redis URL (SW_REDIS_URL or --redis-url)');
-      return createRedisState({ url: config.redisUrl, nearCache: config.nearCache, durable: config.durable });
+      return createRedisState({
+        url: config.redisUrl,
+        nearCache: config.nearCache,
+        durable: config.durable,
+        observe: config.observe,
+      });
   }
 }

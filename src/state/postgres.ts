@@ -4,7 +4,8 @@ import { ADVISORY_LOCKS } from '../records/advisory-locks.ts';
 import { PgListener } from '../records/pg-listener.ts';
 import { withClient } from '../records/pool.ts';
 import { PostgresBus } from './postgres-bus.ts';
-import { withNearCache, type NearCacheOptions } from './near-cache/cached-store.ts';
+import { withNearCache, type NearCacheOptions, type TrackedReads } from './near-cache/cached-store.ts';
+import { timedReads, timedStore, type StoreObserver } from './timed-store.ts';
 import type { Loaded } from './near-cache/near-cache.ts';
 import {
   NEAR_CACHE_TRIGGERS,
@@ -302,6 +303,8 @@ export interface PostgresStateOptions {
   sweepEveryMs?: number;
   log?: WarnLog;
   nearCache?: NearCacheOptions;
+  /** Told the time of every operation that goes to PostgreSQL (timed-store.ts). */
+  observe?: StoreObserver;
 }
 
 const silent: WarnLog = { warn: () => undefined };
@@ -345,15 +348,15 @@ export async function createPostgresState(options: PostgresStateOptions): Promis
       if (!options.pool) await pool.end();
     },
   };
+  const backend = options.observe ? timedStore(store, options.observe) : store;
   const near = options.nearCache;
-  if (!near || near.maxEntries === 0) return store;
+  if (!near || near.maxEntries === 0) return backend;
   await registerCachedPrefixes(pool, near.hashPrefixes);
   // Reads need no tracking of their own: the triggers announce every change to every listener.
   const source = await PostgresInvalidations.open(listener);
-  return withNearCache(
-    store,
-    source,
-    { session: (id) => sessions.getWithExpiry(id), hash: (key) => hashes.getAllWithExpiry(key) },
-    near,
-  );
+  const reads: TrackedReads = {
+    session: (id) => sessions.getWithExpiry(id),
+    hash: (key) => hashes.getAllWithExpiry(key),
+  };
+  return withNearCache(backend, source, options.observe ? timedReads(reads, options.observe) : reads, near);
 }

@@ -1,5 +1,12 @@
 import { Cluster, type Redis } from 'ioredis';
-import { hashEntry, sessionEntry, withNearCache, type NearCacheOptions } from './near-cache/cached-store.ts';
+import {
+  hashEntry,
+  sessionEntry,
+  withNearCache,
+  type NearCacheOptions,
+  type TrackedReads,
+} from './near-cache/cached-store.ts';
+import { timedReads, timedStore, type StoreObserver } from './timed-store.ts';
 import { RedisTracking } from './near-cache/redis-tracking.ts';
 import { ReplicaWait } from './replica-wait.ts';
 import { isRedis7OrNewer, redactRedisUrl, redisFromUrl, redisVersionFromInfo } from './redis-url.ts';
@@ -321,7 +328,12 @@ function cacheKeyOf(redisKey: string): string | undefined {
  * Cluster, where each node tracks its own keys and would need a pair per node: there the store
  * is read directly.
  */
-async function nearCached(store: StateStore, url: string, options: NearCacheOptions): Promise<StateStore> {
+async function nearCached(
+  store: StateStore,
+  url: string,
+  options: NearCacheOptions,
+  observe: StoreObserver | undefined,
+): Promise<StateStore> {
   const reader = redisFromUrl(url) as Redis | Cluster;
   if (reader instanceof Cluster || options.maxEntries === 0) {
     reader.disconnect();
@@ -336,21 +348,17 @@ async function nearCached(store: StateStore, url: string, options: NearCacheOpti
       const [fields, ttl] = (await execAll(reader.multi().hgetall(key).pttl(key))) as [Record<string, string>, number];
       return { fields, expiresAt: ttl >= 0 ? Date.now() + ttl : null };
     };
-    return withNearCache(
-      store,
-      tracking,
-      {
-        session: async (id) => {
-          const { fields, expiresAt } = await withTtl(sessionKey(id));
-          return { value: toSession(fields), expiresAt };
-        },
-        hash: async (key) => {
-          const { fields, expiresAt } = await withTtl(hashKey(key));
-          return { value: fields, expiresAt };
-        },
+    const reads: TrackedReads = {
+      session: async (id) => {
+        const { fields, expiresAt } = await withTtl(sessionKey(id));
+        return { value: toSession(fields), expiresAt };
       },
-      options,
-    );
+      hash: async (key) => {
+        const { fields, expiresAt } = await withTtl(hashKey(key));
+        return { value: fields, expiresAt };
+      },
+    };
+    return withNearCache(store, tracking, observe ? timedReads(reads, observe) : reads, options);
   } catch (error) {
     reader.disconnect();
     subscriber.disconnect();
@@ -364,6 +372,8 @@ const SHORT_WAIT_PAUSE_MS = 10_000;
 export interface RedisStateOptions {
   url: string;
   nearCache?: NearCacheOptions;
+  /** Told the time of every operation that goes to Redis (timed-store.ts). */
+  observe?: StoreObserver;
   /**
    * Writes that must survive a failover (a logout, a log out everywhere, the hash increments under
    * `hashPrefixes`) are acknowledged only once `replicas` replicas have them (WAIT, at most
@@ -424,5 +434,6 @@ export async function createRedisState(options: RedisStateOptions): Promise<Stat
       subscriber.disconnect();
     },
   };
-  return options.nearCache ? nearCached(store, options.url, options.nearCache) : store;
+  const backend = options.observe ? timedStore(store, options.observe) : store;
+  return options.nearCache ? nearCached(backend, options.url, options.nearCache, options.observe) : backend;
 }

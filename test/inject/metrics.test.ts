@@ -102,7 +102,7 @@ describe('GET /metrics with a shared store', () => {
     assert.match(text, /^statewise_near_cache_entries\{server="s1"\} [1-9]\d*$/m);
   });
 
-  it('times the store operations by backend and operation', async () => {
+  it('times what goes to the store, by backend and operation', async () => {
     const server = apps.servers[0]!;
     const browser = server.client();
     const username = newUsername('so');
@@ -114,12 +114,14 @@ describe('GET /metrics with a shared store', () => {
     const labels = (op: string) => `backend="postgres",operation="${op}"`;
     const grew = (metric: string, op: string) =>
       valueOf(text, metric, labels(op)) - valueOf(before, metric, labels(op));
-    // Every read as the request waits for it: near-cache hits too.
-    assert.equal(grew('statewise_store_operation_duration_seconds_count', 'sessions.get'), 4 + 1);
+    // Five reads of the session (four requests and the logout's), but only what went to PostgreSQL
+    // is timed: the first read; the near cache answered the rest in process.
+    const reads = grew('statewise_store_operation_duration_seconds_count', 'sessions.get');
+    assert.ok(reads >= 1 && reads < 5, `session reads that went to the store: ${reads}`);
     assert.equal(grew('statewise_store_operation_duration_seconds_count', 'sessions.destroy'), 1);
     assert.ok(valueOf(text, 'statewise_store_operation_duration_seconds_sum', labels('sessions.destroy')) > 0);
     assert.ok(
-      valueOf(text, 'statewise_store_operation_duration_seconds_bucket', `${labels('sessions.get')},le="+Inf"`) >= 5,
+      valueOf(text, 'statewise_store_operation_duration_seconds_bucket', `${labels('sessions.get')},le="+Inf"`) >= 1,
     );
     assert.equal(valueOf(text, 'statewise_store_operation_failures_total', labels('sessions.get')), 0);
   });
