@@ -117,6 +117,23 @@ for (const backend of backends) {
       }
     });
 
+    it("a busy session's activity does not keep emptying other servers' entries: one touch per interval", async () => {
+      // Activity is written at most every idleMs / 20 (3 s here); each write empties every server's entry.
+      const policy = { idleMs: 60_000, absoluteMs: 600_000, bindUserAgent: false };
+      const onA = new SessionManager(a.sessions, policy);
+      const onB = new SessionManager(b.sessions, policy);
+      const started = await onA.start({ id: unique('user') as UserId, username: 'busy' }, 'agent');
+      assert.equal((await onB.resolve(started.token, 'agent')).kind, 'ok');
+      const misses = stats(b).misses;
+      // Requests alternate between the two servers, as a round-robin balancer sends them.
+      for (let i = 0; i < 50; i++) {
+        assert.equal((await onA.resolve(started.token, 'agent')).kind, 'ok');
+        assert.equal((await onB.resolve(started.token, 'agent')).kind, 'ok');
+      }
+      const reread = stats(b).misses - misses;
+      assert.ok(reread <= 1, `the other server read the session from the store ${reread} times in 50 requests`);
+    });
+
     it('loses its invalidation connection while a value changes: no stale answer once it hears again', async () => {
       const s = session();
       const key = unique('cached:gen');
