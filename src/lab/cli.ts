@@ -1,10 +1,10 @@
 /**
- * `npm run lab -- [experiment ...] [--quick]`: starts its own stores (embedded PostgreSQL, and
- * redis-server when installed), runs the experiments on whole systems, and writes
- * reports/<timestamp>/report.md, report.html and results.json. Each system runs 3 times (1 with
+ * `npm run lab -- [experiment ...] [--quick] [--repeat N] [--out DIR]`: starts its own stores
+ * (embedded PostgreSQL, and redis-server when installed), runs the experiments on whole systems,
+ * and writes reports/<timestamp>/ (or DIR) report.md, report.html and results.json. Each system runs 3 times (1 with
  * --quick; --repeat N). The experiments: src/lab/experiments/index.ts.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
@@ -15,7 +15,7 @@ import { runLab } from './run-lab.ts';
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
-  options: { quick: { type: 'boolean', default: false }, repeat: { type: 'string' } },
+  options: { quick: { type: 'boolean', default: false }, repeat: { type: 'string' }, out: { type: 'string' } },
   allowPositionals: true,
 });
 const unknown = positionals.filter((name) => !EXPERIMENT_NAMES.includes(name));
@@ -30,10 +30,9 @@ if (repeat !== undefined && (!Number.isInteger(repeat) || repeat < 1 || repeat >
 }
 const experiments = positionals.length > 0 ? positionals : EXPERIMENT_NAMES;
 const log = (line: string) => process.stderr.write(`${line}\n`);
-const outDir = join(
-  fileURLToPath(new URL('../../reports/', import.meta.url)),
-  new Date().toISOString().replace(/[:.]/g, '-'),
-);
+const outDir = values.out
+  ? resolve(values.out)
+  : join(fileURLToPath(new URL('../../reports/', import.meta.url)), new Date().toISOString().replace(/[:.]/g, '-'));
 const bar = new cliProgress.SingleBar(
   { format: '{bar} {value}/{total} {step}', hideCursor: true, stream: process.stderr },
   cliProgress.Presets.shades_classic,
