@@ -88,6 +88,29 @@ for (const balancer of ['haproxy', 'nginx'] as const) {
       assert.equal(await view({ host: 'rebound.example', authorization: `Bearer ${cluster.adminToken}` }), 200);
     });
 
+    it(`an added server joins the rotation, a removed one leaves it: ${balancer} follows`, async () => {
+      const added = await cluster.controlApi.POST('/_cluster/servers');
+      assert.equal(added.response.status, 201);
+      const id = added.data!.server.id;
+      await cluster.waitUntilUp(id);
+      // Only a config that names the new server sends it anything.
+      await waitFor(async () => (await servedBy(8)).some((a) => a.servedBy === id), {
+        what: `${id} in the rotation`,
+        timeoutMs: 15_000,
+      });
+      const removed = await cluster.controlApi.DELETE('/_cluster/servers/{id}', { params: { path: { id } } });
+      assert.equal(removed.response.status, 202);
+      await waitFor(async () => !(await cluster.view()).servers.some((s) => s.id === id), {
+        what: `${id} removed`,
+        timeoutMs: 30_000,
+      });
+      const answers = await servedBy(12);
+      assert.ok(
+        answers.every((a) => a.status === 401 && a.servedBy !== id),
+        `after the removal: ${answers.map((a) => `${a.status} ${a.servedBy}`).join(', ')}`,
+      );
+    });
+
     it(`a switch to stateful mode reloads ${balancer} with its sticky cookie`, async () => {
       const since = Date.now();
       const switched = await cluster.controlApi.POST('/_cluster/mode', { body: { mode: 'stateful' } });
@@ -102,6 +125,14 @@ for (const balancer of ['haproxy', 'nginx'] as const) {
         },
         { what: 'every server restarted stateful', timeoutMs: 60_000 },
       );
+      // The supervisor sees a server up by its own check; the balancer routes to it after its own
+      // next check (up to half a second later; README, Known limits).
+      for (const id of ['s1', 's2', 's3']) {
+        await waitFor(
+          async () => (await fetch(`${cluster.url}/readyz`, { headers: { 'x-statewise-server': id } })).status === 200,
+          { what: `${balancer} routes to ${id} again`, timeoutMs: 10_000 },
+        );
+      }
       const { browser, registered } = await signedUp(`sticky_${balancer}`);
       const answers = await servedBy(12, browser);
       assert.deepEqual(
