@@ -11,6 +11,8 @@ import { loadServerConfig } from '../../src/config/server-config.ts';
 import { TEST_KEY_ENCRYPTION_KEY } from './key-encryption.ts';
 import { ERROR_STATUS, type ErrorCode } from '../../src/kernel/errors.ts';
 import { buildApp } from '../../src/server/app.ts';
+import { createApiClient, type ApiClient } from '../../src/client/api-client.ts';
+import { cookieHeader } from '../../src/client/cookie-fetch.ts';
 import { openServices, type Services } from '../../src/server/services.ts';
 import type { App } from '../../src/kernel/app-type.ts';
 import { migrate } from '../../src/records/migrate.ts';
@@ -101,6 +103,9 @@ async function closeAll(servers: TestServer[], redis: RedisServerHandle | undefi
   await redis?.stop();
 }
 
+/** The status of a typed call's answer. */
+export const statusOf = async (pending: Promise<{ response: Response }>) => (await pending).response.status;
+
 export interface InjectResult<T = any> {
   status: number;
   headers: LightMyRequestResponse['headers'];
@@ -108,27 +113,57 @@ export interface InjectResult<T = any> {
   servedBy: string | undefined;
 }
 
-/** Like test/support/http.ts's Browser, through app.inject(): keeps cookies, sends one User-Agent. */
+/**
+ * Like test/support/http.ts's Browser, through app.inject(): keeps cookies, sends one User-Agent.
+ * `api` is the typed client (src/client), the way to call the API; `request` (with `get`, `post`
+ * and `delete`) is raw, for what the typed client cannot say on purpose: malformed JSON, wrong
+ * types, unknown fields, oversized bodies, forged headers, paths outside the API.
+ */
 export class InjectClient {
   readonly cookies = new Map<string, string>();
+  /** The typed API client, with this client's cookies and User-Agent, through app.inject(). */
+  readonly api: ApiClient;
 
   constructor(
     private readonly app: App,
     readonly userAgent = 'statewise-inject/1.0',
-  ) {}
+  ) {
+    this.api = this.apiWith({});
+  }
+
+  /** The typed client sending `headers` too on every request (a bearer token, a client address). */
+  apiWith(headers: Record<string, string>): ApiClient {
+    return createApiClient({ baseUrl: INJECT_ORIGIN, fetch: this.#fetch, redirect: 'manual', headers });
+  }
 
   async request<T = any>(
     method: string,
     url: string,
     options: { json?: unknown; body?: string; headers?: Record<string, string> } = {},
   ): Promise<InjectResult<T>> {
-    const headers: Record<string, string> = { 'user-agent': this.userAgent, ...options.headers };
-    if (this.cookies.size > 0) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const headers: Record<string, string> = { ...options.headers };
     let payload = options.body;
     if (options.json !== undefined) {
       payload = JSON.stringify(options.json);
       headers['content-type'] ??= 'application/json';
     }
+    const { response, body } = await this.#send(method, url, headers, payload);
+    const servedBy = response.headers['x-served-by'];
+    return { status: response.statusCode, headers: response.headers, body, servedBy: servedBy as string | undefined };
+  }
+
+  get = <T = any>(url: string, headers?: Record<string, string>) => this.request<T>('GET', url, { headers });
+  post = <T = any>(url: string, json?: unknown, headers?: Record<string, string>) =>
+    this.request<T>('POST', url, { json: json ?? {}, headers });
+  delete = <T = any>(url: string, headers?: Record<string, string>) => this.request<T>('DELETE', url, { headers });
+
+  /**
+   * One request, raw or typed: this client's User-Agent (unless the request names one) and cookies,
+   * the cookies of the answer kept, and every error answer checked for the contract's shape.
+   */
+  async #send(method: string, url: string, given: Record<string, string>, payload: string | undefined) {
+    const headers: Record<string, string> = { 'user-agent': this.userAgent, ...given };
+    if (this.cookies.size > 0) headers.cookie = cookieHeader(this.cookies);
     const response = await this.app.inject({ method: method as 'GET', url, headers, payload });
     for (const cookie of response.cookies as Array<{ name: string; value: string; expires?: Date }>) {
       if (cookie.value === '' || (cookie.expires && cookie.expires.getTime() <= Date.now()))
@@ -138,15 +173,33 @@ export class InjectClient {
     const type = String(response.headers['content-type'] ?? '');
     const body = type.includes('json') && response.body ? JSON.parse(response.body) : response.body;
     if (response.statusCode >= 400) assertErrorShape(response.statusCode, body);
-    const servedBy = response.headers['x-served-by'];
-    return { status: response.statusCode, headers: response.headers, body, servedBy: servedBy as string | undefined };
+    return { response, body };
   }
 
-  get = <T = any>(url: string, headers?: Record<string, string>) => this.request<T>('GET', url, { headers });
-  post = <T = any>(url: string, json?: unknown, headers?: Record<string, string>) =>
-    this.request<T>('POST', url, { json: json ?? {}, headers });
-  delete = <T = any>(url: string, headers?: Record<string, string>) => this.request<T>('DELETE', url, { headers });
+  /** The typed client's fetch: the Request through app.inject(), the answer as a real Response. */
+  readonly #fetch = async (request: Request): Promise<Response> => {
+    const { pathname, search } = new URL(request.url);
+    const payload = request.body === null ? undefined : await request.text();
+    const { response } = await this.#send(
+      request.method,
+      pathname + search,
+      Object.fromEntries(request.headers),
+      payload,
+    );
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(response.headers)) {
+      if (value === undefined) continue;
+      for (const one of Array.isArray(value) ? value : [value]) headers.append(name, String(one));
+    }
+    const empty = NULL_BODY_STATUSES.has(response.statusCode);
+    return new Response(empty ? null : response.rawPayload, { status: response.statusCode, headers });
+  };
 }
+
+/** The typed client needs an absolute URL; only its path and query reach app.inject(). */
+const INJECT_ORIGIN = 'http://inject.invalid';
+/** Statuses a Response may not carry a body with. */
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
 
 /**
  * Every error any in-process test sees is checked here: the contract's shape, a code of the one
