@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { startApps, type InjectClient, type TestApps } from '../support/app.ts';
+import { startApps, statusOf, type InjectClient, type TestApps } from '../support/app.ts';
 import { waitFor } from '../support/wait.ts';
 import { BACKENDS, newUsername, PASSWORD } from '../security/backends.ts';
 import { attackerKeys, decode, forge, hs256, publicPem, rs256, signingKey } from '../security/jwt.ts';
@@ -50,19 +50,17 @@ for (const backend of BACKENDS) {
     };
     const tokensFor = async () => {
       const username = newUsername('api');
-      assert.equal(
-        (await server('s1').client().post('/api/auth/register', { username, password: PASSWORD })).status,
-        201,
-      );
-      const r = await client.post('/api/auth/token', { username, password: PASSWORD });
-      assert.equal(r.status, 200);
-      return {
-        username,
-        ...(r.body as { accessToken: string; refreshToken: string; expiresIn: number; tokenType: string }),
-      };
+      const credentials = { username, password: PASSWORD };
+      assert.equal(await statusOf(server('s1').client().api.POST('/api/auth/register', { body: credentials })), 201);
+      const r = await client.api.POST('/api/auth/token', { body: credentials });
+      assert.equal(r.response.status, 200);
+      return { username, ...r.data! };
     };
     const me = (token: string, on?: string) =>
-      (on ? server(on).client('api-client') : client).get('/api/me', { authorization: `Bearer ${token}` });
+      (on ? server(on).client('api-client') : client).apiWith({ authorization: `Bearer ${token}` }).GET('/api/me');
+    /** The published keys (JWKS). */
+    const jwks = async () =>
+      (await client.api.GET('/.well-known/jwks.json')).data!.keys as Array<{ kid: string } & Record<string, unknown>>;
 
     it('issues a short-lived RS256 access token any server verifies on its own', async () => {
       const t = await tokensFor();
@@ -73,13 +71,10 @@ for (const backend of BACKENDS) {
       assert.equal(typeof header.kid, 'string');
       for (const claim of ['iss', 'aud', 'sub', 'exp', 'iat', 'jti']) assert.ok(payload[claim] !== undefined, claim);
       assert.ok((payload.exp as number) - (payload.iat as number) <= 900);
-      for (const id of SERVERS) assert.equal((await me(t.accessToken, id)).status, 200, id);
-      const jwks = await client.get('/.well-known/jwks.json');
-      assert.ok((jwks.body.keys as Array<{ kid: string }>).some((k) => k.kid === header.kid));
-      assert.ok(
-        !(jwks.body.keys as Array<Record<string, unknown>>).some((k) => 'd' in k),
-        'no private parts published',
-      );
+      for (const id of SERVERS) assert.equal(await statusOf(me(t.accessToken, id)), 200, id);
+      const keys = await jwks();
+      assert.ok(keys.some((k) => k.kid === header.kid));
+      assert.ok(!keys.some((k) => 'd' in k), 'no private parts published');
     });
 
     it('refuses forged, tampered and out-of-date tokens', async () => {
@@ -87,9 +82,7 @@ for (const backend of BACKENDS) {
       const { header, payload } = decode(t.accessToken);
       const key = await signingKey(apps.databaseUrl, header.kid as string);
       const now = Math.floor(Date.now() / 1000);
-      const jwk = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).find(
-        (k) => k.kid === header.kid,
-      )!;
+      const jwk = (await jwks()).find((k) => k.kid === header.kid)!;
       const attacker = attackerKeys();
       const [headerPart, , signaturePart] = t.accessToken.split('.');
       const cases: Record<string, string> = {
@@ -119,64 +112,70 @@ for (const backend of BACKENDS) {
       };
       for (const [name, token] of Object.entries(cases)) {
         const r = await me(token);
-        assert.equal(r.status, 401, name);
-        assert.equal(r.body.error.code, 'invalid_token', name);
+        assert.equal(r.response.status, 401, name);
+        assert.equal(r.error?.error.code, 'invalid_token', name);
       }
       // Our own key with a jku header: the header is ignored, the token stands on its signature.
       assert.equal(
-        (await me(forge({ ...header, jku: 'http://evil.example/jwks.json' }, payload, rs256(key)))).status,
+        await statusOf(me(forge({ ...header, jku: 'http://evil.example/jwks.json' }, payload, rs256(key)))),
         200,
       );
-      assert.equal((await me(t.accessToken)).status, 200, 'the genuine token still works');
+      assert.equal(await statusOf(me(t.accessToken)), 200, 'the genuine token still works');
     });
 
     it('rotates refresh tokens; reuse is refused and kills the newest token of the family', async () => {
       const t = await tokensFor();
-      const first = await client.post('/api/auth/refresh', { refreshToken: t.refreshToken });
-      assert.equal(first.status, 200);
-      assert.notEqual(first.body.refreshToken, t.refreshToken);
-      assert.equal((await me(first.body.accessToken)).status, 200);
-      const second = await client.post('/api/auth/refresh', { refreshToken: first.body.refreshToken });
-      assert.equal(second.status, 200);
+      const refresh = (refreshToken: string) => client.api.POST('/api/auth/refresh', { body: { refreshToken } });
+      const first = await refresh(t.refreshToken);
+      assert.equal(first.response.status, 200);
+      assert.notEqual(first.data!.refreshToken, t.refreshToken);
+      assert.equal(await statusOf(me(first.data!.accessToken)), 200);
+      const second = await refresh(first.data!.refreshToken);
+      assert.equal(second.response.status, 200);
 
-      const reuse = await client.post('/api/auth/refresh', { refreshToken: t.refreshToken });
-      assert.equal(reuse.status, 401, 'a used refresh token is refused');
-      const newest = await client.post('/api/auth/refresh', { refreshToken: second.body.refreshToken });
-      assert.equal(newest.status, 401, 'the whole family is revoked, the newest token included');
-      assert.equal((await me(second.body.accessToken)).status, 401, "and the family's access tokens");
+      const reuse = await refresh(t.refreshToken);
+      assert.equal(reuse.response.status, 401, 'a used refresh token is refused');
+      const newest = await refresh(second.data!.refreshToken);
+      assert.equal(newest.response.status, 401, 'the whole family is revoked, the newest token included');
+      assert.equal(await statusOf(me(second.data!.accessToken)), 401, "and the family's access tokens");
       // Stateful: the mark is in the memory of the server that saw the reuse; another still lets the token in.
-      assert.equal((await me(second.body.accessToken, 's2')).status, backend.shared ? 401 : 200);
-      assert.equal((await client.post('/api/auth/refresh', { refreshToken: 'rt_made-up' })).status, 401);
+      assert.equal(await statusOf(me(second.data!.accessToken, 's2')), backend.shared ? 401 : 200);
+      assert.equal(await statusOf(refresh('rt_made-up')), 401);
     });
 
     it('logs out a token sign-in with its bearer token: its access and refresh tokens die on every server; another lives', async () => {
       const t = await tokensFor();
-      const other = await client.post('/api/auth/token', { username: t.username, password: PASSWORD });
-      const refreshed = await client.post('/api/auth/refresh', { refreshToken: t.refreshToken });
-      assert.equal(refreshed.status, 200);
-      for (const id of SERVERS) assert.equal((await me(t.accessToken, id)).status, 200, `valid on ${id} first`);
+      const other = await client.api.POST('/api/auth/token', { body: { username: t.username, password: PASSWORD } });
+      const refreshed = await client.api.POST('/api/auth/refresh', { body: { refreshToken: t.refreshToken } });
+      assert.equal(refreshed.response.status, 200);
+      const { accessToken, refreshToken } = refreshed.data!;
+      for (const id of SERVERS) assert.equal(await statusOf(me(t.accessToken, id)), 200, `valid on ${id} first`);
 
-      const bearer = { authorization: `Bearer ${refreshed.body.accessToken}` };
-      assert.equal((await server('s2').client('api-client').post('/api/auth/logout', {}, bearer)).status, 204);
+      const logout = () =>
+        server('s2')
+          .client('api-client')
+          .apiWith({ authorization: `Bearer ${accessToken}` })
+          .POST('/api/auth/logout');
+      assert.equal(await statusOf(logout()), 204);
       for (const id of SERVERS) {
-        for (const token of [t.accessToken, refreshed.body.accessToken]) {
+        for (const token of [t.accessToken, accessToken]) {
           const answer = await me(token, id);
           // Stateful: only the server that logged it out knows (the refresh token is a record: dead everywhere).
           if (!backend.shared && id !== 's2') {
-            assert.equal(answer.status, 200, `memory: ${id} never heard`);
+            assert.equal(answer.response.status, 200, `memory: ${id} never heard`);
             continue;
           }
-          assert.equal(answer.status, 401, `refused on ${id}`);
-          assert.match(answer.body.error.message, /its sign-in was logged out/);
+          assert.equal(answer.response.status, 401, `refused on ${id}`);
+          assert.match(answer.error!.error.message, /its sign-in was logged out/);
         }
       }
-      const again = await client.post('/api/auth/refresh', { refreshToken: refreshed.body.refreshToken });
-      assert.equal(again.status, 401, 'its refresh token is dead too');
-      assert.equal((await me(other.body.accessToken, 's2')).status, 200, 'another sign-in of the user lives');
+      const again = await client.api.POST('/api/auth/refresh', { body: { refreshToken } });
+      assert.equal(again.response.status, 401, 'its refresh token is dead too');
+      assert.equal(await statusOf(me(other.data!.accessToken, 's2')), 200, 'another sign-in of the user lives');
 
-      const stale = await server('s2').client('api-client').post('/api/auth/logout', {}, bearer);
-      assert.equal(stale.status, 401, 'logging out with a dead token says so');
-      assert.equal(stale.body.error.code, 'invalid_token');
+      const stale = await logout();
+      assert.equal(stale.response.status, 401, 'logging out with a dead token says so');
+      assert.equal(stale.error?.error.code, 'invalid_token');
     });
 
     it('rotates signing keys without signing anyone out, and refuses a removed key', async () => {
@@ -191,22 +190,22 @@ for (const backend of BACKENDS) {
         { timeoutMs: 15_000, what: 'new tokens to carry the new kid' },
       );
       const newKid = decode(after.accessToken).header.kid as string;
-      const kids = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).map((k) => k.kid);
+      const kids = (await jwks()).map((k) => k.kid);
       assert.ok(kids.includes(oldKid) && kids.includes(newKid), 'both keys are published');
-      for (const id of SERVERS) assert.equal((await me(before.accessToken, id)).status, 200, 'old tokens still verify');
+      for (const id of SERVERS)
+        assert.equal(await statusOf(me(before.accessToken, id)), 200, 'old tokens still verify');
 
       await keysCli(apps.databaseUrl, 'remove', oldKid);
       await waitFor(
-        async () => (await Promise.all(SERVERS.map((id) => me(before.accessToken, id)))).every((r) => r.status === 401),
+        async () =>
+          (await Promise.all(SERVERS.map((id) => statusOf(me(before.accessToken, id))))).every((s) => s === 401),
         { timeoutMs: 15_000, what: 'the removed key to be refused on every server' },
       );
       for (const id of SERVERS) {
-        assert.equal((await me(before.accessToken, id)).status, 401, `removed key refused on ${id}`);
-        assert.equal((await me(after.accessToken, id)).status, 200);
+        assert.equal(await statusOf(me(before.accessToken, id)), 401, `removed key refused on ${id}`);
+        assert.equal(await statusOf(me(after.accessToken, id)), 200);
       }
-      const published = ((await client.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).map(
-        (k) => k.kid,
-      );
+      const published = (await jwks()).map((k) => k.kid);
       assert.ok(!published.includes(oldKid), 'the removed key left the JWKS');
       // A kid of the older base64url scheme may start with '-': the CLI takes it as the KID, not an option.
       assert.equal(await keysCli(apps.databaseUrl, 'remove', '-yAbsentKid'), 'no key -yAbsentKid\n');
@@ -214,13 +213,12 @@ for (const backend of BACKENDS) {
 
     it('refuses bad credentials for tokens as for logins', async () => {
       const t = await tokensFor();
-      const wrong = await client.post('/api/auth/token', { username: t.username, password: 'not the password' });
-      const ghost = await client.post('/api/auth/token', {
-        username: newUsername('ghost'),
-        password: 'not the password',
-      });
-      assert.deepEqual([wrong.status, ghost.status], [401, 401]);
-      assert.deepEqual(wrong.body, ghost.body);
+      const token = (username: string) =>
+        client.api.POST('/api/auth/token', { body: { username, password: 'not the password' } });
+      const wrong = await token(t.username);
+      const ghost = await token(newUsername('ghost'));
+      assert.deepEqual([wrong.response.status, ghost.response.status], [401, 401]);
+      assert.deepEqual(wrong.error, ghost.error);
     });
   });
 }

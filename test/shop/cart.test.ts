@@ -49,7 +49,13 @@ async function concurrentAdds(cluster: Cluster, username: string) {
   assert.equal(cart?.totalCents, 50 * 900);
 }
 
-function assertError(result: HttpResult, status: number, code?: string) {
+/** A raw answer, or a typed one (its error body). */
+type Answer = HttpResult | { response: Response; error?: unknown };
+const statusAndBody = (result: Answer): { status: number; body: any } =>
+  'response' in result ? { status: result.response.status, body: result.error } : result;
+
+function assertError(answer: Answer, status: number, code?: string) {
+  const result = statusAndBody(answer);
   assert.equal(result.status, status, JSON.stringify(result.body));
   assert.equal(typeof result.body?.error?.message, 'string', 'the contract error shape');
   if (code) assert.equal(result.body.error.code, code);
@@ -208,21 +214,23 @@ describe('shop on the postgres store (stateless)', () => {
     await addToCart(user, 'capricciosa', 2);
     const before = await cartOf(user);
 
-    // Raw on purpose: every request here is one the schema (or the parser) refuses.
+    // Raw on purpose: every request here but the unknown items' is one the schema (or the parser) refuses.
+    const add = (body: unknown) => user.post('/api/cart/items', body); // raw: bodies the schema refuses
     const json = (method: string, path: string, body: string, type = 'application/json') =>
       user.request(method, path, { body, headers: { 'content-type': type } });
-    const bad: Array<[Promise<HttpResult>, number, string?]> = [
-      [user.post('/api/cart/items', { itemId: 'capricciosa', qty: 0 }), 400, 'invalid_input'],
-      [user.post('/api/cart/items', { itemId: 'capricciosa', qty: 100 }), 400, 'invalid_input'],
-      [user.post('/api/cart/items', { itemId: 'capricciosa', qty: -1 }), 400, 'invalid_input'],
-      [user.post('/api/cart/items', { itemId: 'capricciosa', qty: 1.5 }), 400, 'invalid_input'],
-      [user.post('/api/cart/items', { itemId: 'capricciosa', qty: '1' }), 400, 'invalid_input'],
-      [user.post('/api/cart/items', { itemId: 'capricciosa' }), 400, 'invalid_input'],
-      [user.post('/api/cart/items', { qty: 1 }), 400, 'invalid_input'],
-      [user.post('/api/cart/items', { itemId: 'capricciosa', qty: 1, price: 1 }), 400, 'invalid_input'],
-      [user.post('/api/cart/items', { itemId: 'Capricciosa!', qty: 1 }), 400, 'invalid_input'],
-      [user.post('/api/cart/items', { itemId: 'hawaii', qty: 1 }), 404, 'not_found'],
-      [user.post('/api/cart/items', []), 400, 'invalid_input'],
+    const hawaii = { params: { path: { itemId: 'hawaii' } } };
+    const bad: Array<[Promise<Answer>, number, string?]> = [
+      [add({ itemId: 'capricciosa', qty: 0 }), 400, 'invalid_input'],
+      [add({ itemId: 'capricciosa', qty: 100 }), 400, 'invalid_input'],
+      [add({ itemId: 'capricciosa', qty: -1 }), 400, 'invalid_input'],
+      [add({ itemId: 'capricciosa', qty: 1.5 }), 400, 'invalid_input'],
+      [add({ itemId: 'capricciosa', qty: '1' }), 400, 'invalid_input'],
+      [add({ itemId: 'capricciosa' }), 400, 'invalid_input'],
+      [add({ qty: 1 }), 400, 'invalid_input'],
+      [add({ itemId: 'capricciosa', qty: 1, price: 1 }), 400, 'invalid_input'],
+      [add({ itemId: 'Capricciosa!', qty: 1 }), 400, 'invalid_input'],
+      [addToCart(user, 'hawaii', 1), 404, 'not_found'],
+      [add([]), 400, 'invalid_input'],
       [json('POST', '/api/cart/items', '{"itemId": "capricciosa", "qty": 1'), 400, 'invalid_json'],
       [json('POST', '/api/cart/items', 'itemId=capricciosa&qty=1', 'application/x-www-form-urlencoded'), 415],
       [
@@ -233,8 +241,8 @@ describe('shop on the postgres store (stateless)', () => {
       [put(user, '/api/cart/items/capricciosa', { qty: -1 }), 400, 'invalid_input'],
       [put(user, '/api/cart/items/capricciosa', { qty: 2.5 }), 400, 'invalid_input'],
       [put(user, '/api/cart/items/capricciosa', {}), 400, 'invalid_input'],
-      [put(user, '/api/cart/items/hawaii', { qty: 1 }), 404, 'not_found'],
-      [del(user, '/api/cart/items/hawaii'), 404, 'not_found'],
+      [user.api.PUT('/api/cart/items/{itemId}', { ...hawaii, body: { qty: 1 } }), 404, 'not_found'],
+      [user.api.DELETE('/api/cart/items/{itemId}', hawaii), 404, 'not_found'],
       [del(user, `/api/cart/items/${'x'.repeat(65)}`), 400, 'invalid_input'],
     ];
     for (const [pending, status, code] of bad) assertError(await pending, status, code);
@@ -242,37 +250,38 @@ describe('shop on the postgres store (stateless)', () => {
 
     // Refused writes start no visitor session either.
     const stranger = new Browser(cluster.url);
-    assertError(await stranger.post('/api/cart/items', { itemId: 'hawaii', qty: 1 }), 404, 'not_found');
+    assertError(await addToCart(stranger, 'hawaii', 1), 404, 'not_found');
     assert.equal(stranger.cookies.size, 0);
   });
 
   it('a line holds at most the stock the menu shows and 99, by adds or a set; a refusal says which and changes nothing', async () => {
     const user = await shopper(cluster, 'hoarder');
-    const line = (itemId: string, qty: number) => put(user, `/api/cart/items/${itemId}`, { qty });
-    const refusal = (result: HttpResult, message: RegExp) => {
-      assertError(result, 409, 'conflict');
-      assert.match(result.body.error.message, message);
+    const line = (itemId: string, qty: number) =>
+      user.api.PUT('/api/cart/items/{itemId}', { params: { path: { itemId } }, body: { qty } });
+    const refusal = (answer: Answer, message: RegExp) => {
+      assertError(answer, 409, 'conflict');
+      assert.match(statusAndBody(answer).body.error.message, message);
     };
-    assert.equal((await line('funghi', 40)).status, 200, 'the whole stock (40)');
+    assert.equal((await line('funghi', 40)).response.status, 200, 'the whole stock (40)');
     refusal(await line('funghi', 41), /would hold 41, but only 40 Funghi left/);
-    refusal(await user.post('/api/cart/items', { itemId: 'funghi', qty: 1 }), /would hold 41, but only 40 Funghi left/);
+    refusal(await addToCart(user, 'funghi', 1), /would hold 41, but only 40 Funghi left/);
 
     // With more stock than 99, 99 is the line's limit.
     await db.setStock('marinara', 500);
     await db.setStock('chinotto', 0);
     // Each server reads the menu again after a second: wait until every one shows the new stock.
     const showsNewStock = async (server: string) => {
-      const menu = (await user.get('/api/menu', pin(server))).body.items as Array<{ id: string; stock: number }>;
+      const menu = (await user.api.GET('/api/menu', { headers: pin(server) })).data!.items;
       return menu.find((i) => i.id === 'marinara')?.stock === 500 && menu.find((i) => i.id === 'chinotto')?.stock === 0;
     };
     await waitFor(async () => (await Promise.all(SERVERS.map(showsNewStock))).every(Boolean), {
       what: 'the new stock on every server',
       timeoutMs: 15_000,
     });
-    assert.equal((await line('marinara', 98)).status, 200);
-    assert.equal((await user.post('/api/cart/items', { itemId: 'marinara', qty: 1 })).status, 200);
-    refusal(await user.post('/api/cart/items', { itemId: 'marinara', qty: 1 }), /a cart line holds at most 99/);
-    refusal(await user.post('/api/cart/items', { itemId: 'chinotto', qty: 1 }), /Chinotto is sold out/);
+    assert.equal((await line('marinara', 98)).response.status, 200);
+    assert.equal((await addToCart(user, 'marinara', 1)).response.status, 200);
+    refusal(await addToCart(user, 'marinara', 1), /a cart line holds at most 99/);
+    refusal(await addToCart(user, 'chinotto', 1), /Chinotto is sold out/);
     assert.deepEqual(
       (await cartOf(user))?.items.map((l) => [l.itemId, l.qty]),
       [
@@ -281,7 +290,7 @@ describe('shop on the postgres store (stateless)', () => {
       ],
     );
     const stranger = new Browser(cluster.url);
-    refusal(await stranger.post('/api/cart/items', { itemId: 'chinotto', qty: 1 }), /sold out/);
+    refusal(await addToCart(stranger, 'chinotto', 1), /sold out/);
     assert.equal(stranger.cookies.size, 0, 'a refused add starts no visitor session');
   });
 });
