@@ -12,9 +12,27 @@ import { Redis } from 'ioredis';
 import { SessionManager } from '../../src/accounts/session-manager.ts';
 import { redisFromUrl } from '../../src/state/redis-url.ts';
 import { PASSWORD, newUsername } from '../security/backends.ts';
-import { startApps, type TestApps, type TestServer } from '../support/app.ts';
+import { startApps, statusOf, type InjectClient, type TestApps, type TestServer } from '../support/app.ts';
 import { startSentinelSetup, type SentinelSetup } from '../support/redis-sentinel.ts';
 import { waitFor } from '../support/wait.ts';
+
+/** A new client of `server` with the cookies and User-Agent of `browser`: the same browser there. */
+function sameBrowserOn(server: TestServer, browser: InjectClient): InjectClient {
+  const client = server.client(browser.userAgent);
+  for (const [name, value] of browser.cookies) client.cookies.set(name, value);
+  return client;
+}
+
+/** Registers a new user with `browser`: 201. */
+const register = (browser: InjectClient, username: string) =>
+  statusOf(browser.api.POST('/api/auth/register', { body: { username, password: PASSWORD } }));
+
+/** The id of the first item of the menu. */
+const firstItem = async (browser: InjectClient) => (await browser.api.GET('/api/menu')).data!.items[0]!.id;
+
+/** Adds `qty` of `itemId` to the cart of `browser`. */
+const add = (browser: InjectClient, itemId: string, qty: number) =>
+  browser.api.POST('/api/cart/items', { body: { itemId, qty } });
 
 describe('redis store under Sentinel', () => {
   let sentinel: SentinelSetup;
@@ -55,10 +73,7 @@ describe('redis store under Sentinel', () => {
   // Before the kill below: this one needs the replica to be a replica.
   it('a logout is acknowledged only once the replica has it (WAIT): no failover can undo it', async () => {
     const browser = s1.client();
-    assert.equal(
-      (await browser.post('/api/auth/register', { username: newUsername('wait'), password: PASSWORD })).status,
-      201,
-    );
+    assert.equal(await register(browser, newUsername('wait')), 201);
     const key = `sw:s:{${SessionManager.idOf(browser.cookies.get('sid')!)}}`;
     const replica = new Redis({ port: sentinel.replicaPort, host: '127.0.0.1' });
     await waitFor(async () => (await replica.exists(key)) === 1, { what: 'the session on the replica' });
@@ -66,7 +81,7 @@ describe('redis store under Sentinel', () => {
     // not wait for it would return at once.
     const asleep = replica.call('DEBUG', 'SLEEP', '0.3');
     const started = Date.now();
-    assert.equal((await browser.post('/api/auth/logout')).status, 204);
+    assert.equal(await statusOf(browser.api.POST('/api/auth/logout')), 204);
     const tookMs = Date.now() - started;
     await asleep;
     assert.ok(tookMs >= 200, `the logout waited for the replica (${tookMs} ms)`);
@@ -78,9 +93,9 @@ describe('redis store under Sentinel', () => {
   it('goes on after the primary is SIGKILLed, with sessions and carts kept', async () => {
     const browser = s1.client();
     const username = newUsername('sentinel');
-    assert.equal((await browser.post('/api/auth/register', { username, password: PASSWORD })).status, 201);
-    const menu = (await browser.get('/api/menu')).body.items as Array<{ id: string }>;
-    assert.equal((await browser.post('/api/cart/items', { itemId: menu[0]!.id, qty: 2 })).status, 200);
+    assert.equal(await register(browser, username), 201);
+    const item = await firstItem(browser);
+    assert.equal(await statusOf(add(browser, item, 2)), 200);
     // What a logout or a revocation would ask for: the write is on the replica before we go on.
     const primary = new Redis({ port: sentinel.primaryPort, host: '127.0.0.1' });
     assert.equal(await primary.call('WAIT', '1', '2000'), 1, 'replicated to one replica');
@@ -92,11 +107,9 @@ describe('redis store under Sentinel', () => {
     // The other server, which never saw this session: it must read it from the new primary.
     const back = await waitFor(
       async () => {
-        const me = await s2.client(browser.userAgent).request('GET', '/api/me', {
-          headers: { cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
-        });
-        if (me.status !== 200) failed++;
-        return me.status === 200 ? me : undefined;
+        const me = await sameBrowserOn(s2, browser).api.GET('/api/me');
+        if (me.response.status !== 200) failed++;
+        return me.response.status === 200 ? me : undefined;
       },
       { timeoutMs: 30_000, intervalMs: 100, what: 'the session to be served again' },
     );
@@ -104,24 +117,20 @@ describe('redis store under Sentinel', () => {
     console.log(
       `failover: served again ${failoverMs} ms after SIGKILL of the primary; ${failed} requests failed meanwhile`,
     );
-    assert.equal(back.body.user.username, username, 'the session survived');
+    assert.equal(back.data?.user.username, username, 'the session survived');
     await waitFor(async () => (await sentinel.currentPrimaryPort()) !== sentinel.primaryPort, {
       what: 'every sentinel to name the promoted replica',
     });
     // Each server's client finds the new primary on its own: s1 may need a moment more than s2.
     const cart = await waitFor(
       async () => {
-        const r = await browser.get('/api/cart');
-        return r.status === 200 ? r : undefined;
+        const r = await browser.api.GET('/api/cart');
+        return r.response.status === 200 ? r : undefined;
       },
       { timeoutMs: 30_000, intervalMs: 100, what: 's1 to serve the cart again' },
     );
-    assert.equal(cart.body.items[0]?.qty, 2, 'the cart survived');
-    assert.equal(
-      (await browser.post('/api/cart/items', { itemId: menu[0]!.id, qty: 1 })).body.items[0].qty,
-      3,
-      'writes go on',
-    );
+    assert.equal(cart.data?.items[0]?.qty, 2, 'the cart survived');
+    assert.equal((await add(browser, item, 1)).data?.items[0]?.qty, 3, 'writes go on');
 
     // The killed node comes back as a replica of the new primary: restarted empty without
     // --replicaof it would be a primary of nothing, which a later failover could promote.
@@ -144,15 +153,14 @@ describe('redis store under Sentinel', () => {
     // On s2 (s1's waiting is paused by the test after this one, which runs later).
     const browsers = Array.from({ length: 20 }, () => s2.client());
     for (const b of browsers) {
-      const registered = await b.post('/api/auth/register', { username: newUsername('burst'), password: PASSWORD });
-      assert.equal(registered.status, 201);
+      assert.equal(await register(b, newUsername('burst')), 201);
     }
     const away = replica.call('DEBUG', 'SLEEP', '3');
     const started = Date.now();
-    const answers = await Promise.all(browsers.map((b) => b.post('/api/auth/logout')));
+    const answers = await Promise.all(browsers.map((b) => statusOf(b.api.POST('/api/auth/logout'))));
     const tookMs = Date.now() - started;
     await away;
-    assert.deepEqual(new Set(answers.map((a) => a.status)), new Set([204]));
+    assert.deepEqual(new Set(answers), new Set([204]));
     // One WAIT per logout held the shared connection 500 ms each, in turn: 3 s until the replica woke.
     assert.ok(tookMs < 1_500, `20 logouts took ${tookMs} ms`);
     replica.disconnect();
@@ -167,8 +175,7 @@ describe('redis store under Sentinel', () => {
     // ones do not, since WAIT holds the connection every request shares.
     const [one, two] = [s1.client(), s1.client()];
     for (const b of [one, two]) {
-      const registered = await b.post('/api/auth/register', { username: newUsername('away'), password: PASSWORD });
-      assert.equal(registered.status, 201);
+      assert.equal(await register(b, newUsername('away')), 201);
     }
     // WAITs the primary ran: a count, not a time, so a busy machine cannot make it lie.
     const primary = new Redis({ port: await sentinel.currentPrimaryPort(), host: '127.0.0.1' });
@@ -177,10 +184,10 @@ describe('redis store under Sentinel', () => {
     const before = await waits();
     const away = replica.call('DEBUG', 'SLEEP', '1.5');
     const first = Date.now();
-    assert.equal((await one.post('/api/auth/logout')).status, 204);
+    assert.equal(await statusOf(one.api.POST('/api/auth/logout')), 204);
     const firstMs = Date.now() - first;
     const afterFirst = await waits();
-    assert.equal((await two.post('/api/auth/logout')).status, 204);
+    assert.equal(await statusOf(two.api.POST('/api/auth/logout')), 204);
     const afterSecond = await waits();
     await away;
     assert.ok(firstMs >= 400, `the first logout waited for the bound (${firstMs} ms)`);
@@ -195,12 +202,9 @@ describe('redis store under Sentinel', () => {
     const hungPort = await sentinel.currentPrimaryPort();
     const otherPort = hungPort === sentinel.primaryPort ? sentinel.replicaPort : sentinel.primaryPort;
     const browser = s1.client();
-    assert.equal(
-      (await browser.post('/api/auth/register', { username: newUsername('hang'), password: PASSWORD })).status,
-      201,
-    );
-    const menu = (await browser.get('/api/menu')).body.items as Array<{ id: string }>;
-    assert.equal((await browser.post('/api/cart/items', { itemId: menu[0]!.id, qty: 2 })).status, 200);
+    assert.equal(await register(browser, newUsername('hang')), 201);
+    const item = await firstItem(browser);
+    assert.equal(await statusOf(add(browser, item, 2)), 200);
     const primary = new Redis({ port: hungPort, host: '127.0.0.1' });
     assert.equal(await primary.call('WAIT', '1', '2000'), 1, 'replicated to one replica');
     primary.disconnect();
@@ -218,10 +222,8 @@ describe('redis store under Sentinel', () => {
       for (const server of [s1, s2]) {
         await waitFor(
           async () => {
-            const me = await server.client(browser.userAgent).request('GET', '/api/cart', {
-              headers: { cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
-            });
-            return me.status === 200 && me.body.items[0]?.qty === 2;
+            const cart = await sameBrowserOn(server, browser).api.GET('/api/cart');
+            return cart.response.status === 200 && cart.data?.items[0]?.qty === 2;
           },
           { timeoutMs: 30_000, intervalMs: 100, what: `${server.id} to serve the cart again` },
         );
@@ -232,7 +234,7 @@ describe('redis store under Sentinel', () => {
     }
     // Written right as the old primary wakes: it must land on the new primary, not the woken one
     // (which the sentinels turn into a replica, throwing away whatever it took meanwhile).
-    assert.equal((await browser.post('/api/cart/items', { itemId: menu[0]!.id, qty: 1 })).body.items[0].qty, 3);
+    assert.equal((await add(browser, item, 1)).data?.items[0]?.qty, 3);
     const woken = new Redis({ port: hungPort, host: '127.0.0.1', retryStrategy: () => 50 });
     await waitFor(async () => /role:slave[\s\S]*master_link_status:up/.test(String(await woken.info('replication'))), {
       timeoutMs: 30_000,
@@ -240,10 +242,8 @@ describe('redis store under Sentinel', () => {
     });
     woken.disconnect();
     for (const server of [s1, s2]) {
-      const cart = await server.client(browser.userAgent).request('GET', '/api/cart', {
-        headers: { cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
-      });
-      assert.equal(cart.body.items[0]?.qty, 3, `the write after the wake-up is kept (${server.id})`);
+      const cart = await sameBrowserOn(server, browser).api.GET('/api/cart');
+      assert.equal(cart.data?.items[0]?.qty, 3, `the write after the wake-up is kept (${server.id})`);
     }
   });
 });
