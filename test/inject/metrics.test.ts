@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { startApp, type TestApps, type TestServer } from '../support/app.ts';
+import { startApp, statusOf, type InjectClient, type TestApps, type TestServer } from '../support/app.ts';
 import { PASSWORD, newUsername } from '../security/backends.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -16,6 +16,9 @@ const valueOf = (text: string, metric: string, labels: string) => {
     .find((l) => l.startsWith(`${metric}{`) && labels.split(',').every((p) => l.includes(p)));
   return line ? Number(line.split(' ').at(-1)) : 0;
 };
+/** Registers a new user with `browser`: 201. */
+const register = (browser: InjectClient, prefix: string) =>
+  statusOf(browser.api.POST('/api/auth/register', { body: { username: newUsername(prefix), password: PASSWORD } }));
 const scrape = async (server: TestServer) =>
   (await server.app.inject({ method: 'GET', url: '/metrics', remoteAddress: '127.0.0.1' })).body;
 
@@ -33,21 +36,20 @@ describe('GET /metrics', () => {
 
   it('counts requests by route and status, replays, refusals, sessions held, and the process', async () => {
     const browser = server.client();
-    for (let i = 0; i < 3; i++) assert.equal((await browser.get('/api/menu')).status, 200);
-    assert.equal(
-      (await browser.post('/api/auth/register', { username: newUsername('m'), password: PASSWORD })).status,
-      201,
-    );
+    for (let i = 0; i < 3; i++) assert.equal(await statusOf(browser.api.GET('/api/menu')), 200);
+    assert.equal(await register(browser, 'm'), 201);
     const deposit = () =>
-      browser.request('POST', '/api/bank/deposit', {
-        json: { amountCents: 100 },
-        headers: { 'idempotency-key': 'metrics-key-1' },
+      browser.api.POST('/api/bank/deposit', {
+        body: { amountCents: 100 },
+        params: { header: { 'Idempotency-Key': 'metrics-key-1' } },
       });
-    assert.equal((await deposit()).status, 200);
-    assert.equal((await deposit()).headers['idempotent-replayed'], 'true');
+    assert.equal(await statusOf(deposit()), 200);
+    assert.equal((await deposit()).response.headers.get('idempotent-replayed'), 'true');
     const login = () =>
-      server.client().post('/api/auth/login', { username: 'nobody_here', password: 'wrong password!' });
-    const statuses = [await login(), await login(), await login()].map((r) => r.status);
+      statusOf(
+        server.client().api.POST('/api/auth/login', { body: { username: 'nobody_here', password: 'wrong password!' } }),
+      );
+    const statuses = [await login(), await login(), await login()];
     assert.deepEqual(statuses, [401, 401, 429]);
 
     const response = await scrape();
@@ -86,11 +88,8 @@ describe('GET /metrics with a shared store', () => {
   it('counts the near cache: repeat reads of a session are hits', async () => {
     const server = apps.servers[0]!;
     const browser = server.client();
-    assert.equal(
-      (await browser.post('/api/auth/register', { username: newUsername('nc'), password: PASSWORD })).status,
-      201,
-    );
-    for (let i = 0; i < 5; i++) assert.equal((await browser.get('/api/me')).status, 200);
+    assert.equal(await register(browser, 'nc'), 201);
+    for (let i = 0; i < 5; i++) assert.equal(await statusOf(browser.api.GET('/api/me')), 200);
     const text = (await server.app.inject({ method: 'GET', url: '/metrics', remoteAddress: '127.0.0.1' })).body;
     const count = (result: string) =>
       Number(
@@ -105,11 +104,10 @@ describe('GET /metrics with a shared store', () => {
   it('times what goes to the store, by backend and operation', async () => {
     const server = apps.servers[0]!;
     const browser = server.client();
-    const username = newUsername('so');
-    assert.equal((await browser.post('/api/auth/register', { username, password: PASSWORD })).status, 201);
+    assert.equal(await register(browser, 'so'), 201);
     const before = await scrape(server);
-    for (let i = 0; i < 4; i++) assert.equal((await browser.get('/api/me')).status, 200);
-    assert.equal((await browser.post('/api/auth/logout')).status, 204);
+    for (let i = 0; i < 4; i++) assert.equal(await statusOf(browser.api.GET('/api/me')), 200);
+    assert.equal(await statusOf(browser.api.POST('/api/auth/logout')), 204);
     const text = await scrape(server);
     const labels = (op: string) => `backend="postgres",operation="${op}"`;
     const grew = (metric: string, op: string) =>
@@ -131,36 +129,27 @@ describe('GET /metrics with a shared store', () => {
     const outcome = (text: string, value: string) =>
       valueOf(text, 'statewise_checkout_outcomes_total', `outcome="${value}"`);
     const before = await scrape(server);
-    const menu = (await server.client().get('/api/menu')).body.items as Array<{
-      id: string;
-      priceCents: number;
-      stock: number;
-    }>;
+    const menu = (await server.client().api.GET('/api/menu')).data!.items;
     const item = menu.find((i) => i.stock > 2)!;
     /** Registers, fills a cart, optionally spends the money first, checks out; the order's end. */
     const order = async (broke: boolean) => {
       const browser = server.client();
-      assert.equal(
-        (await browser.post('/api/auth/register', { username: newUsername('co'), password: PASSWORD })).status,
-        201,
-      );
+      assert.equal(await register(browser, 'co'), 201);
+      const key = () => ({ header: { 'Idempotency-Key': randomUUID() } });
       if (broke) {
-        const balance = (await browser.get('/api/bank/account')).body.balanceCents as number;
-        const spent = await browser.request('POST', '/api/bank/withdraw', {
-          json: { amountCents: balance },
-          headers: { 'idempotency-key': randomUUID() },
-        });
-        assert.equal(spent.status, 200);
+        const balance = (await browser.api.GET('/api/bank/account')).data!.balanceCents;
+        const spent = browser.api.POST('/api/bank/withdraw', { body: { amountCents: balance }, params: key() });
+        assert.equal(await statusOf(spent), 200);
       }
-      assert.equal((await browser.post('/api/cart/items', { itemId: item.id, qty: 1 })).status, 200);
-      const placed = await browser.request('POST', '/api/orders', {
-        json: {},
-        headers: { 'idempotency-key': randomUUID() },
-      });
-      assert.equal(placed.status, 202);
+      const added = browser.api.POST('/api/cart/items', { body: { itemId: item.id, qty: 1 } });
+      assert.equal(await statusOf(added), 200);
+      const placed = await browser.api.POST('/api/orders', { body: {}, params: key() });
+      assert.equal(placed.response.status, 202);
+      const id = placed.data!.order.id;
       return waitFor(
         async () => {
-          const { status, reason } = (await browser.get(`/api/orders/${placed.body.order.id}`)).body.order;
+          const { status, reason } = (await browser.api.GET('/api/orders/{id}', { params: { path: { id } } })).data!
+            .order;
           return status === 'pending' ? undefined : `${status}${reason ? `:${reason}` : ''}`;
         },
         { what: 'the order settled', timeoutMs: 10_000 },
