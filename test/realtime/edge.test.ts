@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { BACKENDS, PASSWORD } from '../security/backends.ts';
-import { startApps, type InjectClient, type TestApps, type TestServer } from '../support/app.ts';
+import { startApps, statusOf, type InjectClient, type TestApps, type TestServer } from '../support/app.ts';
 import { chatClient, cookieHeaders, listen, LiveSocket, signedIn, type Frame } from '../support/live.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -36,9 +36,22 @@ for (const backend of BACKENDS) {
       return socket;
     };
     const newRoom = async () => {
-      const r = await alice.browser.post('/api/chat/rooms', { name: `room-${randomUUID()}` });
-      assert.equal(r.status, 201);
-      return r.body.room.id as string;
+      const r = await alice.browser.api.POST('/api/chat/rooms', { body: { name: `room-${randomUUID()}` } });
+      assert.equal(r.response.status, 201);
+      return r.data!.room.id;
+    };
+    /** The room's messages, as `browser` reads them over HTTP. */
+    const history = async (browser: InjectClient, id: string, limit?: string) =>
+      (await browser.api.GET('/api/chat/rooms/{id}/messages', { params: { path: { id }, query: { limit } } })).data!
+        .messages;
+    /** Posts a message over HTTP. */
+    const post = (browser: InjectClient, id: string, text: string, clientMsgId: string) =>
+      browser.api.POST('/api/chat/rooms/{id}/messages', { params: { path: { id } }, body: { text, clientMsgId } });
+    /** An access token of `username` (a token sign-in). */
+    const accessToken = async (username: string) => {
+      const pair = await s1.client().api.POST('/api/auth/token', { body: { username, password: PASSWORD } });
+      assert.equal(pair.response.status, 200);
+      return pair.data!.accessToken;
     };
     const seqs = (frames: Frame[]) => frames.map((m) => m.seq as number);
     const acks = (socket: LiveSocket) => socket.frames.filter((f) => f.type === 'ack');
@@ -85,8 +98,7 @@ for (const backend of BACKENDS) {
       a.send({ type: 'send', room, text: 'after', clientMsgId: 'c21' });
       await b.next((f) => f.type === 'message' && f.message.text === 'after', 'the next message');
       assert.deepEqual(seqs(b.messages(room)), [...expected, 21]);
-      const history = await alice.browser.get(`/api/chat/rooms/${room}/messages?limit=200`);
-      assert.equal(history.body.messages.length, 21);
+      assert.equal((await history(alice.browser, room, '200')).length, 21);
     });
 
     it('replays what a reconnecting client missed, exactly once and in order, then live ones', async () => {
@@ -122,8 +134,7 @@ for (const backend of BACKENDS) {
         /upgrade refused: 403/,
       );
       await assert.rejects(LiveSocket.open(`${url}?access_token=forged`), /upgrade refused: 401/);
-      const token = await s1.client().post('/api/auth/token', { username: alice.username, password: PASSWORD });
-      const viaToken = await LiveSocket.open(`${url}?access_token=${token.body.accessToken}`);
+      const viaToken = await LiveSocket.open(`${url}?access_token=${await accessToken(alice.username)}`);
       sockets.push(viaToken);
       assert.equal((await viaToken.subscribe(await newRoom())).type, 'subscribed');
       const sameOrigin = await LiveSocket.open(url, {
@@ -170,7 +181,7 @@ for (const backend of BACKENDS) {
       }
       a.ws.send(Buffer.from([1, 2, 3]), { binary: true });
       assert.equal((await a.next((f) => f.type === 'error', 'binary refused')).code, 'invalid_input');
-      assert.equal((await alice.browser.get(`/api/chat/rooms/${room}/messages`)).body.messages.length, 0);
+      assert.equal((await history(alice.browser, room)).length, 0);
 
       const big = await open(s1, alice.browser);
       big.send(JSON.stringify({ type: 'send', room, text: 'x'.repeat(70_000), clientMsgId: 'big' }));
@@ -193,11 +204,10 @@ for (const backend of BACKENDS) {
       a.send(`{"type":"send","room":"${room}","text":"${escaped}","clientMsgId":"emoji"}`);
       const ack = await a.next((f) => f.type === 'ack' || f.type === 'error', 'the answer');
       assert.equal(ack.type, 'ack', JSON.stringify(ack).slice(0, 200));
-      const http = await alice.browser.post(`/api/chat/rooms/${room}/messages`, { text, clientMsgId: 'emoji-http' });
-      assert.equal(http.status, 201);
-      const stored = (await alice.browser.get(`/api/chat/rooms/${room}/messages`)).body.messages;
+      assert.equal(await statusOf(post(alice.browser, room, text, 'emoji-http')), 201);
+      const stored = await history(alice.browser, room);
       assert.deepEqual(
-        stored.map((m: { text: string }) => m.text === text),
+        stored.map((m) => m.text === text),
         [true, true],
       );
     });
@@ -231,7 +241,8 @@ for (const backend of BACKENDS) {
       const bobsFirst = await b.next((f) => f.type === 'presence', "bob's first presence");
       assert.equal(bobsFirst.online.join(), both);
       await a.next((f) => f.type === 'presence' && f.online.join() === both, 'both online');
-      assert.equal((await alice.browser.get(`/api/chat/rooms/${room}/presence`)).body.online.join(), both);
+      const presence = await alice.browser.api.GET('/api/chat/rooms/{id}/presence', { params: { path: { id: room } } });
+      assert.equal(presence.data?.online.join(), both);
       b.close();
       await a.next((f) => f.type === 'presence' && f.online.join() === alice.username, 'bob gone');
     });
@@ -253,7 +264,7 @@ for (const backend of BACKENDS) {
       const here = await open(s1, carol.browser);
       const there = backend.shared ? await open(s2, carol.browser) : undefined;
       const started = Date.now();
-      assert.equal((await carol.browser.post('/api/auth/logout')).status, 204);
+      assert.equal(await statusOf(carol.browser.api.POST('/api/auth/logout')), 204);
       assert.equal((await here.waitClosed(2_000)).code, 4001);
       if (there) assert.equal((await there.waitClosed(2_000)).code, 4001);
       assert.ok(Date.now() - started < 2_000);
@@ -265,13 +276,13 @@ for (const backend of BACKENDS) {
       const dave = await signedIn(s1, 'dave');
       const laptop = dave.browser;
       const phone = s1.client('statewise-phone/1.0');
-      assert.equal((await phone.post('/api/auth/login', { username: dave.username, password: PASSWORD })).status, 200);
+      const login = phone.api.POST('/api/auth/login', { body: { username: dave.username, password: PASSWORD } });
+      assert.equal(await statusOf(login), 200);
       const tokenSocket = async () => {
-        const pair = await s1.client().post('/api/auth/token', { username: dave.username, password: PASSWORD });
-        assert.equal(pair.status, 200);
-        const socket = await LiveSocket.open(`${wsUrl.get(there)}/ws?access_token=${pair.body.accessToken}`);
+        const token = await accessToken(dave.username);
+        const socket = await LiveSocket.open(`${wsUrl.get(there)}/ws?access_token=${token}`);
         sockets.push(socket);
-        return { socket, bearer: { authorization: `Bearer ${pair.body.accessToken}` } };
+        return { socket, bearer: { authorization: `Bearer ${token}` } };
       };
       /** A round trip on a socket that must have stayed open. */
       const stillOpen = async (socket: LiveSocket) =>
@@ -281,23 +292,24 @@ for (const backend of BACKENDS) {
       const token = await tokenSocket();
 
       let started = Date.now();
-      const sessions = await laptop.get('/api/auth/sessions');
-      const phoneSession = sessions.body.sessions.find((s: { current: boolean }) => !s.current);
-      assert.equal((await laptop.delete(`/api/auth/sessions/${phoneSession.id}`)).status, 204);
+      const sessions = await laptop.api.GET('/api/auth/sessions');
+      const phoneSession = sessions.data!.sessions.find((s) => !s.current)!;
+      const revoked = laptop.api.DELETE('/api/auth/sessions/{id}', { params: { path: { id: phoneSession.id } } });
+      assert.equal(await statusOf(revoked), 204);
       assert.equal((await onPhone.waitClosed(2_000)).code, 4001);
       assert.ok(Date.now() - started < 2_000);
       await stillOpen(onLaptop);
       await stillOpen(token.socket);
 
       started = Date.now();
-      assert.equal((await s1.client().post('/api/auth/logout', {}, token.bearer)).status, 204);
+      assert.equal(await statusOf(s1.client().apiWith(token.bearer).POST('/api/auth/logout')), 204);
       assert.equal((await token.socket.waitClosed(2_000)).code, 4001);
       assert.ok(Date.now() - started < 2_000);
       await stillOpen(onLaptop);
 
       const second = await tokenSocket();
       started = Date.now();
-      assert.equal((await laptop.post('/api/auth/logout-all')).status, 204);
+      assert.equal(await statusOf(laptop.api.POST('/api/auth/logout-all')), 204);
       assert.equal((await onLaptop.waitClosed(2_000)).code, 4001);
       assert.equal((await second.socket.waitClosed(2_000)).code, 4001);
       assert.ok(Date.now() - started < 2_000);
@@ -317,10 +329,10 @@ for (const backend of BACKENDS) {
       // closes the stalled socket.
       while (s1.app.realtime.closes(4008) === cutBefore && sent < 4_000) {
         const batch = Array.from({ length: 20 }, () => `s${++sent}`);
-        for (const r of await Promise.all(
-          batch.map((clientMsgId) => alice.browser.post(`/api/chat/rooms/${room}/messages`, { text, clientMsgId })),
+        for (const status of await Promise.all(
+          batch.map((clientMsgId) => statusOf(post(alice.browser, room, text, clientMsgId))),
         )) {
-          assert.equal(r.status, 201);
+          assert.equal(status, 201);
         }
         await waitFor(() => reader.messages(room).length >= sent, { what: `message ${sent} read`, timeoutMs: 2_000 });
       }

@@ -20,7 +20,8 @@ export async function listen(server: TestServer): Promise<string> {
 export async function signedIn(server: TestServer, prefix = 'u'): Promise<{ username: string; browser: InjectClient }> {
   const username = newUsername(prefix);
   const browser = server.client();
-  assert.equal((await browser.post('/api/auth/register', { username, password: PASSWORD })).status, 201);
+  const registered = await browser.api.POST('/api/auth/register', { body: { username, password: PASSWORD } });
+  assert.equal(registered.response.status, 201);
   return { username, browser };
 }
 
