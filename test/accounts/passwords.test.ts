@@ -9,7 +9,7 @@ import { BoundedGate } from '../../src/kernel/bounded-gate.ts';
 import { AppError } from '../../src/kernel/errors.ts';
 import { checkPasswordPolicy, PasswordHasher } from '../../src/accounts/passwords.ts';
 import { query } from '../support/db.ts';
-import { startApps, type TestApps } from '../support/app.ts';
+import { startApps, statusOf, type TestApps } from '../support/app.ts';
 import { newUsername, PASSWORD } from '../security/backends.ts';
 
 /** A hash as the previous release stored it: scrypt N=2^14, r=8, p=1. */
@@ -90,7 +90,11 @@ describe('a sign-in with an older hash', () => {
   it('signs in and stores an Argon2id hash in its place; a wrong password changes nothing', async () => {
     const username = newUsername('rehash');
     const client = apps.servers[0]!.client();
-    assert.equal((await client.post('/api/auth/register', { username, password: PASSWORD })).status, 201);
+    const login = (password: string, as = client) => as.api.POST('/api/auth/login', { body: { username, password } });
+    assert.equal(
+      await statusOf(client.api.POST('/api/auth/register', { body: { username, password: PASSWORD } })),
+      201,
+    );
     const old = oldScryptHash(PASSWORD);
     await query(apps.databaseUrl, 'UPDATE users SET password_hash = $2 WHERE username = $1', [username, old]);
     const stored = async () =>
@@ -100,17 +104,13 @@ describe('a sign-in with an older hash', () => {
         ])
       )[0]!.h;
 
-    const wrong = await client.post('/api/auth/login', { username, password: 'not the password' });
-    assert.equal(wrong.status, 401);
+    assert.equal(await statusOf(login('not the password')), 401);
     assert.equal(await stored(), old, 'a failed sign-in leaves the hash alone');
 
-    assert.equal((await client.post('/api/auth/login', { username, password: PASSWORD })).status, 200);
+    assert.equal(await statusOf(login(PASSWORD)), 200);
     const stronger = await stored();
     assert.match(stronger, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
-    assert.equal(
-      (await apps.servers[0]!.client().post('/api/auth/login', { username, password: PASSWORD })).status,
-      200,
-    );
+    assert.equal(await statusOf(login(PASSWORD, apps.servers[0]!.client())), 200);
     assert.equal(await stored(), stronger, 'rehashed once, not at every sign-in');
   });
 });

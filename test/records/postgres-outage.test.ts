@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PASSWORD, newUsername } from '../security/backends.ts';
-import { startApp, type TestApps, type TestServer } from '../support/app.ts';
+import { startApp, statusOf, type TestApps, type TestServer } from '../support/app.ts';
 import { startProxy } from '../support/tcp-proxy.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -34,32 +34,39 @@ describe('a PostgreSQL outage (postgres store)', () => {
 
   it('is not ready and answers 503 while it is away, and recovers by itself with nothing lost', async () => {
     const browser = server.client();
-    assert.equal(
-      (await browser.post('/api/auth/register', { username: newUsername('pgout'), password: PASSWORD })).status,
-      201,
-    );
+    const registered = browser.api.POST('/api/auth/register', {
+      body: { username: newUsername('pgout'), password: PASSWORD },
+    });
+    assert.equal(await statusOf(registered), 201);
     const deposit = (key: string) =>
-      browser.request('POST', '/api/bank/deposit', { json: { amountCents: 500 }, headers: { 'idempotency-key': key } });
-    assert.equal((await deposit('before')).status, 200);
+      browser.api.POST('/api/bank/deposit', {
+        body: { amountCents: 500 },
+        params: { header: { 'Idempotency-Key': key } },
+      });
+    assert.equal(await statusOf(deposit('before')), 200);
 
     proxy.down();
-    await waitFor(async () => (await server.client().get('/readyz')).status === 503, { what: 'not ready' });
-    const during = await Promise.all([browser.get('/api/me'), browser.get('/api/bank/account'), deposit('during')]);
-    for (const r of during) assert.equal(r.status, 503, JSON.stringify(r.body));
-    assert.ok(during.every((r) => r.body.error.code === 'unavailable'));
+    await waitFor(async () => (await statusOf(server.client().api.GET('/readyz'))) === 503, { what: 'not ready' });
+    const during = await Promise.all([
+      browser.api.GET('/api/me'),
+      browser.api.GET('/api/bank/account'),
+      deposit('during'),
+    ]);
+    for (const r of during) assert.equal(r.response.status, 503, JSON.stringify(r.error));
+    assert.ok(during.every((r) => r.error?.error.code === 'unavailable'));
 
     const backAt = Date.now();
     proxy.up();
-    await waitFor(async () => (await server.client().get('/readyz')).status === 200, {
+    await waitFor(async () => (await statusOf(server.client().api.GET('/readyz'))) === 200, {
       what: 'ready again',
       timeoutMs: 15_000,
     });
     const recoveredMs = Date.now() - backAt;
     assert.ok(recoveredMs < 10_000, `ready ${recoveredMs} ms after PostgreSQL came back`);
     console.log(`ready again ${recoveredMs} ms after PostgreSQL came back`);
-    assert.equal((await browser.get('/api/me')).status, 200, 'the session written before is still there');
-    assert.equal((await deposit('during')).status, 200, 'the refused deposit runs when retried');
-    assert.equal((await deposit('during')).headers['idempotent-replayed'], 'true', 'and only once');
-    assert.equal((await browser.get('/api/bank/account')).body.balanceCents, 100_000 + 500 + 500);
+    assert.equal(await statusOf(browser.api.GET('/api/me')), 200, 'the session written before is still there');
+    assert.equal(await statusOf(deposit('during')), 200, 'the refused deposit runs when retried');
+    assert.equal((await deposit('during')).response.headers.get('idempotent-replayed'), 'true', 'and only once');
+    assert.equal((await browser.api.GET('/api/bank/account')).data?.balanceCents, 100_000 + 500 + 500);
   });
 });

@@ -17,7 +17,7 @@ import pg from 'pg';
 import { freePort } from '../../src/kernel/free-port.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/records/embedded-postgres.ts';
 import { PASSWORD, newUsername } from '../security/backends.ts';
-import { startApps, type TestApps, type TestServer } from '../support/app.ts';
+import { startApps, statusOf, type TestApps, type TestServer } from '../support/app.ts';
 import { waitFor } from '../support/wait.ts';
 
 describe('PostgreSQL restarts under a running server (postgres store)', () => {
@@ -64,28 +64,34 @@ describe('PostgreSQL restarts under a running server (postgres store)', () => {
   /** Registers, deposits, fills a cart and checks out; then `away` takes PostgreSQL down, and it comes back. */
   async function outage(away: () => Promise<void>) {
     const browser = server.client();
-    assert.equal(
-      (await browser.post('/api/auth/register', { username: newUsername('pgr'), password: PASSWORD })).status,
-      201,
-    );
-    const deposit = (key: string) =>
-      browser.request('POST', '/api/bank/deposit', { json: { amountCents: 500 }, headers: { 'idempotency-key': key } });
-    assert.equal((await deposit(`before-${randomUUID()}`)).status, 200);
-    const item = ((await browser.get('/api/menu')).body.items as Array<{ id: string; stock: number }>).find(
-      (i) => i.stock > 0,
-    )!;
-    assert.equal((await browser.post('/api/cart/items', { itemId: item.id, qty: 1 })).status, 200);
-    const placed = await browser.request('POST', '/api/orders', {
-      json: {},
-      headers: { 'idempotency-key': randomUUID() },
+    const registered = browser.api.POST('/api/auth/register', {
+      body: { username: newUsername('pgr'), password: PASSWORD },
     });
-    assert.equal(placed.status, 202);
+    assert.equal(await statusOf(registered), 201);
+    const deposit = (key: string) =>
+      browser.api.POST('/api/bank/deposit', {
+        body: { amountCents: 500 },
+        params: { header: { 'Idempotency-Key': key } },
+      });
+    assert.equal(await statusOf(deposit(`before-${randomUUID()}`)), 200);
+    const item = (await browser.api.GET('/api/menu')).data!.items.find((i) => i.stock > 0)!;
+    assert.equal(await statusOf(browser.api.POST('/api/cart/items', { body: { itemId: item.id, qty: 1 } })), 200);
+    const placed = await browser.api.POST('/api/orders', {
+      body: {},
+      params: { header: { 'Idempotency-Key': randomUUID() } },
+    });
+    assert.equal(placed.response.status, 202);
+    const orderId = placed.data!.order.id;
 
     await away();
-    await waitFor(async () => (await server.client().get('/readyz')).status === 503, { what: 'not ready' });
+    await waitFor(async () => (await statusOf(server.client().api.GET('/readyz'))) === 503, { what: 'not ready' });
     const during = `during-${randomUUID()}`;
-    const refused = await Promise.all([browser.get('/api/me'), browser.get('/api/bank/account'), deposit(during)]);
-    for (const r of refused) assert.equal(r.status, 503, JSON.stringify(r.body));
+    const refused = await Promise.all([
+      browser.api.GET('/api/me'),
+      browser.api.GET('/api/bank/account'),
+      deposit(during),
+    ]);
+    for (const r of refused) assert.equal(r.response.status, 503, JSON.stringify(r.error));
 
     // Back: a SIGKILLed postmaster's backends may hold its shared memory a moment; the start is refused until they go.
     await waitFor(
@@ -97,7 +103,7 @@ describe('PostgreSQL restarts under a running server (postgres store)', () => {
       { what: 'PostgreSQL started', timeoutMs: 30_000 },
     );
     const backAt = Date.now();
-    await waitFor(async () => (await server.client().get('/readyz')).status === 200, {
+    await waitFor(async () => (await statusOf(server.client().api.GET('/readyz'))) === 200, {
       what: 'ready again',
       timeoutMs: 15_000,
     });
@@ -105,27 +111,29 @@ describe('PostgreSQL restarts under a running server (postgres store)', () => {
     console.log(`ready again ${recoveredMs} ms after PostgreSQL was back`);
     assert.ok(recoveredMs < 10_000, `ready ${recoveredMs} ms after PostgreSQL was back`);
 
-    assert.equal((await browser.get('/api/me')).status, 200, 'the session written before is still there');
-    assert.equal((await deposit(during)).status, 200, 'the refused deposit runs when retried');
-    assert.equal((await deposit(during)).headers['idempotent-replayed'], 'true', 'and only once');
+    assert.equal(await statusOf(browser.api.GET('/api/me')), 200, 'the session written before is still there');
+    assert.equal(await statusOf(deposit(during)), 200, 'the refused deposit runs when retried');
+    assert.equal((await deposit(during)).response.headers.get('idempotent-replayed'), 'true', 'and only once');
     const order = await waitFor(
       async () => {
-        const { body } = await browser.get(`/api/orders/${placed.body.order.id}`);
-        return body.order.status === 'pending' ? undefined : body.order;
+        const { data } = await browser.api.GET('/api/orders/{id}', { params: { path: { id: orderId } } });
+        return data!.order.status === 'pending' ? undefined : data!.order;
       },
       { what: 'the saga caught in the outage ended', timeoutMs: 30_000 },
     );
     const charged = order.status === 'confirmed' ? order.totalCents : 0;
-    assert.equal((await browser.get('/api/bank/account')).body.balanceCents, 100_000 + 500 + 500 - charged);
+    assert.equal((await browser.api.GET('/api/bank/account')).data?.balanceCents, 100_000 + 500 + 500 - charged);
 
     // A revocation made on one server is still heard by the other's near cache at once.
     const username = newUsername('pgt');
-    assert.equal((await server.client().post('/api/auth/register', { username, password: PASSWORD })).status, 201);
-    const pair = await server.client().post('/api/auth/token', { username, password: PASSWORD });
-    const bearer = { authorization: `Bearer ${pair.body.accessToken}` };
-    for (let i = 0; i < 3; i++) assert.equal((await other.client().get('/api/me', bearer)).status, 200);
-    assert.equal((await server.client().post('/api/auth/logout', {}, bearer)).status, 204);
-    assert.equal((await other.client().get('/api/me', bearer)).status, 401, 'refused by the other server at once');
+    const credentials = { username, password: PASSWORD };
+    assert.equal(await statusOf(server.client().api.POST('/api/auth/register', { body: credentials })), 201);
+    const pair = await server.client().api.POST('/api/auth/token', { body: credentials });
+    const bearer = { authorization: `Bearer ${pair.data!.accessToken}` };
+    const me = () => statusOf(other.client().apiWith(bearer).GET('/api/me'));
+    for (let i = 0; i < 3; i++) assert.equal(await me(), 200);
+    assert.equal(await statusOf(server.client().apiWith(bearer).POST('/api/auth/logout')), 204);
+    assert.equal(await me(), 401, 'refused by the other server at once');
     assert.deepEqual(unheard, [], 'no error went unheard');
   }
 
