@@ -68,6 +68,8 @@ for (const root of ROOTS) {
     });
     if (root !== 'test' || RAW_CLIENT_ALLOWED.includes(file)) continue;
     for (const match of text.matchAll(RAW_CLIENT_CALL)) {
+      // A path template ('/api/orders/{id}', a Map's key, the typed client's own path) is no URL.
+      if (/^[^'"`\n]*(^|[^$])\{/.test(text.slice(match.index + match[0].length))) continue;
       const at = text.slice(0, match.index).split('\n').length - 1;
       if (lines[at]!.includes(RAW_MARK) || (at > 0 && lines[at - 1]!.includes(RAW_MARK))) continue;
       rawCalls.push(`${file}:${at + 1}: ${lines[at]!.trim()}`);

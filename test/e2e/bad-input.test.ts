@@ -11,7 +11,16 @@ import { Browser, type HttpResult } from '../support/http.ts';
 /** Every error answer this suite got, for the last test. */
 const seen: HttpResult[] = [];
 
-function assertError(result: HttpResult, status: number, code?: string) {
+/** A typed answer as the raw ones are (its error body as the body). */
+const asResult = ({ response, error }: { response: Response; error?: unknown }): HttpResult => ({
+  status: response.status,
+  headers: response.headers,
+  body: error,
+  servedBy: response.headers.get('x-served-by'),
+});
+
+function assertError(answer: HttpResult | { response: Response; error?: unknown }, status: number, code?: string) {
+  const result = 'response' in answer ? asResult(answer) : answer;
   seen.push(result);
   assert.equal(result.status, status, JSON.stringify(result.body));
   assert.match(result.headers.get('content-type') ?? '', /application\/json/);
@@ -31,6 +40,7 @@ describe('bad input through the balancer', () => {
   after(() => cluster.stop());
 
   const register = (body: string, contentType = 'application/json') =>
+    // raw: bodies and content types the schema refuses, on purpose
     client.request('POST', '/api/auth/register', { body, headers: { 'content-type': contentType } });
 
   it('malformed JSON is 400 invalid_json', async () => {
@@ -74,23 +84,25 @@ describe('bad input through the balancer', () => {
   });
 
   it('unknown routes are 404 and known routes with the wrong method are 405', async () => {
-    assertError(await client.get('/api/nothing-here'), 404, 'not_found');
+    assertError(await client.get('/api/nothing-here'), 404, 'not_found'); // raw: a path outside the API
     assertError(await client.request('GET', '/nope?x=1'), 404, 'not_found');
-    const wrongMethod = await client.request('DELETE', '/api/me');
+    const wrongMethod = await client.request('DELETE', '/api/me'); // raw: a method the API does not have
     assertError(wrongMethod, 405, 'method_not_allowed');
     assert.equal(wrongMethod.headers.get('allow'), 'GET, HEAD');
+    // raw: a method the API does not have
     assertError(await client.request('PATCH', '/api/auth/login', { json: {} }), 405, 'method_not_allowed');
   });
 
   it('none of it created an account or a session', async () => {
-    const login = await client.post('/api/auth/login', { username: 'dave', password: 'long enough pw' });
+    const login = await client.api.POST('/api/auth/login', { body: { username: 'dave', password: 'long enough pw' } });
     assertError(login, 401, 'invalid_credentials');
-    assertError(await client.get('/api/me'), 401, 'not_authenticated');
+    assertError(await client.api.GET('/api/me'), 401, 'not_authenticated');
     assert.equal(client.cookies.has('sid'), false);
   });
 
   it('every error came from an app server (X-Served-By), none was a 5xx, each code with its status', async () => {
     assertError(
+      // raw: malformed JSON to a method the API does not have
       await client.request('PUT', '/api/me', { body: '{', headers: { 'content-type': 'application/json' } }),
       400,
       'invalid_json',

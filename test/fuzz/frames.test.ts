@@ -122,7 +122,8 @@ describe('1000 malformed frames over a live socket', () => {
   it('answers each with one error frame or a documented close; stores nothing; others see nothing', async () => {
     const user = await signedIn(server, 'fuzz');
     const headers = cookieHeaders(user.browser);
-    const room = (await user.browser.post('/api/chat/rooms', { name: `fuzz-${randomUUID()}` })).body.room.id as string;
+    const created = await user.browser.api.POST('/api/chat/rooms', { body: { name: `fuzz-${randomUUID()}` } });
+    const room = created.data!.room.id;
     const bystander = await LiveSocket.open(url, headers);
     await bystander.subscribe(room);
     const bystanderFrames = bystander.frames.length;
@@ -167,8 +168,8 @@ describe('1000 malformed frames over a live socket', () => {
 
       // The server is up, nothing was stored, the bystander saw nothing.
       assert.equal((await socket.subscribe(room, 0)).type, 'subscribed');
-      const stored = await user.browser.get(`/api/chat/rooms/${room}/messages`);
-      assert.deepEqual(stored.body.messages, []);
+      const stored = await user.browser.api.GET('/api/chat/rooms/{id}/messages', { params: { path: { id: room } } });
+      assert.deepEqual(stored.data?.messages, []);
       const seen = bystander.frames.slice(bystanderFrames).filter((f) => f.type !== 'presence');
       assert.deepEqual(seen, [], 'the other socket saw nothing');
     } finally {

@@ -28,10 +28,11 @@ interface User {
 async function signUp(server: TestServer, prefix = 'chat'): Promise<User> {
   const username = newUsername(prefix);
   const browser = server.client();
-  assert.equal((await browser.post('/api/auth/register', { username, password: PASSWORD })).status, 201);
-  const token = await server.client().post('/api/auth/token', { username, password: PASSWORD });
-  assert.equal(token.status, 200);
-  const authorization = `Bearer ${token.body.accessToken as string}`;
+  const registered = await browser.api.POST('/api/auth/register', { body: { username, password: PASSWORD } });
+  assert.equal(registered.response.status, 201);
+  const token = await server.client().api.POST('/api/auth/token', { body: { username, password: PASSWORD } });
+  assert.equal(token.response.status, 200);
+  const authorization = `Bearer ${token.data!.accessToken}`;
   return {
     username,
     get: (s, url) => s.client().get(url, { authorization }),

@@ -63,9 +63,10 @@ for (const store of ['postgres', 'redis'] as const) {
     it('resumes delivery by itself and fills the gap', async () => {
       const alice = await signedIn(s1, 'alice');
       const bob = await signedIn(s2, 'bob');
-      const token = (await s1.client().post('/api/auth/token', { username: alice.username, password: PASSWORD })).body
-        .accessToken as string;
-      const room = (await alice.browser.post('/api/chat/rooms', { name: `outage-${store}` })).body.room.id as string;
+      const credentials = { username: alice.username, password: PASSWORD };
+      const token = (await s1.client().api.POST('/api/auth/token', { body: credentials })).data!.accessToken;
+      const room = (await alice.browser.api.POST('/api/chat/rooms', { body: { name: `outage-${store}` } })).data!.room
+        .id;
       const url = `${await listen(s2)}/ws`;
       const watcher = await LiveSocket.open(url, cookieHeaders(bob.browser));
       // s2's own bus, beside the edge: it must carry wake-ups again after the outage.

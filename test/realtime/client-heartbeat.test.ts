@@ -74,9 +74,9 @@ describe('the chat client on a path that goes silent', () => {
 
   it('pings when quiet, gives up a socket that does not answer, reconnects and replays what it missed', async () => {
     const [alice, bob] = [await signedIn(server, 'alice'), await signedIn(server, 'bob')];
-    const created = await alice.browser.post('/api/chat/rooms', { name: `heartbeat-${Date.now()}` });
-    assert.equal(created.status, 201);
-    const room = created.body.room.id as string;
+    const created = await alice.browser.api.POST('/api/chat/rooms', { body: { name: `heartbeat-${Date.now()}` } });
+    assert.equal(created.response.status, 201);
+    const room = created.data!.room.id;
 
     const watch = (client: ChatClient) => {
       const seen: Message[] = [];

@@ -27,9 +27,9 @@ describe('socket liveness', () => {
   it('cuts a socket whose client stopped answering pings, and its user goes offline; a reading one stays', async () => {
     const url = `${await listen(server)}/ws`;
     const [alice, bob] = [await signedIn(server, 'alice'), await signedIn(server, 'bob')];
-    const created = await alice.browser.post('/api/chat/rooms', { name: `liveness-${Date.now()}` });
-    assert.equal(created.status, 201);
-    const room = created.body.room.id as string;
+    const created = await alice.browser.api.POST('/api/chat/rooms', { body: { name: `liveness-${Date.now()}` } });
+    assert.equal(created.response.status, 201);
+    const room = created.data!.room.id;
     const reading = await LiveSocket.open(url, cookieHeaders(alice.browser));
     const vanishing = await LiveSocket.open(url, cookieHeaders(bob.browser));
     sockets.push(reading, vanishing);
@@ -47,6 +47,7 @@ describe('socket liveness', () => {
     assert.equal(reading.closed, undefined, 'alice, who reads, answered every ping and stays');
     // Cut at the second ping after he vanished at the latest; presence follows at once.
     assert.ok(tookMs < 2 * PING_MS + 1_000, `offline ${tookMs} ms after vanishing`);
-    assert.equal((await alice.browser.get(`/api/chat/rooms/${room}/presence`)).body.online.join(), alice.username);
+    const presence = await alice.browser.api.GET('/api/chat/rooms/{id}/presence', { params: { path: { id: room } } });
+    assert.equal(presence.data?.online.join(), alice.username);
   });
 });

@@ -40,9 +40,9 @@ describe('the frames /ws sends', () => {
   async function everyFrame(): Promise<Frame[]> {
     const alice = await signedIn(server, 'frames');
     const bob = await signedIn(server, 'frames');
-    const created = await alice.browser.post('/api/chat/rooms', { name: `frames-${randomUUID()}` });
-    assert.equal(created.status, 201);
-    const room = created.body.room.id as string;
+    const created = await alice.browser.api.POST('/api/chat/rooms', { body: { name: `frames-${randomUUID()}` } });
+    assert.equal(created.response.status, 201);
+    const room = created.data!.room.id;
     const a = await open(alice.browser);
     const b = await open(bob.browser);
     await a.next((f) => f.type === 'unread', 'unread at connect');

@@ -52,7 +52,7 @@ describe('checkout', () => {
     const stranger = new Browser(cluster.url);
     assert.equal((await checkout(stranger)).response.status, 401);
     const alice = await shopper(cluster, 'alice');
-    // Without the required header: raw, the typed client would not let it be left out.
+    // raw: without the required Idempotency-Key, which the typed client would not let be left out
     const noKey = await alice.post('/api/orders', {});
     assert.equal(noKey.status, 400);
     assert.equal(noKey.body.error.code, 'idempotency_key_required');

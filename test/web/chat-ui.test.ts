@@ -30,6 +30,7 @@ describe('the chat page across servers and a kill', () => {
   async function person(username: string): Promise<Page> {
     const context = await browser.newContext();
     contexts.push(context);
+    // raw: through the browser context, so that its pages have the session cookie
     const registered = await context.request.post(`${cluster.url}/api/auth/register`, {
       data: { username, password: 'a long browser password' },
     });

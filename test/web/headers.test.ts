@@ -130,17 +130,16 @@ describe('web UI security headers', () => {
     assert.equal(signedOut.headers['cache-control'], 'no-store');
     assert.equal(signedOut.headers['x-content-type-options'], 'nosniff');
 
-    const registered = await client.post('/api/auth/register', {
-      username: 'webby',
-      password: 'a long enough password',
+    const registered = await client.api.POST('/api/auth/register', {
+      body: { username: 'webby', password: 'a long enough password' },
     });
-    assert.equal(registered.status, 201);
+    assert.equal(registered.response.status, 201);
     const signedIn = await client.get('/web/session');
     assert.equal(signedIn.status, 200);
-    assert.deepEqual(signedIn.body, { user: registered.body.user });
+    assert.deepEqual(signedIn.body, { user: registered.data!.user });
     assert.equal(signedIn.headers['cache-control'], 'no-store');
 
-    assert.equal((await client.post('/api/auth/logout')).status, 204);
+    assert.equal((await client.api.POST('/api/auth/logout')).response.status, 204);
     assert.deepEqual((await client.get('/web/session')).body, { user: null });
   });
 
