@@ -10,7 +10,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { startApps, STORES, type InjectResult, type TestApps, type TestServer } from '../support/app.ts';
+import { startApps, statusOf, STORES, type InjectResult, type TestApps, type TestServer } from '../support/app.ts';
+import type { ApiClient } from '../../src/client/api-client.ts';
 import { newUsername, PASSWORD } from '../security/backends.ts';
 import { waitFor } from '../support/wait.ts';
 import { createPool } from '../../src/records/pool.ts';
@@ -21,6 +22,9 @@ import type { UserId } from '../../src/kernel/ids.ts';
 /** A signed-in user who can talk to any server. */
 interface User {
   username: string;
+  /** The typed client, on `server`. */
+  api(server: TestServer): ApiClient;
+  /** Raw, for what the schema refuses on purpose (every use is marked `// raw:`). */
   get(server: TestServer, url: string): Promise<InjectResult>;
   post(server: TestServer, url: string, json?: unknown): Promise<InjectResult>;
 }
@@ -35,6 +39,7 @@ async function signUp(server: TestServer, prefix = 'chat'): Promise<User> {
   const authorization = `Bearer ${token.data!.accessToken}`;
   return {
     username,
+    api: (s) => s.client().apiWith({ authorization }),
     get: (s, url) => s.client().get(url, { authorization }),
     post: (s, url, json) => s.client().post(url, json, { authorization }),
   };
@@ -55,11 +60,18 @@ for (const store of STORES) {
       const { rows } = await db.query<{ id: UserId }>('SELECT id FROM users WHERE username = $1', [user.username]);
       return { userId: rows[0]!.id, username: user.username };
     };
+    const createRoom = (user: User, server: TestServer, name: string) =>
+      user.api(server).POST('/api/chat/rooms', { body: { name } });
+    const rooms = async (user: User, server: TestServer) => (await user.api(server).GET('/api/chat/rooms')).data!.rooms;
     const newRoom = async (name = `room-${randomUUID()}`) => {
-      const r = await alice.post(s1, '/api/chat/rooms', { name });
-      assert.equal(r.status, 201);
-      return r.body.room as { id: string; name: string; lastSeq: number };
+      const r = await createRoom(alice, s1, name);
+      assert.equal(r.response.status, 201);
+      return r.data!.room;
     };
+    const send = (user: User, server: TestServer, id: string, text: string, clientMsgId: string) =>
+      user.api(server).POST('/api/chat/rooms/{id}/messages', { params: { path: { id } }, body: { text, clientMsgId } });
+    const history = (user: User, server: TestServer, id: string, query: { after?: string; limit?: string } = {}) =>
+      user.api(server).GET('/api/chat/rooms/{id}/messages', { params: { path: { id }, query } });
 
     before(async () => {
       apps = await startApps({ store, servers: 2 });
@@ -74,26 +86,27 @@ for (const store of STORES) {
 
     it('creates and lists rooms; a taken name is 409 on any server', async () => {
       const name = `general ${randomUUID()}`;
-      const created = await alice.post(s1, '/api/chat/rooms', { name });
-      assert.equal(created.status, 201);
-      assert.equal(created.body.room.name, name);
-      assert.equal(created.body.room.lastSeq, 0);
-      assert.match(created.body.room.id, /^[0-9a-f-]{36}$/);
-      const listed = await bob.get(s2, '/api/chat/rooms');
-      assert.equal(listed.status, 200);
+      const created = await createRoom(alice, s1, name);
+      assert.equal(created.response.status, 201);
+      const room = created.data!.room;
+      assert.equal(room.name, name);
+      assert.equal(room.lastSeq, 0);
+      assert.match(room.id, /^[0-9a-f-]{36}$/);
+      const listed = await bob.api(s2).GET('/api/chat/rooms');
+      assert.equal(listed.response.status, 200);
       assert.deepEqual(
-        listed.body.rooms.find((r: { id: string }) => r.id === created.body.room.id),
-        created.body.room,
+        listed.data!.rooms.find((r) => r.id === room.id),
+        room,
       );
-      const again = await bob.post(s2, '/api/chat/rooms', { name });
-      assert.equal(again.status, 409);
-      assert.equal(again.body.error.code, 'conflict');
+      const again = await createRoom(bob, s2, name);
+      assert.equal(again.response.status, 409);
+      assert.equal(again.error?.error.code, 'conflict');
       const count = Number((await db.query('SELECT count(*) FROM chat_rooms WHERE name = $1', [name])).rows[0].count);
       assert.equal(count, 1);
     });
 
     it('refuses bad room names and stores none', async () => {
-      const before = (await alice.get(s1, '/api/chat/rooms')).body.rooms.length;
+      const before = (await rooms(alice, s1)).length;
       for (const body of [
         { name: '' },
         { name: 'x'.repeat(65) },
@@ -104,15 +117,16 @@ for (const store of STORES) {
         {},
         { name: 5 },
       ]) {
-        const r = await alice.post(s1, '/api/chat/rooms', body);
+        const r = await alice.post(s1, '/api/chat/rooms', body); // raw: bodies the schema refuses
         assert.equal(r.status, 400, JSON.stringify(body));
       }
-      assert.equal((await alice.post(s1, '/api/chat/rooms', { name: 'y'.repeat(64) + randomUUID() })).status, 400);
-      assert.equal((await alice.get(s1, '/api/chat/rooms')).body.rooms.length, before);
+      const tooLong = { name: 'y'.repeat(64) + randomUUID() };
+      assert.equal((await alice.post(s1, '/api/chat/rooms', tooLong)).status, 400); // raw: over the schema's maxLength
+      assert.equal((await rooms(alice, s1)).length, before);
     });
 
     it('refuses a room name that shows nothing or passes for another, saying why; look-alikes of a taken name are 409', async () => {
-      const before = (await alice.get(s1, '/api/chat/rooms')).body.rooms.length;
+      const before = (await rooms(alice, s1)).length;
       const refused: Array<[string, RegExp]> = [
         ['   ', /visible character/],
         ['\u200b\u200b', /visible character/],
@@ -124,100 +138,87 @@ for (const store of STORES) {
         ['\ufdfa'.repeat(4), /at most 64/], // one character each, 18 once folded (NFKC)
       ];
       for (const [name, why] of refused) {
-        const r = await alice.post(s1, '/api/chat/rooms', { name });
-        assert.equal(r.status, 400, JSON.stringify(name));
-        assert.equal(r.body.error.code, 'invalid_input');
-        assert.match(r.body.error.message, why, JSON.stringify(name));
+        const r = await createRoom(alice, s1, name);
+        assert.equal(r.response.status, 400, JSON.stringify(name));
+        assert.equal(r.error?.error.code, 'invalid_input');
+        assert.match(r.error!.error.message, why, JSON.stringify(name));
       }
-      assert.equal((await alice.get(s1, '/api/chat/rooms')).body.rooms.length, before, 'none stored');
+      assert.equal((await rooms(alice, s1)).length, before, 'none stored');
 
       const tag = randomUUID().slice(0, 8);
-      const created = await alice.post(s1, '/api/chat/rooms', { name: `  Lobby   ${tag} ` });
-      assert.equal(created.status, 201);
-      assert.equal(created.body.room.name, `Lobby ${tag}`, 'ends trimmed, inner spaces made one');
+      const created = await createRoom(alice, s1, `  Lobby   ${tag} `);
+      assert.equal(created.response.status, 201);
+      assert.equal(created.data?.room.name, `Lobby ${tag}`, 'ends trimmed, inner spaces made one');
       const fullWidth = [...`lobby ${tag}`]
         .map((c) => (c === ' ' ? '\u3000' : String.fromCodePoint(c.codePointAt(0)! + 0xfee0)))
         .join('');
       for (const name of [`lobby ${tag}`, `LOBBY ${tag}`, fullWidth]) {
-        const r = await bob.post(s2, '/api/chat/rooms', { name });
-        assert.equal(r.status, 409, JSON.stringify(name));
-        assert.match(r.body.error.message, new RegExp(`"Lobby ${tag}" exists already`));
+        const r = await createRoom(bob, s2, name);
+        assert.equal(r.response.status, 409, JSON.stringify(name));
+        assert.match(r.error!.error.message, new RegExp(`"Lobby ${tag}" exists already`));
       }
-      assert.equal(
-        (await alice.post(s1, '/api/chat/rooms', { name: `Москва ${Date.now()}` })).status,
-        201,
-        'one script',
-      );
-      assert.equal(
-        (await alice.post(s1, '/api/chat/rooms', { name: `👩\u200d💻 ${tag}` })).status,
-        201,
-        'emoji joiner',
-      );
+      assert.equal(await statusOf(createRoom(alice, s1, `Москва ${Date.now()}`)), 201, 'one script');
+      assert.equal(await statusOf(createRoom(alice, s1, `👩\u200d💻 ${tag}`)), 201, 'emoji joiner');
       const emoji = `${'🍕'.repeat(55)} ${tag}`; // 64 characters, 119 UTF-16 units
-      assert.equal(
-        (await alice.post(s1, '/api/chat/rooms', { name: emoji })).status,
-        201,
-        '64 characters, emoji among them',
-      );
+      assert.equal(await statusOf(createRoom(alice, s1, emoji)), 201, '64 characters, emoji among them');
     });
 
     it('200 concurrent sends over 2 servers get seqs 1..200, no gap, no duplicate, history in order', async () => {
       const room = await newRoom();
-      const url = `/api/chat/rooms/${room.id}/messages`;
       const sent = await Promise.all(
         Array.from({ length: 200 }, (_, i) => {
           const user = i % 3 === 0 ? bob : alice;
-          return user.post(i % 2 === 0 ? s1 : s2, url, { text: `message ${i}`, clientMsgId: `c-${i}` });
+          return send(user, i % 2 === 0 ? s1 : s2, room.id, `message ${i}`, `c-${i}`);
         }),
       );
-      for (const r of sent) assert.equal(r.status, 201, JSON.stringify(r.body));
-      const seqs = sent.map((r) => r.body.message.seq as number).sort((a, b) => a - b);
+      for (const r of sent) assert.equal(r.response.status, 201, JSON.stringify(r.error));
+      const messages = sent.map((r) => r.data!.message);
+      const seqs = messages.map((m) => m.seq).sort((a, b) => a - b);
       assert.deepEqual(
         seqs,
         Array.from({ length: 200 }, (_, i) => i + 1),
       );
-      const history = await bob.get(s2, `${url}?limit=200`);
-      assert.equal(history.status, 200);
+      const stored = await history(bob, s2, room.id, { limit: '200' });
+      assert.equal(stored.response.status, 200);
       assert.deepEqual(
-        history.body.messages,
-        sent.map((r) => r.body.message).sort((a, b) => a.seq - b.seq),
+        stored.data!.messages,
+        [...messages].sort((a, b) => a.seq - b.seq),
       );
-      for (const [i, r] of sent.entries()) {
-        assert.equal(r.body.message.text, `message ${i}`);
-        assert.equal(r.body.message.author, i % 3 === 0 ? bob.username : alice.username);
+      for (const [i, message] of messages.entries()) {
+        assert.equal(message.text, `message ${i}`);
+        assert.equal(message.author, i % 3 === 0 ? bob.username : alice.username);
       }
-      const listed = (await alice.get(s1, '/api/chat/rooms')).body.rooms.find((r: { id: string }) => r.id === room.id);
-      assert.equal(listed.lastSeq, 200);
+      const listed = (await rooms(alice, s1)).find((r) => r.id === room.id);
+      assert.equal(listed?.lastSeq, 200);
       assert.equal(await rowsIn(room.id), 200);
     });
 
     it('the same clientMsgId again is the same message (same seq), one row, also sent to both servers at once', async () => {
       const room = await newRoom();
-      const url = `/api/chat/rooms/${room.id}/messages`;
-      const first = await alice.post(s1, url, { text: 'hello', clientMsgId: 'same-1' });
-      const second = await alice.post(s2, url, { text: 'hello', clientMsgId: 'same-1' });
-      assert.equal(first.status, 201);
-      assert.equal(second.status, 201);
-      assert.deepEqual(second.body.message, first.body.message);
-      assert.equal(first.body.message.seq, 1);
+      const first = await send(alice, s1, room.id, 'hello', 'same-1');
+      const second = await send(alice, s2, room.id, 'hello', 'same-1');
+      assert.equal(first.response.status, 201);
+      assert.equal(second.response.status, 201);
+      assert.deepEqual(second.data!.message, first.data!.message);
+      assert.equal(first.data!.message.seq, 1);
 
       // Twenty rounds of an identical pair sent to both servers at once.
       for (let round = 0; round < 20; round++) {
-        const body = { text: `race ${round}`, clientMsgId: `race-${round}` };
-        const [a, b] = await Promise.all([alice.post(s1, url, body), alice.post(s2, url, body)]);
-        assert.equal(a.status, 201, JSON.stringify(a.body));
-        assert.equal(b.status, 201, JSON.stringify(b.body));
-        assert.deepEqual(a.body.message, b.body.message);
-        assert.equal(a.body.message.seq, round + 2, 'a resend consumes no seq');
+        const race = (server: TestServer) => send(alice, server, room.id, `race ${round}`, `race-${round}`);
+        const [a, b] = await Promise.all([race(s1), race(s2)]);
+        assert.equal(a.response.status, 201, JSON.stringify(a.error));
+        assert.equal(b.response.status, 201, JSON.stringify(b.error));
+        assert.deepEqual(a.data!.message, b.data!.message);
+        assert.equal(a.data!.message.seq, round + 2, 'a resend consumes no seq');
       }
       // Another author may use the same clientMsgId: another message.
-      const other = await bob.post(s2, url, { text: 'hello', clientMsgId: 'same-1' });
-      assert.equal(other.status, 201);
-      assert.equal(other.body.message.seq, 22);
+      const other = await send(bob, s2, room.id, 'hello', 'same-1');
+      assert.equal(other.response.status, 201);
+      assert.equal(other.data!.message.seq, 22);
       assert.equal(await rowsIn(room.id), 22);
-      const history = (await alice.get(s1, `${url}?limit=200`)).body.messages.map((m: { seq: number }) => m.seq);
+      const seqs = (await history(alice, s1, room.id, { limit: '200' })).data!.messages.map((m) => m.seq);
       assert.deepEqual(
-        history,
+        seqs,
         Array.from({ length: 22 }, (_, i) => i + 1),
       );
     });
@@ -257,9 +258,9 @@ for (const store of STORES) {
       assert.equal(nowhere.status, 'rejected');
       assert.equal((nowhere as PromiseRejectedResult).reason.code, 'not_found');
       assert.equal(tooLong.status, 'rejected');
-      const history = (await alice.get(s2, `/api/chat/rooms/${room.id}/messages`)).body.messages;
+      const messages = (await history(alice, s2, room.id)).data!.messages;
       assert.deepEqual(
-        history,
+        messages,
         [stored, one, two, fromBob].map((r) => ('status' in r ? ok(r).message : r.message)),
       );
       assert.equal(await rowsIn(room.id), 4);
@@ -289,9 +290,7 @@ for (const store of STORES) {
         for (const r of await Promise.all(sends)) assert.equal(r.created, true);
       }
       for (const room of rooms) {
-        const seqs = (await alice.get(s1, `/api/chat/rooms/${room.id}/messages?limit=200`)).body.messages.map(
-          (m: { seq: number }) => m.seq,
-        );
+        const seqs = (await history(alice, s1, room.id, { limit: '200' })).data!.messages.map((m) => m.seq);
         assert.deepEqual(
           seqs,
           Array.from({ length: 2 * ROUNDS }, (_, i) => i + 1),
@@ -321,69 +320,62 @@ for (const store of STORES) {
     it('pages history with after and limit', async () => {
       const room = await newRoom();
       const url = `/api/chat/rooms/${room.id}/messages`;
-      for (let i = 1; i <= 7; i++) {
-        assert.equal((await alice.post(i % 2 ? s1 : s2, url, { text: `m${i}`, clientMsgId: `p${i}` })).status, 201);
-      }
-      const page = async (query: string) => {
-        const r = await bob.get(s2, `${url}${query}`);
-        assert.equal(r.status, 200, JSON.stringify(r.body));
-        return r.body.messages.map((m: { seq: number; text: string }) => `${m.seq}:${m.text}`);
+      for (let i = 1; i <= 7; i++)
+        assert.equal(await statusOf(send(alice, i % 2 ? s1 : s2, room.id, `m${i}`, `p${i}`)), 201);
+      const page = async (query: { after?: string; limit?: string } = {}) => {
+        const r = await history(bob, s2, room.id, query);
+        assert.equal(r.response.status, 200, JSON.stringify(r.error));
+        return r.data!.messages.map((m) => `${m.seq}:${m.text}`);
       };
-      assert.deepEqual(await page(''), ['1:m1', '2:m2', '3:m3', '4:m4', '5:m5', '6:m6', '7:m7']);
-      assert.deepEqual(await page('?after=0&limit=3'), ['1:m1', '2:m2', '3:m3']);
-      assert.deepEqual(await page('?after=3&limit=3'), ['4:m4', '5:m5', '6:m6']);
-      assert.deepEqual(await page('?after=6&limit=3'), ['7:m7']);
-      assert.deepEqual(await page('?after=7'), []);
-      assert.deepEqual(await page('?after=100'), []);
+      assert.deepEqual(await page(), ['1:m1', '2:m2', '3:m3', '4:m4', '5:m5', '6:m6', '7:m7']);
+      assert.deepEqual(await page({ after: '0', limit: '3' }), ['1:m1', '2:m2', '3:m3']);
+      assert.deepEqual(await page({ after: '3', limit: '3' }), ['4:m4', '5:m5', '6:m6']);
+      assert.deepEqual(await page({ after: '6', limit: '3' }), ['7:m7']);
+      assert.deepEqual(await page({ after: '7' }), []);
+      assert.deepEqual(await page({ after: '100' }), []);
       for (const bad of ['?limit=0', '?limit=201', '?limit=x', '?after=-1', '?after=1.5', '?after=a&limit=2']) {
-        const refused = await bob.get(s2, `${url}${bad}`);
+        const refused = await bob.get(s2, `${url}${bad}`); // raw: queries the schema refuses
         assert.equal(refused.status, 400, bad);
         assert.doesNotMatch(refused.body.error.message, /pattern|\^|\$/, 'said in words, not as a regular expression');
       }
       assert.equal(
-        (await bob.get(s2, `${url}?limit=0`)).body.error.message,
+        (await bob.get(s2, `${url}?limit=0`)).body.error.message, // raw: a limit the schema refuses
         'querystring.limit is not valid: at most this many messages, 1 to 200; default 50.',
       );
       assert.equal(
-        (await bob.get(s2, '/api/chat/rooms/nope/messages')).body.error.message,
+        (await bob.get(s2, '/api/chat/rooms/nope/messages')).body.error.message, // raw: a room id the schema refuses
         'params.id is not valid: a room id (uuid).',
       );
       // The default limit is 50.
       const big = await newRoom();
-      const bigUrl = `/api/chat/rooms/${big.id}/messages`;
-      await Promise.all(
-        Array.from({ length: 60 }, (_, i) => alice.post(s1, bigUrl, { text: `b${i}`, clientMsgId: `b${i}` })),
-      );
-      const first = (await alice.get(s1, bigUrl)).body.messages;
+      await Promise.all(Array.from({ length: 60 }, (_, i) => send(alice, s1, big.id, `b${i}`, `b${i}`)));
+      const first = (await history(alice, s1, big.id)).data!.messages;
       assert.equal(first.length, 50);
-      assert.equal(first[49].seq, 50);
-      assert.equal((await alice.get(s1, `${bigUrl}?after=50`)).body.messages.length, 10);
+      assert.equal(first[49]!.seq, 50);
+      assert.equal((await history(alice, s1, big.id, { after: '50' })).data!.messages.length, 10);
     });
 
     it('read marks are records: marked through server 1, the same unread counts through server 2', async () => {
       const room = await newRoom();
       const quiet = await newRoom();
-      const url = `/api/chat/rooms/${room.id}/messages`;
-      for (let i = 1; i <= 5; i++) {
-        assert.equal((await alice.post(s1, url, { text: `u${i}`, clientMsgId: `u${i}` })).status, 201);
-      }
-      const unread = async (server: TestServer) => {
-        const r = await bob.get(server, '/api/chat/unread');
-        assert.equal(r.status, 200);
-        return r.body.rooms as Record<string, number>;
+      for (let i = 1; i <= 5; i++) assert.equal(await statusOf(send(alice, s1, room.id, `u${i}`, `u${i}`)), 201);
+      const unread = async (server: TestServer, user = bob) => {
+        const r = await user.api(server).GET('/api/chat/unread');
+        assert.equal(r.response.status, 200);
+        return r.data!.rooms;
       };
       assert.equal((await unread(s2))[room.id], 5, 'nothing read: every message counts');
       assert.equal((await unread(s2))[quiet.id], 0, 'rooms with nothing unread are listed with 0');
       const read = (server: TestServer, seq: number, id = room.id) =>
-        bob.post(server, `/api/chat/rooms/${id}/read`, { seq });
-      assert.equal((await read(s1, 3)).status, 204);
+        statusOf(bob.api(server).POST('/api/chat/rooms/{id}/read', { params: { path: { id } }, body: { seq } }));
+      assert.equal(await read(s1, 3), 204);
       assert.equal((await unread(s2))[room.id], 2);
       assert.equal((await unread(s1))[room.id], 2);
-      assert.equal((await read(s2, 1)).status, 204);
+      assert.equal(await read(s2, 1), 204);
       assert.equal((await unread(s1))[room.id], 2, 'a read mark never moves backwards');
-      assert.equal((await alice.post(s2, url, { text: 'u6', clientMsgId: 'u6' })).status, 201);
+      assert.equal(await statusOf(send(alice, s2, room.id, 'u6', 'u6')), 201);
       assert.equal((await unread(s2))[room.id], 3);
-      assert.equal((await read(s1, 1000)).status, 204);
+      assert.equal(await read(s1, 1000), 204);
       assert.equal((await unread(s2))[room.id], 0, "beyond the room's last seq reads up to it");
       const stored = await db.query('SELECT last_read_seq FROM chat_reads WHERE room_id = $1', [room.id]);
       assert.deepEqual(
@@ -391,11 +383,12 @@ for (const store of STORES) {
         [6],
       );
       assert.equal((await unread(s1))[room.id], 0);
-      assert.equal((await read(s1, 1, randomUUID())).status, 404);
+      assert.equal(await read(s1, 1, randomUUID()), 404);
       for (const body of [{}, { seq: -1 }, { seq: 1.5 }, { seq: '1' }, { seq: 1, extra: true }]) {
-        assert.equal((await bob.post(s1, `/api/chat/rooms/${room.id}/read`, body)).status, 400, JSON.stringify(body));
+        const refused = await bob.post(s1, `/api/chat/rooms/${room.id}/read`, body); // raw: bodies the schema refuses
+        assert.equal(refused.status, 400, JSON.stringify(body));
       }
-      assert.equal((await alice.get(s1, '/api/chat/unread')).body.rooms[room.id], 6, 'marks are per user');
+      assert.equal((await unread(s1, alice))[room.id], 6, 'marks are per user');
     });
 
     it('refuses bad messages and stores nothing', async () => {
@@ -417,50 +410,58 @@ for (const store of STORES) {
         [url, { text: '\u200b\u2060', clientMsgId: 'x11' }, 400],
         ['/api/chat/rooms/not-a-uuid/messages', { text: 'hi', clientMsgId: 'x7' }, 400],
         [`/api/chat/rooms/urn:uuid:${room.id}/messages`, { text: 'hi', clientMsgId: 'x8' }, 400],
-        [`/api/chat/rooms/${randomUUID()}/messages`, { text: 'hi', clientMsgId: 'x9' }, 404],
       ];
       for (const [path, body, status] of bad) {
-        const r = await alice.post(s1, path, body);
+        const r = await alice.post(s1, path, body); // raw: bodies and room ids the schema refuses
         assert.equal(r.status, status, `${path} ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
       }
+      const nowhere = await send(alice, s1, randomUUID(), 'hi', 'x9');
+      assert.equal(nowhere.response.status, 404, JSON.stringify(nowhere.error));
       assert.equal(await rowsIn(room.id), 0);
-      assert.equal((await alice.get(s1, `/api/chat/rooms/${randomUUID()}/messages`)).status, 404);
-      assert.equal((await alice.get(s1, '/api/chat/rooms/nope/messages')).status, 400);
-      const listed = (await alice.get(s1, '/api/chat/rooms')).body.rooms.find((r: { id: string }) => r.id === room.id);
-      assert.equal(listed.lastSeq, 0, 'a refused message takes no seq');
-      const blank = await alice.post(s1, url, { text: '   ', clientMsgId: 'x12' });
+      assert.equal(await statusOf(history(alice, s1, randomUUID())), 404);
+      assert.equal((await alice.get(s1, '/api/chat/rooms/nope/messages')).status, 400); // raw: a room id the schema refuses
+      const listed = (await rooms(alice, s1)).find((r) => r.id === room.id);
+      assert.equal(listed?.lastSeq, 0, 'a refused message takes no seq');
+      const blank = await alice.post(s1, url, { text: '   ', clientMsgId: 'x12' }); // raw: a text the schema refuses
       assert.equal(
         blank.body.error.message,
         'body.text is not valid: 1 to 4000 characters, at least one of them visible (not only spaces).',
       );
-      const longest = await alice.post(s2, url, { text: 'x'.repeat(4000), clientMsgId: '!~' });
-      assert.equal(longest.status, 201);
-      assert.equal(longest.body.message.seq, 1);
+      const longest = await send(alice, s2, room.id, 'x'.repeat(4000), '!~');
+      assert.equal(longest.response.status, 201);
+      assert.equal(longest.data!.message.seq, 1);
     });
 
     it('every route wants a signed-in user', async () => {
       const room = await newRoom();
-      const anonymous = s2.client();
-      const base = `/api/chat/rooms/${room.id}`;
-      for (const [method, url, body] of [
-        ['GET', '/api/chat/rooms', undefined],
-        ['POST', '/api/chat/rooms', { name: 'anon' }],
-        ['GET', `${base}/messages`, undefined],
-        ['POST', `${base}/messages`, { text: 'hi', clientMsgId: 'anon' }],
-        ['POST', `${base}/read`, { seq: 1 }],
-        ['GET', '/api/chat/unread', undefined],
-        ['GET', `${base}/presence`, undefined],
+      const anonymous = s2.client().api;
+      const path = { path: { id: room.id } };
+      for (const [route, call] of [
+        ['GET /api/chat/rooms', () => anonymous.GET('/api/chat/rooms')],
+        ['POST /api/chat/rooms', () => anonymous.POST('/api/chat/rooms', { body: { name: 'anon' } })],
+        ['GET messages', () => anonymous.GET('/api/chat/rooms/{id}/messages', { params: path })],
+        [
+          'POST messages',
+          () =>
+            anonymous.POST('/api/chat/rooms/{id}/messages', {
+              params: path,
+              body: { text: 'hi', clientMsgId: 'anon' },
+            }),
+        ],
+        ['POST read', () => anonymous.POST('/api/chat/rooms/{id}/read', { params: path, body: { seq: 1 } })],
+        ['GET /api/chat/unread', () => anonymous.GET('/api/chat/unread')],
+        ['GET presence', () => anonymous.GET('/api/chat/rooms/{id}/presence', { params: path })],
       ] as const) {
-        const r = await anonymous.request(method, url, body === undefined ? {} : { json: body });
-        assert.equal(r.status, 401, `${method} ${url}`);
+        assert.equal(await statusOf(call()), 401, route);
       }
       assert.equal(await rowsIn(room.id), 0);
     });
 
     it('answers presence from session state: live marks only, each user once whatever the servers', async () => {
       const room = await newRoom();
-      const url = `/api/chat/rooms/${room.id}/presence`;
-      assert.deepEqual((await bob.get(s1, url)).body, { online: [] });
+      const presence = (server: TestServer, id = room.id) =>
+        bob.api(server).GET('/api/chat/rooms/{id}/presence', { params: { path: { id } } });
+      assert.deepEqual((await presence(s1)).data, { online: [] });
       const now = Date.now();
       const key = `presence:${room.id}`;
       await s1.services.state.hashes.set(key, `${alice.username}@s1`, String(now + 60_000));
@@ -468,9 +469,9 @@ for (const store of STORES) {
       await s1.services.state.hashes.set(key, 'gone_user@s1', String(now - 1));
       // Memory: each server has its own session state, so ask the server that holds it.
       const asked = store === 'memory' ? s1 : s2;
-      assert.deepEqual((await bob.get(asked, url)).body, { online: [alice.username] });
-      assert.equal((await bob.get(s1, `/api/chat/rooms/${randomUUID()}/presence`)).status, 404);
-      assert.equal((await bob.get(s1, '/api/chat/rooms/x/presence')).status, 400);
+      assert.deepEqual((await presence(asked)).data, { online: [alice.username] });
+      assert.equal(await statusOf(presence(s1, randomUUID())), 404);
+      assert.equal((await bob.get(s1, '/api/chat/rooms/x/presence')).status, 400); // raw: a room id the schema refuses
     });
 
     it('publishes a wake-up on the bus after a message commits, the message riding along', async () => {
@@ -479,9 +480,8 @@ for (const store of STORES) {
       const heard: string[] = [];
       const unsubscribe = await listener.services.state.bus.subscribe(`chat:${room.id}`, (m) => heard.push(m));
       try {
-        const url = `/api/chat/rooms/${room.id}/messages`;
-        assert.equal((await alice.post(s1, url, { text: 'wake', clientMsgId: 'w1' })).status, 201);
-        assert.equal((await alice.post(s1, url, { text: 'wake', clientMsgId: 'w2' })).status, 201);
+        assert.equal(await statusOf(send(alice, s1, room.id, 'wake', 'w1')), 201);
+        assert.equal(await statusOf(send(alice, s1, room.id, 'wake', 'w2')), 201);
         await waitFor(() => heard.length >= 2, { what: 'two chat wake-ups' });
         const signals = heard.map((m) => JSON.parse(m) as { k: string; seq: number; message: { text: string } });
         assert.deepEqual(
