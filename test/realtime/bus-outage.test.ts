@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PASSWORD } from '../security/backends.ts';
-import { startApps, type TestApps, type TestServer } from '../support/app.ts';
+import { startApps, statusOf, type TestApps, type TestServer } from '../support/app.ts';
 import { cookieHeaders, listen, LiveSocket, signedIn } from '../support/live.ts';
 import { startRedisServer, type RedisServerHandle } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
@@ -82,19 +82,19 @@ for (const store of ['postgres', 'redis'] as const) {
         // may fail: the same clientMsgId again is the same message).
         const sendAll = async (from: number, to: number) => {
           for (let i = from; i <= to; i++) {
-            await waitFor(
-              async () =>
-                (
-                  await s1
-                    .client()
-                    .post(
-                      `/api/chat/rooms/${room}/messages`,
-                      { text: `m${i}`, clientMsgId: `m${i}` },
-                      { authorization: `Bearer ${token}` },
-                    )
-                ).status === 201,
-              { what: `message ${i} stored`, timeoutMs: 30_000, intervalMs: 50 },
-            );
+            const send = () =>
+              s1
+                .client()
+                .apiWith({ authorization: `Bearer ${token}` })
+                .POST('/api/chat/rooms/{id}/messages', {
+                  params: { path: { id: room } },
+                  body: { text: `m${i}`, clientMsgId: `m${i}` },
+                });
+            await waitFor(async () => (await statusOf(send())) === 201, {
+              what: `message ${i} stored`,
+              timeoutMs: 30_000,
+              intervalMs: 50,
+            });
           }
         };
         await sendAll(1, MESSAGES / 3);
