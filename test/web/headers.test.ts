@@ -124,23 +124,24 @@ describe('web UI security headers', () => {
 
   it('GET /web/session says who is signed in, 200 either way, never cached', async () => {
     const client = server.client();
-    const signedOut = await client.get('/web/session');
-    assert.equal(signedOut.status, 200);
-    assert.deepEqual(signedOut.body, { user: null });
-    assert.equal(signedOut.headers['cache-control'], 'no-store');
-    assert.equal(signedOut.headers['x-content-type-options'], 'nosniff');
+    const session = () => client.api.GET('/web/session');
+    const signedOut = await session();
+    assert.equal(signedOut.response.status, 200);
+    assert.deepEqual(signedOut.data, { user: null });
+    assert.equal(signedOut.response.headers.get('cache-control'), 'no-store');
+    assert.equal(signedOut.response.headers.get('x-content-type-options'), 'nosniff');
 
     const registered = await client.api.POST('/api/auth/register', {
       body: { username: 'webby', password: 'a long enough password' },
     });
     assert.equal(registered.response.status, 201);
-    const signedIn = await client.get('/web/session');
-    assert.equal(signedIn.status, 200);
-    assert.deepEqual(signedIn.body, { user: registered.data!.user });
-    assert.equal(signedIn.headers['cache-control'], 'no-store');
+    const signedIn = await session();
+    assert.equal(signedIn.response.status, 200);
+    assert.deepEqual(signedIn.data, { user: registered.data!.user });
+    assert.equal(signedIn.response.headers.get('cache-control'), 'no-store');
 
     assert.equal((await client.api.POST('/api/auth/logout')).response.status, 204);
-    assert.deepEqual((await client.get('/web/session')).body, { user: null });
+    assert.deepEqual((await session()).data, { user: null });
   });
 
   it('lists GET /web/session in the OpenAPI document', async () => {
