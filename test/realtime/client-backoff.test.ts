@@ -72,16 +72,15 @@ describe('the chat client reconnecting', () => {
     const url = `ws://127.0.0.1:${await deadPort()}/ws`;
     const { client, attempts, gaps } = recordingClient(() => url);
     clients.push(client.connect());
-    await waitFor(() => attempts.length >= 13, { what: '13 attempts', timeoutMs: 10_000 });
+    await waitFor(() => attempts.length >= 15, { what: '15 attempts', timeoutMs: 10_000 });
     client.close();
     // From the 4th wait on the ceiling is the cap. Were there no jitter, every wait would be the
-    // whole ceiling; with full jitter, 8 waits all in the top fifth happen once in 390,000 runs.
-    const capped = gaps().slice(3, 11);
-    assert.ok(
-      capped.some((gap) => gap < MAX_MS * 0.8),
-      `some wait well under the cap: ${capped.map((g) => g.toFixed(0)).join(', ')} ms`,
-    );
-    assert.ok(new Set(capped.map((g) => Math.round(g))).size > 1, 'the waits differ');
+    // whole ceiling, all alike; with full jitter 10 waits spread over 0 to 160 ms, and all 10 within
+    // 32 ms of each other happens about once in 240,000 runs. (A busy machine's late timers add
+    // spread; they do not take it away.)
+    const capped = gaps().slice(3, 13);
+    const spread = Math.max(...capped) - Math.min(...capped);
+    assert.ok(spread > MAX_MS * 0.2, `the waits spread: ${capped.map((g) => g.toFixed(0)).join(', ')} ms`);
   });
 
   it('starts again from the shortest wait after a connection that opened', async () => {
