@@ -69,11 +69,10 @@ export class CheckoutSaga {
 
   /** Runs the one step the saga waits for, if any; resolves with the state after it. */
   async step(orderId: string): Promise<SagaState | null> {
-    let confirmed: LockedSaga | undefined;
-    let ended: Transition | undefined;
+    /** The step that ended the saga, when this one did: known only once its transaction committed. */
+    let ended: { next: Transition; saga: LockedSaga } | undefined;
     const state = await retryOnSqlState(() =>
       inTransaction(this.db, async (tx) => {
-        confirmed = undefined;
         ended = undefined;
         const { rows } = await tx.query<LockedSaga>(q.lockSaga(orderId));
         const saga = rows[0];
@@ -82,19 +81,18 @@ export class CheckoutSaga {
         const next = await this.#effect(tx, orderId, saga);
         if (this.options.stepDelayMs) await delay(this.options.stepDelayMs);
         await this.#record(tx, orderId, next);
-        if (next.state === 'confirmed') confirmed = saga;
-        if (TERMINAL.has(next.state)) ended = next;
+        if (TERMINAL.has(next.state)) ended = { next, saga };
         return next.state;
       }),
     );
-    if (ended) {
-      // Counted after the commit: the step that ended the saga ran here, once.
-      const outcome = ended.reason ? `${ended.state}:${ended.reason}` : ended.state;
-      this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
-    }
-    if (confirmed) {
-      // After the commit, once: a crash just here leaves the lines in the cart, which is harmless.
-      await this.options.onConfirmed(confirmed.user_id, confirmed.items).catch((error: unknown) => {
+    if (!ended) return state;
+    // After the commit, once: the step that ended the saga ran here.
+    const { next, saga } = ended;
+    const outcome = next.reason ? `${next.state}:${next.reason}` : next.state;
+    this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
+    if (next.state === 'confirmed') {
+      // A crash just here leaves the lines in the cart, which is harmless.
+      await this.options.onConfirmed(saga.user_id, saga.items).catch((error: unknown) => {
         this.options.log.warn({ err: error, orderId }, 'confirmed order: could not take its lines out of the cart');
       });
     }

@@ -45,21 +45,20 @@ export async function ensurePostgresStateSchema(client: pg.ClientBase): Promise<
         fields jsonb NOT NULL,
         expires_at bigint
       );
-      -- Made UNLOGGED by earlier versions: logged from now on (a rewrite of the table, once).
-      DO $$ BEGIN
-        IF (SELECT relpersistence FROM pg_class WHERE oid = 'state_sessions'::regclass) = 'u' THEN
-          ALTER TABLE state_sessions SET LOGGED;
-        END IF;
-        IF (SELECT relpersistence FROM pg_class WHERE oid = 'state_hashes'::regclass) = 'u' THEN
-          ALTER TABLE state_hashes SET LOGGED;
-        END IF;
-      END $$;
       CREATE UNLOGGED TABLE IF NOT EXISTS state_keys (
         key text PRIMARY KEY,
         value text NOT NULL,
         expires_at bigint NOT NULL
       );`);
     await client.query(NEAR_CACHE_TRIGGERS);
+    // Earlier versions made these UNLOGGED: logged from now on (a rewrite of each, once).
+    await client.query(`DO $$ DECLARE t text; BEGIN
+      FOREACH t IN ARRAY ARRAY['state_sessions', 'state_hashes', 'state_near_cached_prefixes'] LOOP
+        IF (SELECT relpersistence FROM pg_class WHERE oid = t::regclass) = 'u' THEN
+          EXECUTE format('ALTER TABLE %I SET LOGGED', t);
+        END IF;
+      END LOOP;
+    END $$`);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});

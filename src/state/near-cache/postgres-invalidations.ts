@@ -21,11 +21,6 @@ export const NEAR_CACHE_TRIGGERS = `
   -- Logged: a PostgreSQL crash empties an unlogged table, and the revocation markers' changes would
   -- go unannounced until every server restarted.
   CREATE TABLE IF NOT EXISTS state_near_cached_prefixes (prefix text PRIMARY KEY);
-  DO $$ BEGIN
-    IF (SELECT relpersistence FROM pg_class WHERE oid = 'state_near_cached_prefixes'::regclass) = 'u' THEN
-      ALTER TABLE state_near_cached_prefixes SET LOGGED;
-    END IF;
-  END $$;
   CREATE UNLOGGED TABLE IF NOT EXISTS state_near_cache_listeners (
     pid integer PRIMARY KEY,
     backend_start timestamptz NOT NULL
